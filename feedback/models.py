@@ -1,0 +1,1 @@
+"""Human feedback: comparisons of recommendation lists and feedback on single movies."""

@@ -1,0 +1,16 @@
+"""Template context shared by every page."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+
+from .roles import is_annotator
+
+
+def roles(request: HttpRequest) -> dict:
+    user = getattr(request, "user", None)
+    authenticated = bool(user and user.is_authenticated)
+    return {
+        "is_annotator": authenticated and is_annotator(user),
+        "is_staff": authenticated and user.is_staff,
+    }

@@ -1,0 +1,7 @@
+"""REST API routes, one include per app."""
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("movies.api_urls")),
+]

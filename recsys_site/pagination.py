@@ -1,0 +1,8 @@
+"""Page-number pagination whose page size the client may choose within a bound."""
+
+from rest_framework import pagination
+
+
+class PageNumberPagination(pagination.PageNumberPagination):
+    page_size_query_param = "page_size"
+    max_page_size = 200

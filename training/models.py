@@ -1,0 +1,1 @@
+"""Model versions, their artifacts, and the runs that trained them."""
