@@ -1,1 +1,13 @@
-urlpatterns = []
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("movies/", views.movie_list, name="movie-list"),
+    path("movies/<int:movie_id>/", views.movie_detail, name="movie-detail"),
+    path("movies/<int:movie_id>/rate/", views.movie_rate, name="movie-rate"),
+    path("movies/<int:movie_id>/unrate/", views.movie_unrate, name="movie-unrate"),
+    path("my/ratings/", views.my_ratings, name="my-ratings"),
+    path("welcome/", views.onboarding, name="onboarding"),
+]

@@ -10,5 +10,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/", include("recsys_site.api_urls")),
     path("accounts/", include("movies.account_urls")),
+    path("", include("training.urls")),
+    path("", include("feedback.urls")),
     path("", include("movies.urls")),
 ]

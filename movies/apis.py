@@ -1,0 +1,182 @@
+"""REST endpoints for the catalogue and the signed-in user's ratings."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.generics import ListAPIView, RetrieveAPIView
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from recsys_site.pagination import PageNumberPagination
+
+from . import selectors, services
+from .exceptions import InvalidRating, UnknownMovie
+from .forms import MovieFilterForm
+from .models import RATING_MAX, RATING_MIN, Genre, Movie, Rating
+
+
+class MovieOutputSerializer(serializers.ModelSerializer):
+    genres = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
+    imdb_url = serializers.CharField(read_only=True)
+    tmdb_url = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Movie
+        fields = ["id", "title", "year", "genres", "num_ratings", "avg_rating", "imdb_id", "tmdb_id", "imdb_url", "tmdb_url"]
+
+
+MOVIE_FILTER_PARAMETERS = [
+    OpenApiParameter("q", str, description="Part of the title, case-insensitive."),
+    OpenApiParameter("genre", str, description="Genre name, e.g. Comedy."),
+    OpenApiParameter("year_min", int),
+    OpenApiParameter("year_max", int),
+    OpenApiParameter("min_ratings", int, description="Only movies with at least this many ratings."),
+    OpenApiParameter("sort", str, enum=["popularity", "rating", "year", "title"]),
+]
+
+
+class MovieListApi(ListAPIView):
+    serializer_class = MovieOutputSerializer
+    permission_classes = [AllowAny]
+
+    @extend_schema(parameters=MOVIE_FILTER_PARAMETERS)
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        genres = list(selectors.genre_list().values_list("name", flat=True))
+        params = self.request.query_params.copy()
+        params.pop("page", None)
+        params.pop("page_size", None)
+        form = MovieFilterForm(params, genres=genres)
+        if params and not form.is_valid():
+            raise serializers.ValidationError(form.errors.get_json_data())
+        return selectors.movie_list(filters=form.filters())
+
+
+class MovieDetailApi(RetrieveAPIView):
+    serializer_class = MovieOutputSerializer
+    permission_classes = [AllowAny]
+
+    def get_object(self):
+        movie = selectors.movie_get(movie_id=self.kwargs["movie_id"])
+        if movie is None:
+            from rest_framework.exceptions import NotFound
+
+            raise NotFound("No movie with this MovieLens id.")
+        return movie
+
+
+class GenreOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Genre
+        fields = ["name"]
+
+
+class GenreListApi(ListAPIView):
+    serializer_class = GenreOutputSerializer
+    permission_classes = [AllowAny]
+    pagination_class = None
+
+    def get_queryset(self):
+        return selectors.genre_list()
+
+
+class RatingOutputSerializer(serializers.ModelSerializer):
+    movie = serializers.IntegerField(source="movie_id")
+    title = serializers.CharField(source="movie.display_title")
+
+    class Meta:
+        model = Rating
+        fields = ["movie", "title", "rating", "rated_at"]
+
+
+class RatingValueField(serializers.FloatField):
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        try:
+            return services.validate_rating_value(value)
+        except InvalidRating as error:
+            raise serializers.ValidationError(str(error)) from None
+
+
+class RatingInputSerializer(serializers.Serializer):
+    movie = serializers.IntegerField(min_value=1, help_text="MovieLens movie id.")
+    rating = RatingValueField(
+        min_value=RATING_MIN, max_value=RATING_MAX, help_text="0.5 to 5.0 in steps of 0.5."
+    )
+
+
+class RatingUpdateSerializer(serializers.Serializer):
+    rating = RatingValueField(min_value=RATING_MIN, max_value=RATING_MAX)
+
+
+def _rating_of_user(user, movie_id: int) -> Rating:
+    """The one permission-checked fetch of a rating: only the owner's own rating exists for them."""
+    return get_object_or_404(Rating.objects.select_related("movie"), rater__user=user, movie_id=movie_id)
+
+
+class RatingListCreateApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=RatingOutputSerializer(many=True))
+    def get(self, request):
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(selectors.user_ratings(user=request.user), request, view=self)
+        return paginator.get_paginated_response(RatingOutputSerializer(page, many=True).data)
+
+    @extend_schema(request=RatingInputSerializer, responses={201: RatingOutputSerializer})
+    def post(self, request):
+        serializer = RatingInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        movie_id = serializer.validated_data["movie"]
+        if Rating.objects.filter(rater__user=request.user, movie_id=movie_id).exists():
+            raise serializers.ValidationError(
+                {"movie": [f"You already rated movie {movie_id}; use PUT /api/ratings/{movie_id}/ to change it."]}
+            )
+        try:
+            rating = services.rating_set(user=request.user, movie_id=movie_id, value=serializer.validated_data["rating"])
+        except UnknownMovie as error:
+            raise serializers.ValidationError({"movie": [str(error)]}) from None
+        return Response(RatingOutputSerializer(_rating_of_user(request.user, rating.movie_id)).data, status=status.HTTP_201_CREATED)
+
+
+class RatingDetailApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=RatingOutputSerializer)
+    def get(self, request, movie_id: int):
+        return Response(RatingOutputSerializer(_rating_of_user(request.user, movie_id)).data)
+
+    @extend_schema(request=RatingUpdateSerializer, responses=RatingOutputSerializer)
+    def put(self, request, movie_id: int):
+        _rating_of_user(request.user, movie_id)
+        serializer = RatingUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.rating_set(user=request.user, movie_id=movie_id, value=serializer.validated_data["rating"])
+        return Response(RatingOutputSerializer(_rating_of_user(request.user, movie_id)).data)
+
+    @extend_schema(request=RatingUpdateSerializer, responses=RatingOutputSerializer)
+    def patch(self, request, movie_id: int):
+        return self.put(request, movie_id)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, movie_id: int):
+        _rating_of_user(request.user, movie_id)
+        services.rating_delete(user=request.user, movie_id=movie_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TokenApi(ObtainAuthToken):
+    """POST username and password; returns a token for `Authorization: Token <key>`."""
+
+    @extend_schema(
+        request=inline_serializer("TokenRequest", {"username": serializers.CharField(), "password": serializers.CharField()}),
+        responses=inline_serializer("TokenResponse", {"token": serializers.CharField()}),
+    )
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)

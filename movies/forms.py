@@ -1,0 +1,68 @@
+"""Forms for browsing, rating and signing up; they validate, services act."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import UserCreationForm
+
+from .exceptions import InvalidRating
+from .selectors import DEFAULT_SORT, MovieFilters
+from .services import validate_rating_value
+
+SORT_CHOICES = [
+    ("popularity", "Most rated"),
+    ("rating", "Highest rated"),
+    ("year", "Newest"),
+    ("title", "Title"),
+]
+YEAR_MIN, YEAR_MAX = 1870, 2100
+
+
+class MovieFilterForm(forms.Form):
+    q = forms.CharField(required=False, max_length=200, label="Title")
+    genre = forms.ChoiceField(required=False, choices=())
+    year_min = forms.IntegerField(required=False, min_value=YEAR_MIN, max_value=YEAR_MAX, label="From year")
+    year_max = forms.IntegerField(required=False, min_value=YEAR_MIN, max_value=YEAR_MAX, label="To year")
+    min_ratings = forms.IntegerField(required=False, min_value=0, max_value=10_000_000, label="Min. ratings")
+    sort = forms.ChoiceField(required=False, choices=SORT_CHOICES)
+
+    def __init__(self, *args, genres: list[str] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["genre"].choices = [("", "Any genre")] + [(name, name) for name in genres]
+
+    def clean(self):
+        data = super().clean()
+        low, high = data.get("year_min"), data.get("year_max")
+        if low is not None and high is not None and low > high:
+            self.add_error("year_max", "The end year must not be before the start year.")
+        return data
+
+    def filters(self) -> MovieFilters:
+        data = self.cleaned_data if self.is_valid() else {}
+        return MovieFilters(
+            q=data.get("q") or "",
+            genre=data.get("genre") or "",
+            year_min=data.get("year_min"),
+            year_max=data.get("year_max"),
+            min_ratings=data.get("min_ratings"),
+            sort=data.get("sort") or DEFAULT_SORT,
+        )
+
+
+class RatingForm(forms.Form):
+    rating = forms.CharField(max_length=8)
+
+    def clean_rating(self) -> float:
+        try:
+            return validate_rating_value(self.cleaned_data["rating"])
+        except InvalidRating as error:
+            raise forms.ValidationError(str(error)) from None
+
+
+class SignupForm(UserCreationForm):
+    email = forms.EmailField(required=False)
+
+    class Meta(UserCreationForm.Meta):
+        model = get_user_model()
+        fields = ("username", "email")

@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from movies import services
+
+pytestmark = pytest.mark.django_db
+
+
+def titles(response) -> list[str]:
+    return [movie.title for movie in response.context["page"]]
+
+
+def test_the_list_searches_titles_case_insensitively(client, catalogue):
+    response = client.get("/movies/", {"q": "ALIEN"})
+    assert sorted(titles(response)) == ["Alien", "Aliens"]
+
+
+def test_the_list_filters_by_genre_and_year_range(client, catalogue):
+    response = client.get("/movies/", {"genre": "Sci-Fi", "year_min": 1980, "year_max": 1999})
+    assert sorted(titles(response)) == ["Aliens", "Matrix, The"]
+
+
+def test_the_list_filters_by_minimum_number_of_ratings(client, catalogue):
+    response = client.get("/movies/", {"min_ratings": 5})
+    assert len(titles(response)) == 7  # movies 1..7 are rated by all five dataset users
+
+
+@pytest.mark.parametrize(
+    ("sort", "first"),
+    [("title", "Airplane!"), ("year", "Amelie"), ("popularity", "Toy Story")],
+)
+def test_the_list_sorts(client, catalogue, sort, first):
+    assert titles(client.get("/movies/", {"sort": sort}))[0] == first
+
+
+def test_sorting_by_average_rating_puts_unrated_movies_last(client, catalogue):
+    response = client.get("/movies/", {"sort": "rating"})
+    averages = [movie.avg_rating for movie in response.context["page"]]
+    assert averages[-1] is None
+    rated = [value for value in averages if value is not None]
+    assert rated == sorted(rated, reverse=True)
+
+
+def test_an_impossible_year_range_shows_an_error_not_a_crash(client, catalogue):
+    response = client.get("/movies/", {"year_min": 2000, "year_max": 1990})
+    assert response.status_code == 200
+    assert b"end year must not be before" in response.content
+
+
+def test_htmx_search_returns_only_the_results_fragment(client, catalogue):
+    response = client.get("/movies/", {"q": "heat"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="movie-results")
+    body = response.content.decode()
+    assert body.lstrip().startswith('<div id="movie-results">')
+    assert "<html" not in body and "Heat" in body
+
+
+def test_the_list_page_runs_a_fixed_number_of_queries_whatever_the_page_size(client, alice, catalogue):
+    client.force_login(alice)
+    for movie_id in (1, 2, 3):
+        services.rating_set(user=alice, movie_id=movie_id, value=4.0)
+    with CaptureQueriesContext(connection) as few:
+        client.get("/movies/", {"q": "alien"})
+    with CaptureQueriesContext(connection) as many:
+        client.get("/movies/")
+    # session, user, groups (role), count, page, genres prefetch, own ratings
+    assert len(many) == len(few)
+    assert len(many) <= 8, [query["sql"] for query in many.captured_queries]
+
+
+def test_the_movie_page_shows_genres_tags_links_stats_and_the_users_own_rating(client, alice, catalogue):
+    from datetime import UTC, datetime
+
+    from movies.models import Movie, Rater, Tag
+
+    movie = Movie.objects.get(pk=4)
+    movie.imdb_id, movie.tmdb_id = "0133093", 603
+    movie.save()
+    Tag.objects.create(rater=Rater.objects.get(movielens_id=1), movie=movie, tag="cyberpunk", tagged_at=datetime(2020, 1, 1, tzinfo=UTC))
+    services.rating_set(user=alice, movie_id=4, value=3.5)
+    client.force_login(alice)
+    body = client.get("/movies/4/").content.decode()
+    for expected in ["Matrix, The", "1999", "Sci-Fi", "cyberpunk", "tt0133093", "themoviedb.org/movie/603", "Your rating: <strong>3.5</strong>"]:
+        assert expected in body
+
+
+def test_an_unknown_movie_is_404(client, catalogue):
+    assert client.get("/movies/424242/").status_code == 404
+
+
+def test_pages_work_without_javascript_as_plain_forms(client, alice, catalogue):
+    client.force_login(alice)
+    response = client.post("/movies/5/rate/", {"rating": "4.5", "next": "/movies/?q=notting"})
+    assert response.status_code == 302 and response["Location"] == "/movies/?q=notting"
+    response = client.post("/movies/5/unrate/", {"next": "//evil.example.com/"})
+    assert response["Location"] == "/movies/5/"
+
+
+def test_rating_through_htmx_returns_the_star_widget_and_a_refresh_event(client, alice, catalogue):
+    client.force_login(alice)
+    response = client.post("/movies/5/rate/", {"rating": "2.5"}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    assert response["HX-Trigger"] == "ratings-changed"
+    assert "Your rating: <strong>2.5</strong>" in response.content.decode()
+
+
+def test_a_bad_rating_from_the_page_is_an_error_message_and_nothing_is_stored(client, alice, catalogue):
+    client.force_login(alice)
+    response = client.post("/movies/5/rate/", {"rating": "4.25"}, HTTP_HX_REQUEST="true")
+    assert "multiple of 0.5" in response.content.decode()
+    assert "HX-Trigger" not in response
+    assert client.get("/my/ratings/").context["page"].paginator.count == 0
+
+
+def test_anonymous_visitors_are_sent_to_log_in_before_rating(client, catalogue):
+    response = client.post("/movies/5/rate/", {"rating": "4"})
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_my_ratings_lists_only_my_own_ratings(client, alice, bob, catalogue):
+    services.rating_set(user=alice, movie_id=1, value=5.0)
+    services.rating_set(user=bob, movie_id=2, value=1.0)
+    client.force_login(alice)
+    page = client.get("/my/ratings/").context["page"]
+    assert [rating.movie_id for rating in page] == [1]
