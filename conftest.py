@@ -87,3 +87,6 @@ def catalogue(db):
 
     movie_stats_refresh()
     return movies
+
+
+pytest_plugins = ["browser_testing"]
