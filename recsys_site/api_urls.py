@@ -4,4 +4,5 @@ from django.urls import include, path
 
 urlpatterns = [
     path("", include("movies.api_urls")),
+    path("", include("training.api_urls")),
 ]

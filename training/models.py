@@ -1,1 +1,137 @@
 """Model versions, their artifacts, and the runs that trained them."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class TrainingRun(models.Model):
+    """One execution of the training pipeline, with its progress and results."""
+
+    class Kind(models.TextChoices):
+        BASE = "base", "Recommender"
+        REWARD = "reward", "Reward model"
+        PPO = "ppo", "PPO policy"
+        QLEARNING = "qlearning", "Q-learning policy"
+        ALL = "all", "Full RLHF pipeline"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    class Trigger(models.TextChoices):
+        ADMIN = "admin"
+        API = "api"
+        SCHEDULE = "schedule"
+        COMMAND = "command"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.COMMAND)
+    # True while queued or running, NULL afterwards: the unique constraint below makes two runs
+    # at once impossible at the database level, whatever the number of workers.
+    in_flight = models.BooleanField(null=True, default=True, editable=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    seed = models.PositiveIntegerField(default=0)
+    step = models.CharField(max_length=128, blank=True)
+    progress = models.FloatField(default=0.0, help_text="Percent done, 0 to 100.")
+    log = models.TextField(blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    history = models.JSONField(default=dict, blank=True, help_text="Per-epoch or per-iteration metric series.")
+    error = models.TextField(blank=True)
+    celery_task_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["in_flight"], name="one_training_run_in_flight"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} ({self.kind}, {self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+class ModelVersion(models.Model):
+    """A trained model: its artifact folder, metrics and where it stands in the serving lifecycle."""
+
+    class Kind(models.TextChoices):
+        RECOMMENDER = "recommender"
+        REWARD_MODEL = "reward_model", "Reward model"
+        POLICY = "policy"
+
+    class Status(models.TextChoices):
+        CANDIDATE = "candidate"
+        ACTIVE = "active"
+        RETIRED = "retired"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    algorithm = models.CharField(max_length=16, help_text="base, reward, ppo or qlearning.")
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CANDIDATE, db_index=True)
+    artifact = models.CharField(max_length=512, help_text="Folder under ARTIFACTS_DIR.")
+    metrics = models.JSONField(default=dict, blank=True)
+    config = models.JSONField(default=dict, blank=True)
+    seed = models.PositiveIntegerField(default=0)
+    data_snapshot = models.JSONField(default=dict, blank=True, help_text="Counts and latest timestamps of the training data.")
+    gate = models.JSONField(default=dict, blank=True, help_text="The promotion gate's checks and verdict.")
+    run = models.ForeignKey(TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="versions")
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["algorithm", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["algorithm", "version"], name="one_number_per_algorithm_version"),
+            models.UniqueConstraint(
+                fields=["algorithm"], condition=Q(status="active"), name="one_active_version_per_algorithm"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.algorithm} v{self.version} ({self.status})"
+
+    @property
+    def label(self) -> str:
+        return f"{self.algorithm} v{self.version}"
+
+
+class ModelEvent(models.Model):
+    """Audit trail of the serving lifecycle: who activated, promoted or rolled back what, and when."""
+
+    class Action(models.TextChoices):
+        REGISTERED = "registered"
+        ACTIVATED = "activated"
+        PROMOTED = "promoted"
+        ROLLED_BACK = "rolled_back", "rolled back"
+        RETIRED = "retired"
+        GATE_REJECTED = "gate_rejected", "rejected by the gate"
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="events")
+    action = models.CharField(max_length=16, choices=Action.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    note = models.TextField(blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.version} {self.action}"

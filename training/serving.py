@@ -1,12 +1,133 @@
-"""Recommendations for the request path: numpy scoring of the active model, never TensorFlow."""
+"""Recommendations on the request path: numpy scoring of the active model versions, never TensorFlow.
+
+Each process keeps the arrays of the versions it serves. Every request asks the database which
+version is active (one indexed query), so a promotion or roll-back is picked up without a restart.
+An artifact that fails verification is refused and logged, and the process keeps serving the
+version it had.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
+import numpy as np
+from django.conf import settings
+from django.db import connection
 from django.db.models import F
 
-from movies.models import Movie, Rating
+from movies.models import Movie, Rater, Rating
+from training.ml.artifacts import ArtifactError, load_scorer
+from training.ml.data import History
+from training.ml.scoring import Scorer
+
+from .models import ModelVersion
+
+logger = logging.getLogger(__name__)
+
+SERVABLE_ALGORITHMS = ("base", "ppo", "qlearning")
+POLICY_CHOICES = ("active", "popularity", *SERVABLE_ALGORITHMS)
+RETRY_FAILED_AFTER = 60.0  # seconds before a refused artifact is tried again
+
+
+class UnknownPolicy(Exception):
+    pass
+
+
+@dataclass
+class LoadedModel:
+    version_id: int
+    algorithm: str
+    version: int
+    scorer: Scorer
+    item_ids: np.ndarray  # ascending MovieLens ids of the catalogue indices
+    meta: dict = field(default_factory=dict)
+
+    def indices(self, movie_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Catalogue indices of the movie ids this model knows, and the mask of those it knows."""
+        position = np.searchsorted(self.item_ids, movie_ids)
+        position = np.minimum(position, len(self.item_ids) - 1)
+        known = self.item_ids[position] == movie_ids
+        return position[known].astype(np.int32), known
+
+
+def artifact_path(relative: str) -> Path:
+    return Path(settings.ARTIFACTS_DIR) / relative
+
+
+class ModelCache:
+    """The versions this process has loaded, by algorithm, swapped when the active one changes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active: dict[str, LoadedModel] = {}
+        self._by_id: dict[int, LoadedModel] = {}
+        self._failed: dict[int, float] = {}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._active.clear()
+            self._by_id.clear()
+            self._failed.clear()
+
+    def active(self, algorithm: str) -> LoadedModel | None:
+        row = (
+            ModelVersion.objects.filter(algorithm=algorithm, status=ModelVersion.Status.ACTIVE)
+            .values_list("id", "version", "artifact")
+            .first()
+        )
+        current = self._active.get(algorithm)
+        if row is None:
+            return None
+        if current is not None and current.version_id == row[0]:
+            return current
+        loaded = self._load(row[0], algorithm, row[1], row[2])
+        if loaded is None:
+            return current  # keep serving what we had
+        with self._lock:
+            self._active[algorithm] = loaded
+        if current is not None:
+            logger.info("Now serving %s v%s (was v%s)", algorithm, loaded.version, current.version)
+        return loaded
+
+    def version(self, version: ModelVersion) -> LoadedModel | None:
+        if version.pk in self._by_id:
+            return self._by_id[version.pk]
+        loaded = self._load(version.pk, version.algorithm, version.version, version.artifact)
+        if loaded is not None:
+            with self._lock:
+                if len(self._by_id) >= 8:
+                    self._by_id.pop(next(iter(self._by_id)))
+                self._by_id[version.pk] = loaded
+        return loaded
+
+    def _load(self, version_id: int, algorithm: str, number: int, relative: str) -> LoadedModel | None:
+        failed_at = self._failed.get(version_id)
+        if failed_at is not None and time.monotonic() - failed_at < RETRY_FAILED_AFTER:
+            return None
+        try:
+            scorer, item_ids, meta = load_policy(artifact_path(relative), algorithm)
+        except ArtifactError as error:
+            self._failed[version_id] = time.monotonic()
+            logger.error("Refusing %s v%s: %s", algorithm, number, error)
+            return None
+        self._failed.pop(version_id, None)
+        return LoadedModel(version_id, algorithm, number, scorer, np.asarray(item_ids), meta)
+
+
+def load_policy(path: Path, algorithm: str) -> tuple[Scorer, np.ndarray, dict]:
+    """Load any servable artifact as a scorer over its catalogue."""
+    if algorithm in ("ppo", "qlearning"):
+        from .policies import load_slate_policy
+
+        return load_slate_policy(path, algorithm, base=models.active("base"))
+    return load_scorer(path)
+
+
+models = ModelCache()
 
 
 @dataclass
@@ -23,6 +144,39 @@ class RecommendationList:
     items: list[Recommendation]
 
 
+def served_algorithm() -> str | None:
+    """The policy end users get: the most recently activated of the active policies and recommender."""
+    row = (
+        ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE, algorithm__in=SERVABLE_ALGORITHMS)
+        .order_by(F("activated_at").desc(nulls_last=True), "-id")
+        .values_list("algorithm", flat=True)
+        .first()
+    )
+    return row
+
+
+def rater_history(*, rater_id: int | None, loaded: LoadedModel) -> tuple[History, np.ndarray]:
+    """The rater's history in the model's catalogue indices, and every movie id they rated."""
+    if rater_id is None:
+        return History.empty(), np.zeros(0, np.int64)
+    epoch = (
+        "CAST(EXTRACT(EPOCH FROM rated_at) AS BIGINT)"
+        if connection.vendor == "postgresql"
+        else "CAST(strftime('%s', rated_at) AS INTEGER)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT movie_id, rating, {epoch} FROM {Rating._meta.db_table} WHERE rater_id = %s", [rater_id]
+        )
+        rows = cursor.fetchall()
+    if not rows:
+        return History.empty(), np.zeros(0, np.int64)
+    data = np.array(rows, dtype=np.float64)
+    movie_ids = data[:, 0].astype(np.int64)
+    index, known = loaded.indices(movie_ids)
+    return History(index, data[known, 1], data[known, 2].astype(np.int64)), movie_ids
+
+
 def popular_diverse(*, exclude: set[int], k: int, pool_factor: int = 8) -> list[Recommendation]:
     """The most-rated movies, interleaving genres so the list is not one genre deep."""
     pool = list(
@@ -32,27 +186,146 @@ def popular_diverse(*, exclude: set[int], k: int, pool_factor: int = 8) -> list[
         .prefetch_related("genres")[: k * pool_factor]
     )
     chosen: list[Movie] = []
-    genre_counts: dict[str, int] = {}
-    remaining = pool
-    while remaining and len(chosen) < k:
-        # Penalise genres already shown: pick the candidate whose genres are least represented.
-        best = min(
-            remaining[: k * 2],
-            key=lambda movie: (
-                sum(genre_counts.get(genre.name, 0) for genre in movie.genres.all()) / max(1, len(movie.genres.all())),
-                remaining.index(movie),
-            ),
-        )
+    shown: dict[str, int] = {}
+    while pool and len(chosen) < k:
+        window = pool[: k * 2]
+
+        def crowding(movie: Movie) -> float:
+            names = [genre.name for genre in movie.genres.all()]
+            return sum(shown.get(name, 0) for name in names) / max(1, len(names))
+
+        best = min(window, key=lambda movie: (crowding(movie), window.index(movie)))
         chosen.append(best)
-        remaining = [movie for movie in remaining if movie.pk != best.pk]
+        pool.remove(best)
         for genre in best.genres.all():
-            genre_counts[genre.name] = genre_counts.get(genre.name, 0) + 1
-    return [
-        Recommendation(movie=movie, score=float(movie.num_ratings), reason=f"popular: {movie.num_ratings} ratings")
-        for movie in chosen
-    ]
+            shown[genre.name] = shown.get(genre.name, 0) + 1
+    return [Recommendation(movie, float(movie.num_ratings), f"Popular: {movie.num_ratings:,} ratings") for movie in chosen]
 
 
-def recommendations_for_user(*, user, k: int = 20) -> RecommendationList:
-    rated = set(Rating.objects.filter(rater__user=user).values_list("movie_id", flat=True))
-    return RecommendationList(policy="popularity", version=None, items=popular_diverse(exclude=rated, k=k))
+def _rater_id_of(user) -> int | None:
+    return Rater.objects.filter(user=user).values_list("id", flat=True).first()
+
+
+def recommend(*, rater_id: int | None, policy: str = "active", k: int = 20, with_genres: bool = False) -> RecommendationList:
+    """Top-k for a rater (a site account's or a dataset user's), never a movie they rated."""
+    if policy not in POLICY_CHOICES:
+        raise UnknownPolicy(f"Unknown policy {policy!r}; choose one of {', '.join(POLICY_CHOICES)}.")
+    algorithm = served_algorithm() if policy == "active" else policy
+    loaded = models.active(algorithm) if algorithm in SERVABLE_ALGORITHMS else None
+    if loaded is None:
+        rated = set(Rating.objects.filter(rater_id=rater_id).values_list("movie_id", flat=True)) if rater_id else set()
+        return RecommendationList("popularity", None, popular_diverse(exclude=rated, k=k))
+    history, rated_ids = rater_history(rater_id=rater_id, loaded=loaded)
+    if not len(history):
+        return RecommendationList("popularity", None, popular_diverse(exclude=set(rated_ids.tolist()), k=k))
+    best, scores = loaded.scorer.top_k(history, k=k + len(rated_ids), exclude_rated=True)
+    movie_ids = loaded.item_ids[best]
+    keep = ~np.isin(movie_ids, rated_ids)  # also drop rated movies the model's catalogue lacks
+    best, scores, movie_ids = best[keep][:k], scores[keep][:k], movie_ids[keep][:k]
+    because = [int(loaded.item_ids[loaded.scorer.explain(history, int(i))]) for i in best]
+    queryset = Movie.objects.prefetch_related("genres") if with_genres else Movie.objects.all()
+    movies = queryset.in_bulk([*movie_ids.tolist(), *because])
+    items = []
+    for movie_id, score, reason_id in zip(movie_ids.tolist(), scores.tolist(), because, strict=True):
+        if movie_id not in movies:
+            continue  # removed from the catalogue since the model was trained
+        reason_movie = movies.get(reason_id)
+        reason = f"Because you rated {reason_movie.display_title}" if reason_movie else ""
+        items.append(Recommendation(movies[movie_id], float(score), reason))
+    return RecommendationList(loaded.algorithm, loaded.version, items)
+
+
+def recommendations_for_user(*, user, k: int = 20, policy: str = "active") -> RecommendationList:
+    """For pages: the list with each movie's genres loaded."""
+    return recommend(rater_id=_rater_id_of(user), policy=policy, k=k, with_genres=True)
+
+
+@dataclass
+class Slate:
+    """An ordered list from one source, with what off-policy evaluation needs to know about it."""
+
+    movie_ids: list[int]
+    policy: str
+    version: int | None
+    version_id: int | None
+    explore: bool
+    probability: float | None  # of this exact ordered list under the source; None when undefined
+
+    def source(self) -> dict:
+        return {
+            "policy": self.policy,
+            "version": self.version,
+            "version_id": self.version_id,
+            "explore": self.explore,
+            "probability": self.probability,
+        }
+
+
+def _plackett_luce_sample(scores: np.ndarray, k: int, temperature: float, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """k items without replacement from softmax(scores / temperature); returns them and log-probability."""
+    logits = scores.astype(np.float64) / max(temperature, 1e-6)
+    logits -= logits[np.isfinite(logits)].max()
+    weights = np.where(np.isfinite(logits), np.exp(logits), 0.0)
+    chosen, logprob = [], 0.0
+    for _ in range(min(k, int((weights > 0).sum()))):
+        total = weights.sum()
+        pick = int(rng.choice(len(weights), p=weights / total))
+        logprob += float(np.log(weights[pick] / total))
+        chosen.append(pick)
+        weights[pick] = 0.0
+    return np.asarray(chosen, np.int64), logprob
+
+
+def slate_for(
+    *,
+    rater_id: int,
+    policy: str,
+    k: int = 10,
+    explore: bool = False,
+    temperature: float = 0.3,
+    candidates: int = 200,
+    rng: np.random.Generator | None = None,
+    version: ModelVersion | None = None,
+) -> Slate:
+    """A list for a comparison task from one source.
+
+    ``explore`` samples from a Plackett-Luce distribution over the source's top ``candidates``
+    (softmax of score / temperature) and records the list's probability; without it the list is
+    the deterministic top-k (probability 1). ``random`` draws uniformly among movies with ratings
+    and ``worst`` takes the lowest-scored of the 500 most popular movies for the rater: both make
+    clearly worse lists for gold tasks.
+    """
+    rng = rng or np.random.default_rng()
+    if policy == "random":
+        rated = set(Rating.objects.filter(rater_id=rater_id).values_list("movie_id", flat=True))
+        pool = np.array(
+            [m for m in Movie.objects.filter(num_ratings__gt=0).values_list("id", flat=True) if m not in rated], np.int64
+        )
+        picks = rng.choice(pool, size=min(k, len(pool)), replace=False)
+        probability = float(np.exp(-np.sum(np.log(len(pool) - np.arange(len(picks))))))
+        return Slate(picks.tolist(), "random", None, None, True, probability)
+    algorithm = "base" if policy == "worst" else (served_algorithm() if policy == "active" else policy)
+    loaded = (models.version(version) if version is not None else models.active(algorithm)) if algorithm else None
+    if loaded is None:
+        raise UnknownPolicy(f"No servable model for {policy!r}.")
+    history, rated_ids = rater_history(rater_id=rater_id, loaded=loaded)
+    scores = loaded.scorer.score(history).astype(np.float64)
+    scores[history.item_idx] = -np.inf
+    scores[np.isin(loaded.item_ids, rated_ids)] = -np.inf
+    if policy == "worst":
+        popular = list(Movie.objects.filter(num_ratings__gt=0).order_by("-num_ratings").values_list("id", flat=True)[:500])
+        index, known = loaded.indices(np.asarray(popular, np.int64))
+        pool = index[np.isfinite(scores[index])]
+        picks = pool[np.argsort(scores[pool], kind="stable")[:k]]
+        return Slate(loaded.item_ids[picks].tolist(), "worst", loaded.version, loaded.version_id, False, 1.0)
+    if explore:
+        top = np.argpartition(-scores, min(candidates, len(scores) - 1))[:candidates]
+        top = top[np.isfinite(scores[top])]
+        picks, logprob = _plackett_luce_sample(scores[top], k, temperature, rng)
+        items = top[picks]
+        probability = float(np.exp(logprob))
+    else:
+        items, _ = loaded.scorer.top_k(history, k=k + len(rated_ids), exclude_rated=True)
+        items = items[~np.isin(loaded.item_ids[items], rated_ids)][:k]
+        probability = 1.0
+    return Slate(loaded.item_ids[items].tolist(), loaded.algorithm, loaded.version, loaded.version_id, explore, probability)

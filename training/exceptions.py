@@ -1,0 +1,17 @@
+"""Errors the training services raise; views and commands turn them into messages."""
+
+
+class TrainingError(Exception):
+    """Base class for the training app's expected failures."""
+
+
+class RunAlreadyInFlight(TrainingError):
+    pass
+
+
+class VersionStateError(TrainingError):
+    pass
+
+
+class NotEnoughData(TrainingError):
+    pass

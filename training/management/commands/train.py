@@ -1,0 +1,52 @@
+"""Run the training pipeline in the foreground, with a progress bar."""
+
+from __future__ import annotations
+
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from training.exceptions import RunAlreadyInFlight
+from training.models import ModelVersion, TrainingRun
+from training.pipeline import training_run_execute
+from training.runs import training_run_create
+
+
+class Command(BaseCommand):
+    help = "Train models: base (recommender), reward, ppo, qlearning, or all (the RLHF pipeline)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("kind", choices=[choice for choice, _ in TrainingRun.Kind.choices])
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--epochs", type=int, default=None, help="Override the recommender's epochs.")
+        parser.add_argument("--if-missing", action="store_true", help="Do nothing if an active version exists.")
+        parser.add_argument("--no-progress", action="store_true", help="No progress bar (logs only).")
+
+    def handle(self, *args, kind: str, seed: int, epochs: int | None, if_missing: bool, no_progress: bool, **options):
+        algorithm = {"all": "ppo"}.get(kind, kind)
+        if if_missing and ModelVersion.objects.filter(algorithm=algorithm, status=ModelVersion.Status.ACTIVE).exists():
+            self.stdout.write(f"An active {algorithm} version exists; nothing to do.")
+            return
+        try:
+            run = training_run_create(kind=kind, trigger=TrainingRun.Trigger.COMMAND, seed=seed)
+        except RunAlreadyInFlight as error:
+            raise CommandError(str(error)) from None
+        config = None
+        if epochs is not None and kind == "base":
+            from training.ml.recommender import RecommenderConfig
+
+            config = RecommenderConfig(seed=seed, epochs=epochs)
+        bar = tqdm(total=100, unit="%", disable=no_progress or not sys.stderr.isatty(), bar_format="{l_bar}{bar}| {n:.0f}/100 [{elapsed}<{remaining}]")
+
+        def on_progress(step: str, percent: float) -> None:
+            bar.set_description_str(step[:40])
+            bar.update(percent - bar.n)
+
+        run = training_run_execute(run_id=run.pk, echo=lambda line: bar.write(line), on_progress=on_progress, config=config)
+        bar.close()
+        if run.status != TrainingRun.Status.SUCCEEDED:
+            raise CommandError(f"Training run {run.pk} failed: {run.error}")
+        for version in run.versions.all():
+            state = version.status
+            self.stdout.write(self.style.SUCCESS(f"{version.label}: {state}; ndcg@10={version.metrics.get('ndcg@10')}"))

@@ -1,0 +1,149 @@
+"""The training pipeline: database snapshot -> ML core -> artifact -> registry -> (maybe) serving.
+
+Every step that can fail runs before anything is activated, and activation is one transaction,
+so a failed or killed run leaves the serving models as they were.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+from django.conf import settings
+
+from training.ml.artifacts import save_scorer
+from training.ml.baselines import Popularity
+from training.ml.data import Snapshot, Split, temporal_split
+from training.ml.evaluation import evaluate_model
+from training.ml.recommender import RecommenderConfig, train_recommender
+
+from . import registry
+from .exceptions import NotEnoughData
+from .models import ModelVersion, TrainingRun
+from .runs import RunReporter
+from .serving import models as served_models
+from .snapshots import movies_frame, ratings_frame, snapshot_summary
+
+logger = logging.getLogger(__name__)
+
+PRIMARY_METRIC = "ndcg@10"
+MIN_RATINGS_TO_TRAIN = 100
+
+
+def _jsonable(metrics: dict) -> dict:
+    return {key: (round(float(value), 6) if value is not None else None) for key, value in metrics.items()}
+
+
+def load_split(*, holdout: float = 0.2) -> tuple[Snapshot, Split, "object", dict]:
+    ratings = ratings_frame()
+    if len(ratings) < MIN_RATINGS_TO_TRAIN:
+        raise NotEnoughData(f"Only {len(ratings)} ratings in the database; import a dataset first.")
+    movies = movies_frame()
+    snapshot = Snapshot.from_ratings(ratings, movies)
+    return snapshot, temporal_split(snapshot, holdout=holdout), movies, snapshot_summary(ratings)
+
+
+def train_base(
+    *, reporter: RunReporter, config: RecommenderConfig | None = None, span: tuple[float, float] = (0.0, 100.0)
+) -> ModelVersion:
+    """Train, evaluate and register a recommender; activate it if there is none or it is better."""
+    run = reporter.run
+    start, end = span
+    config = config or RecommenderConfig(seed=run.seed)
+    reporter.progress(step="Reading ratings", percent=start, force=True)
+    snapshot, split, movies, summary = load_split()
+    reporter.log(
+        f"Snapshot: {summary['ratings']:,} ratings, {summary['users']:,} raters, {snapshot.n_items:,} movies; "
+        f"holdout {split.test.n_ratings:,} ratings"
+    )
+
+    def on_epoch(epoch: int, epochs: int, logs: dict) -> None:
+        reporter.progress(step=f"Recommender epoch {epoch}/{epochs}", percent=start + (end - start) * 0.85 * epoch / epochs)
+        reporter.record_history("recommender", {"epoch": epoch, **{k: float(v) for k, v in logs.items()}})
+
+    result = train_recommender(split.train, config, progress=on_epoch)
+    reporter.log(f"Trained the recommender in {result.train_seconds:.1f} s")
+    reporter.progress(step="Evaluating", percent=start + (end - start) * 0.9, force=True)
+    metrics = _jsonable(evaluate_model(result.scorer, split, movies_genres=movies))
+    popularity = _jsonable(evaluate_model(Popularity.fit(split.train), split, movies_genres=movies))
+    metrics["train_seconds"] = round(result.train_seconds, 2)
+    reporter.log(f"Candidate {PRIMARY_METRIC}={metrics[PRIMARY_METRIC]:.4f} (popularity {popularity[PRIMARY_METRIC]:.4f})")
+
+    active = registry.active_version(algorithm="base")
+    active_score = None
+    if active is not None:
+        loaded = served_models.version(active)
+        if loaded is not None and len(loaded.item_ids) == snapshot.n_items and (loaded.item_ids == snapshot.item_ids).all():
+            active_score = evaluate_model(loaded.scorer, split)[PRIMARY_METRIC]
+            reporter.log(f"Active base v{active.version} on the same holdout: {PRIMARY_METRIC}={active_score:.4f}")
+        else:
+            reporter.log(f"Active base v{active.version} has another catalogue; comparing with its recorded metric")
+            active_score = active.metrics.get(PRIMARY_METRIC)
+
+    number = registry.next_version_number(algorithm="base")
+    name = f"base-v{number}-run{run.pk}"
+    save_scorer(
+        Path(settings.ARTIFACTS_DIR),
+        name,
+        result.scorer,
+        snapshot.item_ids,
+        meta={"algorithm": "base", "version": number, **result.manifest(), "metrics": metrics},
+    )
+    version = registry.model_version_register(
+        algorithm="base",
+        version=number,
+        artifact=name,
+        metrics={**metrics, "baseline/popularity_ndcg@10": popularity[PRIMARY_METRIC]},
+        config=asdict(config),
+        seed=config.seed,
+        data_snapshot={**summary, "fingerprint": snapshot.fingerprint(), "holdout_ratings": split.test.n_ratings},
+        run=run,
+    )
+    better = active_score is None or metrics[PRIMARY_METRIC] >= active_score
+    gate = {
+        "metric": PRIMARY_METRIC,
+        "candidate": metrics[PRIMARY_METRIC],
+        "active": active_score,
+        "passed": better,
+        "reason": "no active recommender" if active is None else ("better than or equal to the active version" if better else "worse than the active version"),
+    }
+    version.gate = gate
+    version.save(update_fields=["gate"])
+    if better:
+        registry.model_version_activate(version=version, actor=run.created_by, note=gate["reason"])
+        reporter.log(f"Activated base v{number}")
+    else:
+        registry.model_version_reject(version=version, gate=gate)
+        reporter.log(f"Kept base v{active.version}: the candidate is {gate['reason']}")
+    reporter.progress(step="Recommender done", percent=end, force=True)
+    return version
+
+
+STAGES: dict[str, Callable] = {"base": train_base}
+
+
+def training_run_execute(
+    *, run_id: int, echo: Callable[[str], None] | None = None, on_progress=None, config=None
+) -> TrainingRun:
+    """Run a queued training run to completion; any error marks it failed and activates nothing."""
+    run = TrainingRun.objects.get(pk=run_id)
+    reporter = RunReporter(run, echo=echo, on_progress=on_progress)
+    reporter.start()
+    try:
+        stage = STAGES.get(run.kind)
+        if stage is None:
+            from .rlhf import run_rlhf_stage
+
+            version = run_rlhf_stage(kind=run.kind, reporter=reporter)
+        else:
+            version = stage(reporter=reporter, config=config)
+        versions = version if isinstance(version, list) else [version]
+        reporter.succeed(metrics={v.label: v.metrics for v in versions if v is not None})
+    except Exception as error:  # every failure is recorded on the run; nothing was activated
+        logger.exception("Training run %s failed", run.pk)
+        reporter.log(traceback.format_exc(limit=8))
+        reporter.fail(error=f"{type(error).__name__}: {error}")
+    return run
