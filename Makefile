@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 PORT ?= 8000
 
-.PHONY: demo serve install install-dev test test-fast lint format migrate import worker beat bench browser-deps clean
+.PHONY: demo serve install install-dev test test-fast lint format migrate import worker training-worker beat bench browser-deps clean
 
 $(BIN)/activate:
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 1; }
@@ -41,7 +41,10 @@ serve: install
 	PORT=$(PORT) bash scripts/run_all.sh
 
 worker: install
-	$(BIN)/celery -A recsys_site worker -Q default,training --pool=threads --concurrency=2 -l info
+	$(BIN)/celery -A recsys_site worker -n default@%h -Q default --concurrency=2 -l info
+
+training-worker: install
+	$(BIN)/celery -A recsys_site worker -n training@%h -Q training --concurrency=1 --max-tasks-per-child=1 -l info
 
 beat: install
 	$(BIN)/celery -A recsys_site beat -l info

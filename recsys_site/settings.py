@@ -125,13 +125,15 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     _broker_dir = VAR_DIR / "celery" / "broker"
     _processed_dir = VAR_DIR / "celery" / "processed"
-    for _folder in (_broker_dir, _processed_dir):
+    _control_dir = VAR_DIR / "celery" / "control"
+    for _folder in (_broker_dir, _processed_dir, _control_dir):
         _folder.mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),
         "processed_folder": str(_processed_dir),
+        "control_folder": str(_control_dir),
         "store_processed": False,
     }
 
@@ -242,3 +244,4 @@ ONBOARDING_MIN_RATINGS = env_int("ONBOARDING_MIN_RATINGS", 5)
 RETRAIN_MIN_NEW_FEEDBACK = env_int("RETRAIN_MIN_NEW_FEEDBACK", 50)
 COMPARISON_OVERLAP_SHARE = env_float("COMPARISON_OVERLAP_SHARE", 0.2)
 COMPARISON_GOLD_SHARE = env_float("COMPARISON_GOLD_SHARE", 0.1)
+COMPARISON_PERSONA_SHARE = env_float("COMPARISON_PERSONA_SHARE", 0.5)  # of new tasks, when own taste is possible

@@ -1,0 +1,210 @@
+"""RLHF glue shared by the product pipeline and the closed-loop experiment: the world, slates, KL, gate.
+
+Nothing here trains; it assembles what the reward model, PPO and Q-learning consume (user contexts
+and item features over the supervised recommender's catalogue) and measures what the promotion
+gate needs: a policy's KL from the reference policy and its win rate with a bootstrap interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from training.ml.data import History
+from training.ml.env import candidate_set, ref_log_policy
+from training.ml.policy import NumpySlatePolicy
+from training.ml.scoring import NumpyRecommender
+from training.ml.user_features import ItemFeatures, UserContext, build_item_features, make_user_context
+
+OUTCOME_OF_CHOICE = {"left": "a", "right": "b", "tie": "tie", "both_bad": "both_bad"}
+
+
+@dataclass
+class World:
+    """Everything the RLHF models see: the reference recommender, item features and user contexts."""
+
+    recommender: NumpyRecommender
+    item_features: ItemFeatures
+    contexts: dict[Hashable, UserContext]
+
+    def context(self, key: Hashable) -> UserContext:
+        return self.contexts[key]
+
+
+def build_world(
+    *,
+    recommender: NumpyRecommender,
+    histories: Mapping[Hashable, History],
+    genres: Sequence[Sequence[str]],
+    years: np.ndarray,
+    popularity: np.ndarray,
+    signals: Mapping[Hashable, Sequence[Mapping[str, Any]]] | None = None,
+) -> World:
+    """Item features over the recommender's catalogue and one context per user key."""
+    features = build_item_features(recommender.item_embeddings, genres, years, popularity)
+    signals = signals or {}
+    contexts = {
+        key: make_user_context(history, recommender, features, signals=signals.get(key) or None, key=key)
+        for key, history in histories.items()
+    }
+    return World(recommender, features, contexts)
+
+
+@dataclass
+class SlateSource:
+    """Something that builds a list for a user: the reference recommender or a trained slate policy."""
+
+    name: str
+    policy: NumpySlatePolicy | None = None  # None = the reference recommender's top-k
+
+    def slate(self, world: World, ctx: UserContext, k: int) -> np.ndarray:
+        if self.policy is None:
+            items, _ = world.recommender.top_k(ctx.history, k, exclude_rated=True)
+            return np.asarray(items, np.int64)
+        items, _ = self.policy.recommend(ctx, world.recommender, world.item_features.matrix, k=k)
+        return np.asarray(items, np.int64)
+
+    def sample(self, world: World, ctx: UserContext, k: int, rng: np.random.Generator, temperature: float = 1.0):
+        """A sampled list and its probability (Plackett-Luce over the reference's top 200 for the reference)."""
+        if self.policy is not None:
+            items, probs = self.policy.sample(
+                ctx, world.recommender, world.item_features.matrix, k=k, rng=rng, temperature=temperature
+            )
+            return np.asarray(items, np.int64), float(np.prod(probs))
+        cands = candidate_set(world.recommender, [ctx.history], 200)
+        available = cands.valid[0].copy()
+        chosen, logprob = [], 0.0
+        for _ in range(min(k, int(available.sum()))):
+            logp = ref_log_policy(cands.ref_scores[0], available, temperature)
+            p = np.where(available, np.exp(logp), 0.0)
+            pick = int(rng.choice(len(p), p=p / p.sum()))
+            logprob += float(logp[pick])
+            available[pick] = False
+            chosen.append(int(cands.items[0, pick]))
+        return np.asarray(chosen, np.int64), float(np.exp(logprob))
+
+
+def kl_from_reference(
+    policy: NumpySlatePolicy,
+    world: World,
+    users: Sequence[UserContext],
+    *,
+    k: int = 10,
+    samples: int = 4,
+    ref_temperature: float = 1.0,
+    seed: int = 0,
+) -> float:
+    """Monte-Carlo KL(policy || reference) per slate, in nats: E_policy[log p_policy - log p_ref].
+
+    The reference policy is the one PPO is regularised towards: softmax(ref_score / T) over the
+    remaining candidates at each step. Q-learning is measured through its Boltzmann policy.
+    """
+    rng = np.random.default_rng(seed)
+    estimates = []
+    for ctx in users:
+        cands = candidate_set(world.recommender, [ctx.history], policy.n_candidates)
+        position = {int(item): c for c, item in enumerate(cands.items[0]) if cands.valid[0, c]}
+        for _ in range(samples):
+            items, probs = policy.sample(ctx, world.recommender, world.item_features.matrix, k=k, rng=rng)
+            available = cands.valid[0].copy()
+            ref_logprob = 0.0
+            for item in items:
+                logp = ref_log_policy(cands.ref_scores[0], available, ref_temperature)
+                c = position[int(item)]
+                ref_logprob += float(logp[c])
+                available[c] = False
+            estimates.append(float(np.sum(np.log(np.maximum(probs, 1e-30)))) - ref_logprob)
+    return float(np.mean(estimates)) if estimates else 0.0
+
+
+def bootstrap_win_rate(outcomes: Sequence[float], *, rounds: int = 1000, seed: int = 0) -> dict[str, float]:
+    """Win rate (ties count 0.5) with a percentile bootstrap 95% interval."""
+    values = np.asarray(outcomes, np.float64)
+    if len(values) == 0:
+        return {"win_rate": float("nan"), "low": float("nan"), "high": float("nan"), "n": 0}
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), size=(rounds, len(values)))].mean(axis=1)
+    return {
+        "win_rate": float(values.mean()),
+        "low": float(np.percentile(means, 2.5)),
+        "high": float(np.percentile(means, 97.5)),
+        "n": len(values),
+    }
+
+
+def head_to_head(
+    world: World,
+    users: Sequence[Hashable],
+    candidate: SlateSource,
+    incumbent: SlateSource,
+    judge: Callable[[Hashable, np.ndarray, np.ndarray], float],
+    *,
+    k: int = 10,
+) -> list[float]:
+    """1 when the judge prefers the candidate's list, 0 when the incumbent's, 0.5 for a tie, per user."""
+    outcomes = []
+    for key in users:
+        ctx = world.context(key)
+        a, b = candidate.slate(world, ctx, k), incumbent.slate(world, ctx, k)
+        outcomes.append(judge(key, a, b))
+    return outcomes
+
+
+@dataclass
+class GateConfig:
+    """Thresholds a candidate policy must pass before it is served."""
+
+    min_reward_accuracy: float = 0.6  # reward model accuracy on held-out comparisons (strict preferences)
+    max_kl: float = 10.0  # nats per slate between the policy and the reference recommender
+    min_heldout_comparisons: int = 10  # fewer held-out comparisons than this and the gate cannot pass
+    bootstrap_rounds: int = 1000  # resamples for the win-rate interval
+    seed: int = 0  # seeds the bootstrap
+
+
+@dataclass
+class GateReport:
+    passed: bool
+    reason: str
+    checks: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "reason": self.reason, **self.checks}
+
+
+def promotion_gate(
+    *,
+    reward_accuracy: float | None,
+    n_heldout: int,
+    kl: float,
+    win: Mapping[str, float],
+    config: GateConfig,
+) -> GateReport:
+    """All three checks: a trustworthy reward model, a policy close enough to the reference, a clear win."""
+    checks = {
+        "reward_accuracy": reward_accuracy,
+        "heldout_comparisons": n_heldout,
+        "kl": kl,
+        "win_rate": win.get("win_rate"),
+        "win_rate_low": win.get("low"),
+        "win_rate_high": win.get("high"),
+        "thresholds": {"min_reward_accuracy": config.min_reward_accuracy, "max_kl": config.max_kl},
+    }
+    failures = []
+    if n_heldout < config.min_heldout_comparisons or reward_accuracy is None:
+        failures.append(f"only {n_heldout} held-out comparisons (need {config.min_heldout_comparisons})")
+    elif reward_accuracy < config.min_reward_accuracy:
+        failures.append(f"reward-model held-out accuracy {reward_accuracy:.3f} < {config.min_reward_accuracy}")
+    if not kl <= config.max_kl:
+        failures.append(f"KL from the reference {kl:.2f} > {config.max_kl}")
+    low = win.get("low")
+    if low is None or not low > 0.5:
+        failures.append(
+            f"win rate {win.get('win_rate', float('nan')):.3f} with 95% interval "
+            f"[{win.get('low', float('nan')):.3f}, {win.get('high', float('nan')):.3f}] does not clear 0.5"
+        )
+    if failures:
+        return GateReport(False, "; ".join(failures), checks)
+    return GateReport(True, "passed every check", checks)

@@ -1,0 +1,77 @@
+"""Serving adapter for PPO and Q-learning slate policies: the Scorer interface over a NumpySlatePolicy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from training.ml.artifacts import ArtifactError, load_artifact
+from training.ml.data import History
+from training.ml.policy import NumpySlatePolicy
+from training.ml.user_features import UserContext
+
+
+class SlatePolicyScorer:
+    """A trained slate policy served like any scorer: greedy lists over the reference's candidates."""
+
+    def __init__(self, *, policy: NumpySlatePolicy, kind: str, reference, item_features: np.ndarray, signal_dim: int):
+        self.policy = policy
+        self.kind = kind
+        self.reference = reference
+        self.item_features = np.asarray(item_features, np.float32)
+        self.signal_dim = signal_dim
+        self.n_items = reference.n_items
+
+    def context(self, history: History, signals: np.ndarray | None = None) -> UserContext:
+        vector = np.zeros(self.signal_dim, np.float32) if signals is None else np.asarray(signals, np.float32)
+        return UserContext(history=history, embedding=self.reference.user_embedding(history), signals=vector)
+
+    def top_k(
+        self, history: History, k: int = 10, exclude_rated: bool = True, signals: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        items, scores = self.policy.recommend(self.context(history, signals), self.reference, self.item_features, k=k)
+        return np.asarray(items, np.int64), np.asarray(scores, np.float32)
+
+    def sample(self, history: History, k: int, rng: np.random.Generator, signals=None, temperature: float = 1.0):
+        items, probs = self.policy.sample(
+            self.context(history, signals), self.reference, self.item_features, k=k, rng=rng, temperature=temperature
+        )
+        return np.asarray(items, np.int64), float(np.prod(probs))
+
+    def score(self, history: History) -> np.ndarray:
+        """Catalogue-wide scores: the greedy slate's step scores, ranked first; everything else -inf."""
+        items, scores = self.top_k(history, k=self.policy.slate_size)
+        full = np.full(self.n_items, -np.inf, np.float32)
+        full[items] = len(items) - np.arange(len(items), dtype=np.float32)
+        return full
+
+    def explain(self, history: History, item_idx: int) -> int:
+        return self.reference.explain(history, item_idx)
+
+
+def load_slate_policy(path: Path, algorithm: str, base):
+    """Load a PPO or Q-learning artifact with the recommender version it was trained against."""
+    arrays, meta = load_artifact(path)
+    if meta.get("kind") != algorithm or "item_ids" not in arrays or "item_features" not in arrays:
+        raise ArtifactError(f"{path} is not a {algorithm} policy artifact")
+    from .models import ModelVersion
+    from .serving import models as cache
+
+    reference_version = ModelVersion.objects.filter(pk=meta.get("base_version_id")).first()
+    reference = cache.version(reference_version) if reference_version else None
+    if reference is None:
+        raise ArtifactError(f"{path}: its reference recommender (version id {meta.get('base_version_id')}) is unavailable")
+    item_ids = np.asarray(arrays.pop("item_ids"))
+    if len(item_ids) != len(reference.item_ids) or not np.array_equal(item_ids, reference.item_ids):
+        raise ArtifactError(f"{path}: catalogue does not match its reference recommender")
+    item_features = arrays.pop("item_features")
+    policy = NumpySlatePolicy.from_arrays(arrays, kind=algorithm)
+    scorer = SlatePolicyScorer(
+        policy=policy,
+        kind=algorithm,
+        reference=reference.scorer,
+        item_features=item_features,
+        signal_dim=int(meta.get("signal_dim", 0)),
+    )
+    return scorer, item_ids, meta
