@@ -112,6 +112,14 @@ class ModelVersion(models.Model):
     def label(self) -> str:
         return f"{self.algorithm} v{self.version}"
 
+    @property
+    def headline(self) -> str:
+        """The one number that matters most for this kind of model."""
+        for key in ("ndcg@10", "heldout/accuracy", "gate/win_rate"):
+            if self.metrics.get(key) is not None:
+                return f"{key} {self.metrics[key]:.4f}"
+        return ""
+
 
 class ModelEvent(models.Model):
     """Audit trail of the serving lifecycle: who activated, promoted or rolled back what, and when."""

@@ -118,3 +118,17 @@ class RunReporter:
         self.run.save(
             update_fields=["status", "in_flight", "finished_at", "metrics", "progress", "error", "log", "history", "step"]
         )
+
+
+def training_run_start(*, kind: str, trigger: str, user=None, seed: int = 0) -> TrainingRun:
+    """Create a queued run and hand it to the training queue once the row is committed."""
+    from .tasks import execute_training_run
+
+    run = training_run_create(kind=kind, trigger=trigger, user=user, seed=seed)
+
+    def enqueue() -> None:
+        result = execute_training_run.delay(run.pk)
+        TrainingRun.objects.filter(pk=run.pk).update(celery_task_id=result.id or "")
+
+    transaction.on_commit(enqueue)
+    return run

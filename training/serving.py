@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import F
 
+from feedback.models import ItemFeedback
 from movies.models import Movie, Rater, Rating
 from training.ml.artifacts import ArtifactError, load_scorer
 from training.ml.data import History
@@ -123,7 +124,7 @@ def load_policy(path: Path, algorithm: str) -> tuple[Scorer, np.ndarray, dict]:
     if algorithm in ("ppo", "qlearning"):
         from .policies import load_slate_policy
 
-        return load_slate_policy(path, algorithm, base=models.active("base"))
+        return load_slate_policy(path, algorithm)
     return load_scorer(path)
 
 
@@ -202,6 +203,28 @@ def popular_diverse(*, exclude: set[int], k: int, pool_factor: int = 8) -> list[
     return [Recommendation(movie, float(movie.num_ratings), f"Popular: {movie.num_ratings:,} ratings") for movie in chosen]
 
 
+def rater_signals(rater_id: int) -> list[dict]:
+    """Text-feedback signals about a rater's taste: reasons given in comparisons of their lists
+    (their own or as a persona) and comments the account wrote about its recommendations."""
+    from feedback.models import Comparison, ListFeedback
+
+    signals: list[dict] = []
+    for batch in Comparison.objects.filter(task__context_rater_id=rater_id).exclude(signals=[]).values_list("signals", flat=True):
+        signals.extend(batch)
+    for batch in ListFeedback.objects.filter(user__rater__id=rater_id).exclude(signals=[]).values_list("signals", flat=True):
+        signals.extend(batch)
+    return signals
+
+
+def rater_signal_vector(rater_id: int | None, loaded: LoadedModel) -> np.ndarray | None:
+    if rater_id is None or not getattr(loaded.scorer, "signal_dim", 0):
+        return None
+    from training.ml.user_features import GENRES, signal_features
+
+    signals = rater_signals(rater_id)
+    return signal_features(signals, GENRES) if signals else None
+
+
 def _rater_id_of(user) -> int | None:
     return Rater.objects.filter(user=user).values_list("id", flat=True).first()
 
@@ -212,15 +235,25 @@ def recommend(*, rater_id: int | None, policy: str = "active", k: int = 20, with
         raise UnknownPolicy(f"Unknown policy {policy!r}; choose one of {', '.join(POLICY_CHOICES)}.")
     algorithm = served_algorithm() if policy == "active" else policy
     loaded = models.active(algorithm) if algorithm in SERVABLE_ALGORITHMS else None
+    hidden: set[int] = set()
+    if rater_id:  # movies the account marked "not interested" never come back
+        not_interested = ItemFeedback.objects.filter(user__rater__id=rater_id, kind=ItemFeedback.Kind.NOT_INTERESTED)
+        hidden = set(not_interested.values_list("movie_id", flat=True))
     if loaded is None:
         rated = set(Rating.objects.filter(rater_id=rater_id).values_list("movie_id", flat=True)) if rater_id else set()
-        return RecommendationList("popularity", None, popular_diverse(exclude=rated, k=k))
+        return RecommendationList("popularity", None, popular_diverse(exclude=rated | hidden, k=k))
     history, rated_ids = rater_history(rater_id=rater_id, loaded=loaded)
     if not len(history):
-        return RecommendationList("popularity", None, popular_diverse(exclude=set(rated_ids.tolist()), k=k))
-    best, scores = loaded.scorer.top_k(history, k=k + len(rated_ids), exclude_rated=True)
+        return RecommendationList("popularity", None, popular_diverse(exclude=set(rated_ids.tolist()) | hidden, k=k))
+    excluded = np.union1d(rated_ids, np.fromiter(hidden, np.int64, len(hidden)))
+    # Rated movies in the history are excluded by the scorer; the others need spare slots.
+    spare = len(np.setdiff1d(excluded, loaded.item_ids[history.item_idx]))
+    if algorithm in ("ppo", "qlearning"):
+        best, scores = loaded.scorer.top_k(history, k=k + spare, signals=rater_signal_vector(rater_id, loaded))
+    else:
+        best, scores = loaded.scorer.top_k(history, k=k + spare, exclude_rated=True)
     movie_ids = loaded.item_ids[best]
-    keep = ~np.isin(movie_ids, rated_ids)  # also drop rated movies the model's catalogue lacks
+    keep = ~np.isin(movie_ids, excluded)  # also drop rated movies the model's catalogue lacks
     best, scores, movie_ids = best[keep][:k], scores[keep][:k], movie_ids[keep][:k]
     because = [int(loaded.item_ids[loaded.scorer.explain(history, int(i))]) for i in best]
     queryset = Movie.objects.prefetch_related("genres") if with_genres else Movie.objects.all()

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
+from django.conf import settings
 from django.db import OperationalError
+
+logger = logging.getLogger(__name__)
 
 TRAINING_SOFT_TIME_LIMIT = 60 * 60
 TRAINING_TIME_LIMIT = TRAINING_SOFT_TIME_LIMIT + 120
@@ -17,10 +22,28 @@ TRAINING_TIME_LIMIT = TRAINING_SOFT_TIME_LIMIT + 120
     retry_backoff=5,
     max_retries=3,
     acks_late=True,
-    reject_on_worker_lost=False,
 )
 def execute_training_run(run_id: int) -> str:
     # TensorFlow is imported inside the pipeline's training functions, in this worker, never at import.
     from .pipeline import training_run_execute
 
     return training_run_execute(run_id=run_id).status
+
+
+@shared_task(name="training.tasks.retrain_if_enough_feedback")
+def retrain_if_enough_feedback() -> str:
+    """The periodic trigger: start the RLHF pipeline once enough new feedback has arrived."""
+    from .exceptions import RunAlreadyInFlight
+    from .models import TrainingRun
+    from .rlhf import new_feedback_since_last_run
+    from .runs import training_run_reap_stale, training_run_start
+
+    training_run_reap_stale()
+    new = new_feedback_since_last_run()
+    if new < settings.RETRAIN_MIN_NEW_FEEDBACK:
+        return f"{new} new feedback items; waiting for {settings.RETRAIN_MIN_NEW_FEEDBACK}"
+    try:
+        run = training_run_start(kind=TrainingRun.Kind.ALL, trigger=TrainingRun.Trigger.SCHEDULE)
+    except RunAlreadyInFlight as error:
+        return str(error)
+    return f"started run {run.pk} after {new} new feedback items"

@@ -1,13 +1,21 @@
-"""Pages for recommendations and for staff: dashboards and training runs."""
+"""Pages for recommendations, and for staff: dashboards, run progress and plots."""
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.db.models import Count
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.cache import cache_page
 from django.views.decorators.http import require_GET
 
+from movies.models import Movie, Rating
+
+from . import plots
+from .models import ModelVersion, TrainingRun
 from .serving import recommendations_for_user
 
 
@@ -22,4 +30,92 @@ def recommendations(request: HttpRequest) -> HttpResponse:
 @staff_member_required
 @require_GET
 def staff_dashboard(request: HttpRequest) -> HttpResponse:
-    return render(request, "training/dashboard.html", {})
+    context = {
+        "runs": TrainingRun.objects.select_related("created_by")[:10],
+        "versions": ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).order_by("algorithm"),
+        "candidates": ModelVersion.objects.filter(status=ModelVersion.Status.CANDIDATE).order_by("-created_at")[:10],
+        "counts": Rating.objects.aggregate(total=Count("id")),
+    }
+    return render(request, "training/dashboard.html", context)
+
+
+@staff_member_required
+@require_GET
+def training_run_progress(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(TrainingRun, pk=run_id)
+    return render(request, "training/_run_progress.html", {"run": run})
+
+
+@staff_member_required
+@require_GET
+def training_run_plot(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(TrainingRun, pk=run_id)
+    if not run.history:
+        raise Http404("This run recorded no curves.")
+    return HttpResponse(plots.run_curves(run.history), content_type="image/png")
+
+
+def _png(data: bytes) -> HttpResponse:
+    response = HttpResponse(data, content_type="image/png")
+    response["Cache-Control"] = "private, max-age=60"
+    return response
+
+
+@staff_member_required
+@require_GET
+@cache_page(60)
+def plot_ratings(request: HttpRequest) -> HttpResponse:
+    rows = Rating.objects.values_list("rating", "rater__movielens_id")
+    values = np.array([(value, movielens_id is None) for value, movielens_id in rows.iterator(chunk_size=50_000)], dtype=float)
+    frame = pd.DataFrame({"rating": values[:, 0] if len(values) else [], "source": np.where(values[:, 1] > 0, "site accounts", "dataset") if len(values) else []})
+    return _png(plots.rating_distribution(frame))
+
+
+@staff_member_required
+@require_GET
+def plot_versions(request: HttpRequest) -> HttpResponse:
+    rows = [
+        {"label": v.label, "algorithm": v.algorithm, "ndcg@10": v.metrics.get("ndcg@10"), "win_rate": v.metrics.get("gate/win_rate"), "accuracy": v.metrics.get("heldout/accuracy")}
+        for v in ModelVersion.objects.order_by("algorithm", "version")
+    ]
+    frame = pd.DataFrame(rows)
+    metric = request.GET.get("metric", "win_rate")
+    if metric not in ("ndcg@10", "win_rate", "accuracy"):
+        raise Http404("Unknown metric.")
+    titles = {"ndcg@10": "Recommender NDCG@10 by version", "win_rate": "Policy win rate vs the incumbent (gate)", "accuracy": "Reward model held-out accuracy"}
+    frame = frame.dropna(subset=[metric]) if not frame.empty else frame
+    return _png(plots.version_metric(frame, metric, titles[metric]))
+
+
+@staff_member_required
+@require_GET
+@cache_page(60)
+def plot_genre_mix(request: HttpRequest) -> HttpResponse:
+    from movies.models import Rater
+
+    from .offline import genre_shares
+    from .serving import recommend
+
+    raters = list(Rater.objects.filter(movielens_id__isnull=False).order_by("id").values_list("id", flat=True)[:60])
+    genre_of: dict[int, set[str]] = {}
+    for movie_id, name in Movie.genres.through.objects.values_list("movie_id", "genre__name").iterator(chunk_size=50_000):
+        genre_of.setdefault(movie_id, set()).add(name)
+    index = {movie_id: i for i, movie_id in enumerate(genre_of)}
+    genres = [frozenset(genre_of[m]) for m in genre_of]
+    rated: dict[int, list[int]] = {}
+    for rater_id, movie_id in Rating.objects.filter(rater_id__in=raters).values_list("rater_id", "movie_id"):
+        if movie_id in index:
+            rated.setdefault(rater_id, []).append(index[movie_id])
+    history = [np.array(rated.get(r, []), np.int64) for r in raters]
+    columns = {"users' histories": genre_shares(history, genres)}
+    for policy in ("base", "ppo", "qlearning"):
+        lists = []
+        for rater in raters:
+            recs = recommend(rater_id=rater, policy=policy, k=10)
+            if recs.policy != policy:
+                break
+            lists.append(np.array([index[item.movie.pk] for item in recs.items if item.movie.pk in index]))
+        if lists:
+            columns[policy] = genre_shares(lists, genres)
+    frame = pd.DataFrame(columns).fillna(0.0).sort_values("users' histories", ascending=False)
+    return _png(plots.genre_mix(frame))

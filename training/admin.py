@@ -1,0 +1,175 @@
+"""Admin for training: retrain now, live run progress, and promote / roll back model versions."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from . import registry
+from .exceptions import TrainingError
+from .models import ModelEvent, ModelVersion, TrainingRun
+from .runs import training_run_start
+
+
+def _pretty(value) -> str:
+    return format_html("<pre style='white-space:pre-wrap;max-width:70em'>{}</pre>", json.dumps(value, indent=2, sort_keys=True))
+
+
+class ModelVersionInline(admin.TabularInline):
+    model = ModelVersion
+    fields = ["algorithm", "version", "status", "created_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+
+@admin.register(TrainingRun)
+class TrainingRunAdmin(admin.ModelAdmin):
+    list_display = ["id", "kind", "status", "progress_bar", "step", "trigger", "created_by", "created_at", "duration"]
+    list_filter = ["status", "kind", "trigger"]
+    search_fields = ["=id", "step", "error"]
+    readonly_fields = [
+        "kind", "status", "trigger", "created_by", "seed", "live_progress", "error", "metrics_pretty", "plots",
+        "log_text", "celery_task_id", "created_at", "started_at", "finished_at", "heartbeat_at",
+    ]
+    exclude = ["step", "progress", "log", "metrics", "history"]
+    inlines = [ModelVersionInline]
+    change_list_template = "admin/training/trainingrun/change_list.html"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def get_urls(self):
+        return [path("retrain/", self.admin_site.admin_view(self.retrain_now), name="training_trainingrun_retrain"), *super().get_urls()]
+
+    def retrain_now(self, request: HttpRequest):
+        if request.method != "POST":
+            return HttpResponseRedirect(reverse("admin:training_trainingrun_changelist"))
+        kind = request.POST.get("kind", TrainingRun.Kind.ALL)
+        if kind not in TrainingRun.Kind.values:
+            self.message_user(request, f"Unknown kind {kind!r}.", messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:training_trainingrun_changelist"))
+        try:
+            run = training_run_start(kind=kind, trigger=TrainingRun.Trigger.ADMIN, user=request.user)
+        except TrainingError as error:
+            self.message_user(request, str(error), messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:training_trainingrun_changelist"))
+        self.message_user(request, f"Training run {run.pk} queued.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:training_trainingrun_change", args=[run.pk]))
+
+    @admin.display(description="progress")
+    def progress_bar(self, run: TrainingRun) -> str:
+        return format_html("<progress max='100' value='{}'></progress> {}%", int(run.progress), int(run.progress))
+
+    @admin.display(description="duration")
+    def duration(self, run: TrainingRun) -> str:
+        seconds = run.duration_seconds
+        return f"{seconds:.0f} s" if seconds is not None else ""
+
+    @admin.display(description="progress")
+    def live_progress(self, run: TrainingRun) -> str:
+        url = reverse("training-run-progress", args=[run.pk])
+        return format_html(
+            "<div hx-get='{}' hx-trigger='load' hx-swap='outerHTML'><progress max='100' value='{}'></progress> {}% {}</div>",
+            url, int(run.progress), int(run.progress), run.step,
+        )
+
+    @admin.display(description="metrics")
+    def metrics_pretty(self, run: TrainingRun) -> str:
+        return _pretty(run.metrics)
+
+    @admin.display(description="plots")
+    def plots(self, run: TrainingRun) -> str:
+        if not run.history:
+            return "—"
+        return format_html("<img src='{}' style='max-width:100%' alt='training curves'>", reverse("training-run-plot", args=[run.pk]))
+
+    @admin.display(description="log")
+    def log_text(self, run: TrainingRun) -> str:
+        return format_html("<pre style='max-height:30em;overflow:auto'>{}</pre>", run.log)
+
+
+class ModelEventInline(admin.TabularInline):
+    model = ModelEvent
+    fields = ["at", "action", "actor", "note"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = ["label", "kind", "status", "headline", "gate_verdict", "created_at", "activated_at", "run"]
+    list_filter = ["algorithm", "status", "kind"]
+    search_fields = ["algorithm", "=version", "artifact"]
+    readonly_fields = [
+        "kind", "algorithm", "version", "status", "artifact", "seed", "run", "created_at", "activated_at",
+        "metrics_pretty", "config_pretty", "snapshot_pretty", "gate_pretty",
+    ]
+    exclude = ["metrics", "config", "data_snapshot", "gate"]
+    inlines = [ModelEventInline]
+    actions = ["promote", "roll_back"]
+    list_select_related = ["run"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.display(description="gate")
+    def gate_verdict(self, version: ModelVersion) -> str:
+        if not version.gate:
+            return ""
+        return ("passed: " if version.gate.get("passed") else "held back: ") + str(version.gate.get("reason", ""))
+
+    @admin.display(description="metrics")
+    def metrics_pretty(self, version: ModelVersion) -> str:
+        return _pretty(version.metrics)
+
+    @admin.display(description="config")
+    def config_pretty(self, version: ModelVersion) -> str:
+        return _pretty(version.config)
+
+    @admin.display(description="data snapshot")
+    def snapshot_pretty(self, version: ModelVersion) -> str:
+        return _pretty(version.data_snapshot)
+
+    @admin.display(description="promotion gate")
+    def gate_pretty(self, version: ModelVersion) -> str:
+        return _pretty(version.gate)
+
+    @admin.action(description="Promote the selected version (serve it now)")
+    def promote(self, request, queryset) -> None:
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one version to promote.", messages.ERROR)
+            return
+        version = queryset.get()
+        registry.model_version_promote(version=version, actor=request.user, note="promoted in the admin")
+        self.message_user(request, f"{version.label} is now active.", messages.SUCCESS)
+
+    @admin.action(description="Roll back: reactivate the version active before the selected algorithm's current one")
+    def roll_back(self, request, queryset) -> None:
+        for algorithm in sorted(set(queryset.values_list("algorithm", flat=True))):
+            try:
+                version = registry.model_version_rollback(algorithm=algorithm, actor=request.user, note="rolled back in the admin")
+            except TrainingError as error:
+                self.message_user(request, str(error), messages.ERROR)
+            else:
+                self.message_user(request, f"Rolled back {algorithm} to v{version.version}.", messages.SUCCESS)
+
+
+@admin.register(ModelEvent)
+class ModelEventAdmin(admin.ModelAdmin):
+    list_display = ["at", "version", "action", "actor", "note"]
+    list_filter = ["action", "version__algorithm"]
+    search_fields = ["note", "actor__username"]
+    list_select_related = ["version", "actor"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -1,0 +1,584 @@
+"""PPO fine-tuning of a slate policy against the reward model, with a KL penalty to the reference recommender."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from training.ml.env import NEG_INF, SlateEnv, user_state
+from training.ml.seeding import import_tensorflow, seed_everything
+
+
+@dataclass
+class PPOConfig:
+    """Hyperparameters of `train_ppo`; the defaults are sized for MovieLens-small on two CPU cores."""
+
+    iterations: int = 30
+    """rollout + update rounds"""
+    users_per_iteration: int = 256
+    """slates built per rollout (one episode per sampled training user)"""
+    n_candidates: int = 200
+    """candidate set per user: the reference recommender's top-C unrated movies"""
+    slate_size: int = 10
+    """K, movies per slate (= steps per episode)"""
+    learning_rate: float = 1e-3
+    """Adam learning rate"""
+    gamma: float = 1.0
+    """discount across the slots of a slate (the list score already discounts positions)"""
+    gae_lambda: float = 0.95
+    """lambda of generalised advantage estimation"""
+    clip_coef: float = 0.2
+    """PPO surrogate clipping range of the probability ratio"""
+    cliprange_value: float = 0.2
+    """how far the value may move from its rollout value before the value loss is clipped"""
+    vf_coef: float = 0.5
+    """weight of the value loss"""
+    ent_coef: float = 0.001
+    """weight of the entropy bonus"""
+    max_grad_norm: float = 0.5
+    """global gradient-norm clip"""
+    update_epochs: int = 4
+    """passes over each rollout"""
+    minibatches: int = 4
+    """minibatches per pass (split by episode)"""
+    init_kl_coef: float = 0.2
+    """starting weight of the per-step KL penalty to the reference policy"""
+    target_kl_for_controller: float | None = 3.0
+    """KL per slate (nats) the adaptive controller aims at; None keeps kl_coef fixed"""
+    kl_horizon: int = 2_000
+    """episodes over which the adaptive controller corrects a KL error (Ziegler et al. use 10k)"""
+    target_kl: float | None = 0.05
+    """stop the update epochs early once the approximate KL to the rollout policy exceeds this"""
+    ref_temperature: float = 1.0
+    """reference policy = softmax(ref_score / ref_temperature) over the remaining candidates"""
+    hidden_sizes: tuple[int, ...] = (64, 32)
+    """widths of the shared per-candidate MLP"""
+    val_fraction: float = 0.1
+    """share of users held out to measure the greedy policy's reward"""
+    max_val_users: int = 256
+    """cap on held-out users, to keep the per-iteration evaluation cheap"""
+    seed: int = 1
+    """seeds numpy, Python and TensorFlow"""
+
+
+@dataclass
+class PPOResult:
+    """What a PPO run produces: servable weights, its learning curves and how it was configured."""
+
+    arrays: dict[str, np.ndarray]
+    """trained weights and constants, servable by `policy.NumpySlatePolicy.from_arrays(arrays, kind="ppo")`"""
+    history: list[dict[str, float]]
+    """one metrics dict per iteration"""
+    metrics: dict[str, float]
+    """the last iteration's metrics"""
+    config: dict[str, Any] = field(default_factory=dict)
+    """the PPOConfig used, as a dict (includes the seed)"""
+
+
+class AdaptiveKLController:
+    """Adaptive KL controller of Ziegler et al. 2019 ("Fine-Tuning Language Models from Human Preferences")."""
+
+    def __init__(self, init_kl_coef: float, target: float, horizon: int):
+        self.value = init_kl_coef
+        self.target = target
+        self.horizon = horizon
+
+    def update(self, current_kl: float, n_steps: int) -> None:
+        proportional_error = np.clip(current_kl / self.target - 1, -0.2, 0.2)
+        mult = 1 + proportional_error * n_steps / self.horizon
+        self.value = float(self.value * mult)
+
+
+class FixedKLController:
+    """Keeps the KL coefficient constant."""
+
+    def __init__(self, kl_coef: float):
+        self.value = kl_coef
+
+    def update(self, current_kl: float, n_steps: int) -> None:
+        pass
+
+
+def make_slate_scorer(
+    *,
+    n_user_features: int,
+    n_item_features: int,
+    hidden_sizes: Sequence[int],
+    slate_size: int,
+    ref_logit_scale: float,
+    item_mean: np.ndarray,
+    item_std: np.ndarray,
+    user_mean: np.ndarray,
+    user_std: np.ndarray,
+    value_head: bool = True,
+    zero_init_head: bool = True,
+):
+    """Build the shared per-candidate scorer used by PPO (logits + value) and DQN (Q-values).
+
+    `encode_candidates` runs once per episode: a candidate MLP shared by all candidates reads
+    [user, candidate features, z-scored reference score] and gives h_c. `score_steps` runs once per
+    decision t: a context layer reads [user, mean features of the chosen movies, slot / K], joined
+    by the mean h_c of the candidates still available (what is left to pick) into s_t. Then
+
+        logit(c, t) = head(h_c) + h_c . query(s_t) + similarity(c, chosen) * gate(s_t) + state(s_t)
+                      + ref_logit_scale * ref_score_c
+
+    so the MLP never runs on the (steps x candidates) grid: PPO updates on thousands of episodes stay
+    cheap. With zero-initialised heads and ref_logit_scale = 1 / ref_temperature the untrained policy
+    *is* the reference policy; `state(s_t)` cancels in the softmax but carries Q-learning's state
+    value. Unavailable candidates get NEG_INF.
+    """
+    import_tensorflow()
+    import keras
+    from keras import layers, ops
+
+    head_init = "zeros" if zero_init_head else "glorot_uniform"
+    width = hidden_sizes[-1]
+
+    class SlateScorer(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.item_mean = ops.convert_to_tensor(np.asarray(item_mean, np.float32))
+            self.item_std = ops.convert_to_tensor(np.asarray(item_std, np.float32))
+            self.user_mean = ops.convert_to_tensor(np.asarray(user_mean, np.float32))
+            self.user_std = ops.convert_to_tensor(np.asarray(user_std, np.float32))
+            # first candidate layer, split so the user's share is computed once per episode
+            self.candidate_in = layers.Dense(hidden_sizes[0], name="candidate_in")
+            self.user_in = layers.Dense(hidden_sizes[0], use_bias=False, name="user_in")
+            self.candidate_mlp = [
+                layers.Dense(w, activation="relu", name=f"candidate_mlp_{i}")
+                for i, w in enumerate(hidden_sizes[1:], 1)
+            ]
+            self.context_mlp = layers.Dense(width, activation="relu", name="context_mlp")
+            self.candidate_head = layers.Dense(1, kernel_initializer=head_init, name="candidate_head")
+            self.query_head = layers.Dense(width, kernel_initializer=head_init, name="query_head")
+            self.similarity_head = layers.Dense(1, kernel_initializer=head_init, name="similarity_head")
+            self.state_head = layers.Dense(1, kernel_initializer=head_init, name="state_head")
+            if value_head:
+                self.value_hidden = layers.Dense(width, activation="relu", name="value_hidden")
+                self.value_head = layers.Dense(1, name="value_head")
+
+        def encode_candidates(self, inputs):
+            """Per-episode part, unchanged by the steps: normalised inputs and hidden [B, C, H] per candidate."""
+            ref_scores = ops.cast(inputs["ref_scores"], "float32")  # [B, C]
+            user = (inputs["user"] - self.user_mean) / self.user_std  # [B, u]
+            cand = (inputs["candidate_features"] - self.item_mean) / self.item_std  # [B, C, f]
+            ref_centred = ref_scores - ops.mean(ref_scores, axis=-1, keepdims=True)
+            ref_z = ref_centred / (ops.sqrt(ops.mean(ref_centred**2, axis=-1, keepdims=True)) + 1e-6)
+            hidden = ops.relu(
+                self.candidate_in(ops.concatenate([cand, ref_z[..., None]], axis=-1))
+                + self.user_in(user)[:, None, :]
+            )
+            for layer in self.candidate_mlp:
+                hidden = layer(hidden)
+            return {"hidden": hidden, "candidates": cand, "user": user, "ref_scores": ref_scores}
+
+        def score_steps(self, encoded, inputs):
+            """Per-decision part: logits [B, T, C] (and value [B, T]) of the encoded episodes at T steps."""
+            hidden, cand, user = encoded["hidden"], encoded["candidates"], encoded["user"]
+            chosen_mean = inputs["chosen_mean"]  # [B, T, f]
+            slot = ops.cast(inputs["slot"], "float32")  # [B, T]
+            available = ops.cast(inputs["available"], "bool")  # [B, T, C]
+
+            has_chosen = ops.cast(slot > 0, "float32")[..., None]
+            summary = (chosen_mean - self.item_mean) / self.item_std * has_chosen  # [B, T, f]
+            context = ops.concatenate(
+                [
+                    ops.repeat(user[:, None, :], ops.shape(summary)[1], axis=1),
+                    summary,
+                    (slot / slate_size)[..., None],
+                ],
+                axis=-1,
+            )
+            context = self.context_mlp(context)  # [B, T, H]
+            weights = ops.cast(available, "float32")
+            weights = weights / ops.maximum(ops.sum(weights, axis=-1, keepdims=True), 1.0)
+            # mean hidden of the candidates still available: what is left to pick
+            remaining = ops.einsum("btc,bch->bth", weights, hidden)
+            step_state = ops.concatenate([context, remaining], axis=-1)  # [B, T, 2H]
+            similarity = ops.einsum("bcf,btf->btc", cand, summary) / n_item_features
+
+            logits = (
+                self.candidate_head(hidden)[..., 0][:, None, :]
+                + ops.einsum("bch,bth->btc", hidden, self.query_head(step_state))
+                + similarity * self.similarity_head(step_state)
+                + self.state_head(step_state)
+                + ref_logit_scale * encoded["ref_scores"][:, None, :]
+            )
+            outputs = {"logits": ops.where(available, logits, NEG_INF)}
+            if value_head:
+                outputs["value"] = self.value_head(self.value_hidden(step_state))[..., 0]  # [B, T]
+            return outputs
+
+        def call(self, inputs, training=False):
+            return self.score_steps(self.encode_candidates(inputs), inputs)
+
+    model = SlateScorer()
+    model.constants = {
+        "item_mean": np.asarray(item_mean, np.float32),
+        "item_std": np.asarray(item_std, np.float32),
+        "user_mean": np.asarray(user_mean, np.float32),
+        "user_std": np.asarray(user_std, np.float32),
+        "slate_size": np.asarray(slate_size, np.int64),
+        "ref_logit_scale": np.asarray(ref_logit_scale, np.float32),
+    }
+    return model
+
+
+def safe_std(matrix: np.ndarray) -> np.ndarray:
+    """Column standard deviations, 1 for (near-)constant columns: signals that are all zero in
+    training must not blow up to 1e6 when a served user finally says something."""
+    std = matrix.std(axis=0)
+    return np.where(std < 1e-3, 1.0, std).astype(np.float32)
+
+
+def build_scorer_for(
+    users: Sequence[Any],
+    item_features: np.ndarray,
+    *,
+    hidden_sizes: Sequence[int],
+    slate_size: int,
+    ref_logit_scale: float,
+    value_head: bool = True,
+    zero_init_head: bool = True,
+):
+    """A slate scorer whose input normalisation is fitted on these users and items, built on dummy inputs."""
+    user_matrix = np.stack([user_state(u) for u in users])
+    item_features = np.asarray(item_features, np.float32)
+    model = make_slate_scorer(
+        n_user_features=user_matrix.shape[1],
+        n_item_features=item_features.shape[1],
+        hidden_sizes=hidden_sizes,
+        slate_size=slate_size,
+        ref_logit_scale=ref_logit_scale,
+        item_mean=item_features.mean(axis=0),
+        item_std=safe_std(item_features),
+        user_mean=user_matrix.mean(axis=0),
+        user_std=safe_std(user_matrix),
+        value_head=value_head,
+        zero_init_head=zero_init_head,
+    )
+    model(
+        {
+            "user": user_matrix[:1],
+            "candidate_features": item_features[None, :2],
+            "ref_scores": np.zeros((1, 2), np.float32),
+            "chosen_mean": np.zeros((1, 1, item_features.shape[1]), np.float32),
+            "slot": np.zeros((1, 1), np.float32),
+            "available": np.ones((1, 1, 2), bool),
+        }
+    )
+    return model
+
+
+def compiled_scorer(tf, model):
+    """tf.functions (encode, score, forward) of a slate scorer, each traced once and reused for any batch size."""
+    n_user, n_item = model.constants["user_mean"].shape[0], model.constants["item_mean"].shape[0]
+    width = (model.candidate_mlp[-1] if model.candidate_mlp else model.candidate_in).units
+    episode = {
+        "user": tf.TensorSpec([None, n_user], tf.float32),
+        "candidate_features": tf.TensorSpec([None, None, n_item], tf.float32),
+        "ref_scores": tf.TensorSpec([None, None], tf.float32),
+    }
+    step = {
+        "chosen_mean": tf.TensorSpec([None, None, n_item], tf.float32),
+        "slot": tf.TensorSpec([None, None], tf.float32),
+        "available": tf.TensorSpec([None, None, None], tf.bool),
+    }
+    encoded = {
+        "hidden": tf.TensorSpec([None, None, width], tf.float32),
+        "candidates": tf.TensorSpec([None, None, n_item], tf.float32),
+        "user": tf.TensorSpec([None, n_user], tf.float32),
+        "ref_scores": tf.TensorSpec([None, None], tf.float32),
+    }
+    encode = tf.function(model.encode_candidates, input_signature=[episode], autograph=False)
+    score = tf.function(model.score_steps, input_signature=[encoded, step], autograph=False)
+    forward = tf.function(
+        lambda inputs: model(inputs), input_signature=[{**episode, **step}], autograph=False
+    )
+    return encode, score, forward
+
+
+def scorer_arrays(model, n_candidates: int) -> dict[str, np.ndarray]:
+    """Numpy copy of a slate scorer: named layer weights plus the constants needed to serve it."""
+    arrays = {name: value.copy() for name, value in model.constants.items()}
+    arrays["n_candidates"] = np.asarray(n_candidates, np.int64)
+    dense = [
+        model.candidate_in,
+        model.user_in,
+        *model.candidate_mlp,
+        model.context_mlp,
+        model.candidate_head,
+        model.query_head,
+        model.similarity_head,
+        model.state_head,
+    ]
+    if hasattr(model, "value_head"):
+        dense += [model.value_hidden, model.value_head]
+    for layer in dense:
+        arrays[f"{layer.name}/kernel"] = np.asarray(layer.kernel.numpy(), np.float32)
+        if layer.use_bias:
+            arrays[f"{layer.name}/bias"] = np.asarray(layer.bias.numpy(), np.float32)
+    return arrays
+
+
+def greedy_slates(encode, score, env: SlateEnv, users: Sequence[Any], candidates) -> np.ndarray:
+    """Build each user's slate by taking the highest-scoring available candidate at every step.
+
+    `encode(inputs)` and `score(encoded, step_inputs)` are the scorer's two halves (see make_slate_scorer).
+    """
+    obs = env.reset(users, candidates)
+    encoded = encode(obs.episode_inputs())
+    for _ in range(env.slate_size):
+        logits = np.asarray(score(encoded, obs.step_inputs())["logits"])[:, 0, :]
+        obs, _, _, _ = env.step(np.argmax(logits, axis=-1))
+    return env.slates
+
+
+def mean_list_score(reward_model, users: Sequence[Any], slates: np.ndarray) -> float:
+    return float(np.mean([reward_model.list_score(u, s) for u, s in zip(users, slates, strict=True)]))
+
+
+def split_users(n_users: int, val_fraction: float, max_val_users: int, rng: np.random.Generator):
+    """Shuffle user rows into (train, validation); validation is empty with fewer than 10 users."""
+    order = rng.permutation(n_users)
+    n_val = min(round(n_users * val_fraction), max_val_users) if n_users >= 10 else 0
+    return order[n_val:], order[:n_val]
+
+
+def whiten(values: np.ndarray) -> np.ndarray:
+    return (values - values.mean()) / np.sqrt(values.var() + 1e-8)
+
+
+def train_ppo(
+    users: Sequence[Any],
+    reference,
+    reward_model,
+    item_features: np.ndarray,
+    config: PPOConfig | None = None,
+    progress: Callable[[dict[str, float]], None] | None = None,
+) -> PPOResult:
+    """Fine-tune a slate policy with PPO; `progress(metrics)` is called after every iteration."""
+    config = config or PPOConfig()
+    seed_everything(config.seed)
+    tf = import_tensorflow()
+    import keras
+
+    rng = np.random.default_rng(config.seed)
+    start_time = time.time()
+    K = config.slate_size
+
+    # 0. Environment, candidate sets (computed once), held-out users, policy and optimiser
+    env = SlateEnv(
+        reference,
+        reward_model,
+        item_features,
+        n_candidates=config.n_candidates,
+        slate_size=K,
+        ref_temperature=config.ref_temperature,
+        incremental_rewards=False,
+    )
+    train_rows, val_rows = split_users(len(users), config.val_fraction, config.max_val_users, rng)
+    train_users = [users[i] for i in train_rows]
+    val_users = [users[i] for i in val_rows]
+    train_cands = env.candidate_set(train_users)
+    val_cands = env.candidate_set(val_users) if val_users else None
+
+    agent = build_scorer_for(
+        train_users,
+        item_features,
+        hidden_sizes=config.hidden_sizes,
+        slate_size=K,
+        ref_logit_scale=1.0 / config.ref_temperature,
+    )
+    optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate, epsilon=1e-5)
+    optimizer.build(agent.trainable_variables)
+    if config.target_kl_for_controller is None:
+        kl_ctl = FixedKLController(config.init_kl_coef)
+    else:
+        kl_ctl = AdaptiveKLController(config.init_kl_coef, config.target_kl_for_controller, config.kl_horizon)
+
+    user_matrix = tf.constant(np.stack([user_state(u) for u in train_users]))
+    feature_table = tf.constant(np.asarray(item_features, np.float32))
+    cand_items = tf.constant(train_cands.items)
+    cand_ref_scores = tf.constant(train_cands.ref_scores)
+
+    encode, score, _ = compiled_scorer(tf, agent)
+
+    @tf.function(autograph=False)
+    def train_minibatch(rows, chosen_mean, available, actions, logprobs, advantages, returns, values):
+        inputs = {
+            "user": tf.gather(user_matrix, rows),
+            "candidate_features": tf.gather(feature_table, tf.gather(cand_items, rows)),
+            "ref_scores": tf.gather(cand_ref_scores, rows),
+            "chosen_mean": chosen_mean,
+            "slot": tf.broadcast_to(tf.range(K, dtype=tf.float32)[None, :], tf.shape(actions)),
+            "available": available,
+        }
+        with tf.GradientTape() as tape:
+            outputs = agent(inputs, training=True)
+            all_logprobs = tf.nn.log_softmax(outputs["logits"], axis=-1)  # [b, K, C]
+            newlogprob = tf.gather(all_logprobs, actions, batch_dims=2)
+            entropy = -tf.reduce_sum(tf.exp(all_logprobs) * all_logprobs, axis=-1)
+            newvalue = outputs["value"]
+
+            logratio = newlogprob - logprobs
+            ratio = tf.exp(logratio)
+            approx_kl = tf.reduce_mean((ratio - 1) - logratio)
+            clipfrac = tf.reduce_mean(tf.cast(tf.abs(ratio - 1) > config.clip_coef, tf.float32))
+
+            pg_loss1 = -advantages * ratio
+            pg_loss2 = -advantages * tf.clip_by_value(ratio, 1 - config.clip_coef, 1 + config.clip_coef)
+            pg_loss = tf.reduce_mean(tf.maximum(pg_loss1, pg_loss2))
+
+            v_loss_unclipped = (newvalue - returns) ** 2
+            v_clipped = values + tf.clip_by_value(
+                newvalue - values, -config.cliprange_value, config.cliprange_value
+            )
+            v_loss_clipped = (v_clipped - returns) ** 2
+            v_loss = 0.5 * tf.reduce_mean(tf.maximum(v_loss_unclipped, v_loss_clipped))
+
+            entropy_loss = tf.reduce_mean(entropy)
+            loss = pg_loss - config.ent_coef * entropy_loss + v_loss * config.vf_coef
+        grads = tape.gradient(loss, agent.trainable_variables)
+        grads, _ = tf.clip_by_global_norm(grads, config.max_grad_norm)
+        optimizer.apply_gradients(zip(grads, agent.trainable_variables, strict=True))
+        return {"pg_loss": pg_loss, "v_loss": v_loss, "approx_kl": approx_kl, "clipfrac": clipfrac}
+
+    def rollout(rows: np.ndarray):
+        obs = env.reset([train_users[i] for i in rows], train_cands.take(rows))
+        batch = len(rows)
+        chosen_mean = np.zeros((batch, K, env.item_features.shape[1]), np.float32)
+        available = np.zeros((batch, K, config.n_candidates), bool)
+        actions = np.zeros((batch, K), np.int32)
+        logprobs = np.zeros((batch, K), np.float32)
+        ref_logprobs = np.zeros((batch, K), np.float32)
+        values = np.zeros((batch, K), np.float32)
+        entropy = np.zeros((batch, K), np.float32)
+        encoded = encode(obs.episode_inputs())  # the policy is fixed during a rollout
+        for t in range(K):
+            chosen_mean[:, t], available[:, t] = obs.chosen_mean, obs.available
+            outputs = score(encoded, obs.step_inputs())
+            logits = outputs["logits"].numpy()[:, 0, :].astype(np.float64)
+            all_logprobs = logits - logits.max(-1, keepdims=True)
+            all_logprobs -= np.log(np.exp(all_logprobs).sum(-1, keepdims=True))
+            # Gumbel-max: a sample from softmax(logits), masked candidates included at ~-1e9
+            action = np.argmax(logits + rng.gumbel(size=logits.shape), axis=-1)
+            actions[:, t] = action
+            logprobs[:, t] = all_logprobs[np.arange(batch), action]
+            entropy[:, t] = -(np.exp(all_logprobs) * all_logprobs).sum(-1)
+            values[:, t] = outputs["value"].numpy()[:, 0]
+            obs, _, _, info = env.step(action)
+            ref_logprobs[:, t] = info["ref_logprobs"]
+        scores = info["list_scores"].astype(np.float32)
+        return chosen_mean, available, actions, logprobs, ref_logprobs, values, entropy, scores
+
+    def validate() -> float:
+        if not val_users:
+            return float("nan")
+        return mean_list_score(
+            reward_model, val_users, greedy_slates(encode, score, env, val_users, val_cands)
+        )
+
+    # The value head starts at the mean list score of reference rollouts, so its clipped loss
+    # does not need dozens of iterations to climb from zero to the reward model's scale.
+    warmup_rows = rng.choice(
+        len(train_users), size=min(len(train_users), config.users_per_iteration), replace=False
+    )
+    agent.value_head.bias.assign([float(rollout(warmup_rows)[-1].mean())])
+    val_ref_reward = (
+        mean_list_score(reward_model, val_users, val_cands.items[:, :K]) if val_users else float("nan")
+    )
+
+    history: list[dict[str, float]] = []
+    for iteration in range(1, config.iterations + 1):
+        # 1. Rollout: every sampled user gets a slate sampled from the current policy
+        rows = rng.choice(
+            len(train_users),
+            size=config.users_per_iteration,
+            replace=len(train_users) < config.users_per_iteration,
+        )
+        rollout_start = time.time()
+        chosen_mean, available, actions, logprobs, ref_logprobs, values, entropy, scores = rollout(rows)
+        rollout_seconds = time.time() - rollout_start
+
+        # 2. Rewards: a KL penalty at every step, the reward model's list score at the last one
+        kl = logprobs - ref_logprobs
+        non_score_reward = -kl_ctl.value * kl
+        rewards = non_score_reward.copy()
+        rewards[:, -1] += scores
+
+        # 3. Generalised advantage estimation
+        advantages = np.zeros_like(rewards)
+        lastgaelam = np.zeros(len(rows), np.float32)
+        for t in reversed(range(K)):
+            nextvalues = values[:, t + 1] if t < K - 1 else 0.0
+            delta = rewards[:, t] + config.gamma * nextvalues - values[:, t]
+            lastgaelam = delta + config.gamma * config.gae_lambda * lastgaelam
+            advantages[:, t] = lastgaelam
+        returns = (advantages + values).astype(np.float32)
+        advantages = whiten(advantages).astype(np.float32)
+
+        # 4. PPO update: several epochs of minibatches of whole episodes, stopped early on target_kl
+        update_start = time.time()
+        minibatch_size = max(1, len(rows) // config.minibatches)
+        stats = []
+        for _epoch in range(config.update_epochs):
+            order = rng.permutation(len(rows))
+            for start in range(0, len(rows) - minibatch_size + 1, minibatch_size):
+                mb = order[start : start + minibatch_size]
+                out = train_minibatch(
+                    rows[mb].astype(np.int32),
+                    chosen_mean[mb],
+                    available[mb],
+                    actions[mb],
+                    logprobs[mb],
+                    advantages[mb],
+                    returns[mb],
+                    values[mb],
+                )
+                stats.append({k: float(v) for k, v in out.items()})
+            if config.target_kl is not None and stats[-1]["approx_kl"] > config.target_kl:
+                break
+
+        update_seconds = time.time() - update_start
+
+        # 5. Adaptive KL control on the mean KL per slate
+        mean_kl = float(kl.sum(axis=1).mean())
+        kl_coef = kl_ctl.value
+        kl_ctl.update(mean_kl, len(rows))
+
+        # 6. Metrics
+        mean_non_score_reward = float(non_score_reward.sum(axis=1).mean())
+        metrics = {
+            "iteration": float(iteration),
+            "objective/kl": mean_kl,
+            "objective/entropy": float(entropy.sum(axis=1).mean()),
+            "objective/non_score_reward": mean_non_score_reward,
+            "objective/rlhf_reward": float(scores.mean()) + mean_non_score_reward,
+            "objective/scores": float(scores.mean()),
+            "objective/kl_coef": float(kl_coef),
+            "policy/approxkl": float(np.mean([s["approx_kl"] for s in stats])),
+            "policy/clipfrac": float(np.mean([s["clipfrac"] for s in stats])),
+            "loss/policy": float(np.mean([s["pg_loss"] for s in stats])),
+            "loss/value": float(np.mean([s["v_loss"] for s in stats])),
+            "val/mean_reward": validate(),
+            "val/ref_mean_reward": val_ref_reward,
+            "time/rollout": rollout_seconds,
+            "time/update": update_seconds,
+            "time/elapsed": time.time() - start_time,
+        }
+        history.append(metrics)
+        if progress is not None:
+            progress(metrics)
+
+    return PPOResult(
+        arrays=scorer_arrays(agent, config.n_candidates),
+        history=history,
+        metrics=dict(history[-1]) if history else {},
+        config=asdict(config),
+    )

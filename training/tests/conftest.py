@@ -1,0 +1,53 @@
+"""A small world with real structure: raters who each love one genre, and a trained-recommender helper."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+GENRES = ["Action", "Comedy", "Drama", "Horror"]
+MOVIES_PER_GENRE = 15
+RATERS = 60
+
+
+@pytest.fixture
+def taste_world(db):
+    """60 dataset raters over 60 movies; rater r loves genre r % 4 and rates it high, others low."""
+    from movies.models import Genre, Movie, Rater, Rating
+    from movies.stats import movie_stats_refresh
+
+    rng = np.random.default_rng(7)
+    genres = {name: Genre.objects.create(name=name) for name in GENRES}
+    movies = []
+    for g, name in enumerate(GENRES):
+        for j in range(MOVIES_PER_GENRE):
+            movie = Movie.objects.create(id=100 + g * MOVIES_PER_GENRE + j, title=f"{name} movie {j}", year=1980 + j)
+            movie.genres.set([genres[name]])
+            movies.append(movie)
+    start = datetime(2015, 1, 1, tzinfo=UTC)
+    ratings = []
+    for r in range(RATERS):
+        rater = Rater.objects.create(movielens_id=1000 + r)
+        loved = GENRES[r % len(GENRES)]
+        picks = rng.choice(len(movies), size=18, replace=False)
+        for step, index in enumerate(picks):
+            movie = movies[index]
+            in_taste = movie.title.startswith(loved)
+            value = float(np.clip(np.round((4.5 if in_taste else 1.5) + rng.normal(0, 0.5)) , 0.5, 5.0))
+            ratings.append(Rating(rater=rater, movie=movie, rating=value, rated_at=start + timedelta(days=r, minutes=step)))
+    Rating.objects.bulk_create(ratings)
+    movie_stats_refresh()
+    return {"movies": movies, "genres": genres}
+
+
+def train_base_now(epochs: int = 4, seed: int = 0):
+    """Run `train base` in-process with few epochs; returns the run."""
+    from training.ml.recommender import RecommenderConfig
+    from training.models import TrainingRun
+    from training.pipeline import training_run_execute
+    from training.runs import training_run_create
+
+    run = training_run_create(kind="base", trigger=TrainingRun.Trigger.COMMAND, seed=seed)
+    return training_run_execute(run_id=run.pk, config=RecommenderConfig(seed=seed, epochs=epochs, batch_size=16))
