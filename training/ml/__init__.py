@@ -1,0 +1,1 @@
+"""Plain-Python machine-learning core of the recommender (never imports Django)."""

@@ -1,0 +1,77 @@
+"""Offline evaluation of any scorer on a temporal split, and side-by-side comparison tables."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from training.ml.data import Split, item_genres
+from training.ml.metrics import evaluate_rankings, popularity_probabilities
+from training.ml.scoring import Scorer
+
+
+def rank_users(
+    scorer: Scorer, split: Split, users: Sequence[int], k: int, batch_size: int = 256
+) -> dict[int, np.ndarray]:
+    """Top-k catalogue indices per user from their train history, train movies excluded."""
+    rankings: dict[int, np.ndarray] = {}
+    for start in range(0, len(users), batch_size):
+        batch = list(users[start : start + batch_size])
+        histories = [split.train.history(u) for u in batch]
+        scores = np.array(scorer.score_batch(histories), dtype=np.float32)
+        for row, history in enumerate(histories):
+            scores[row, history.item_idx] = -np.inf
+        kth = min(k, scores.shape[1]) - 1
+        best = np.argpartition(-scores, kth, axis=1)[:, : kth + 1]
+        order = np.argsort(-np.take_along_axis(scores, best, axis=1), axis=1, kind="stable")
+        for user, ranked in zip(batch, np.take_along_axis(best, order, axis=1), strict=True):
+            rankings[user] = ranked
+    return rankings
+
+
+def _genres_by_index(split: Split, movies_genres: object) -> list[frozenset[str]] | None:
+    if movies_genres is None:
+        return None
+    if isinstance(movies_genres, pd.DataFrame):
+        return item_genres(split.train, movies_genres)
+    return [frozenset(g) for g in movies_genres]
+
+
+def evaluate_model(
+    scorer: Scorer,
+    split: Split,
+    k_values: Sequence[int] = (10, 20),
+    movies_genres: pd.DataFrame | Sequence[frozenset[str]] | None = None,
+    relevance_threshold: float = 4.0,
+) -> dict[str, float]:
+    """All metrics of ``metrics.evaluate_rankings`` for one scorer.
+
+    Relevant movies are held-out ratings ``>= relevance_threshold``; users without any are
+    skipped. ``movies_genres`` is the movies frame (``item``, ``genres``) or genre sets aligned
+    to catalogue indices; without it diversity is not reported. Novelty uses train popularity.
+    """
+    relevant = split.relevant(relevance_threshold)
+    users = sorted(relevant)
+    rankings = rank_users(scorer, split, users, max(k_values))
+    return evaluate_rankings(
+        rankings,
+        relevant,
+        k_values,
+        n_items=split.train.n_items,
+        item_popularity=popularity_probabilities(split.train.item_counts(), split.train.n_users),
+        item_genres=_genres_by_index(split, movies_genres),
+    )
+
+
+def compare(
+    scorers: Mapping[str, Scorer],
+    split: Split,
+    k_values: Sequence[int] = (10, 20),
+    movies_genres: pd.DataFrame | Sequence[frozenset[str]] | None = None,
+) -> pd.DataFrame:
+    """One row per scorer, one column per metric."""
+    genres = _genres_by_index(split, movies_genres)
+    rows = {name: evaluate_model(s, split, k_values, genres) for name, s in scorers.items()}
+    return pd.DataFrame.from_dict(rows, orient="index")

@@ -1,0 +1,345 @@
+"""Keras fold-in autoencoder recommender trained to predict each user's next ratings.
+
+Architecture (a Mult-DAE, Liang et al. 2018, with a temporal objective):
+1. A user's profile is a sparse vector over the catalogue: each rated movie weighted by its
+   rating level and by recency (``scoring.input_weights``), with dropout, then L2-normalised.
+2. The encoder pools input item embeddings with those weights: ``u = tanh(x @ E_in + b)``.
+   There is no per-user parameter, so users never seen in training are served by folding in
+   their ratings at request time.
+3. The decoder scores every movie, ``logits = u @ E_out^T + b_out``; the loss is the
+   multinomial log-likelihood of the movies the user rates *next*.
+
+Training samples, each epoch and for each user, a random cut in their timeline: ratings before
+the cut are the input, ratings after it (rated ``>= target_min_rating``) are the target. That
+matches serving and the per-user temporal holdout (recommend what comes next), and is a cheap
+data augmentation. TensorFlow is imported inside the training functions only; serving uses
+``scoring.NumpyRecommender`` on the exported arrays.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from training.ml.data import Snapshot
+from training.ml.scoring import NumpyRecommender, rating_levels
+from training.ml.seeding import import_tensorflow, seed_everything
+
+ProgressCallback = Callable[[int, int, dict[str, float]], None]
+
+
+@dataclass
+class RecommenderConfig:
+    """Hyperparameters of the autoencoder recommender."""
+
+    embedding_dim: int = 64  # size of user and item embeddings (also the RLHF item features)
+    n_neighbours: int = 0  # learned item-item weights to each movie's most co-rated movies (0 = none)
+    neighbour_learning_rate: float = 0.05  # Adam step size of the item-item weights (they need large values)
+    neighbour_users: int = 20_000  # co-ratings are counted on at most this many users (sampled)
+    neighbour_history: int = 200  # ... and on each one's latest this many liked movies
+    epochs: int = 60  # passes over the users; each pass draws fresh timeline cuts
+    batch_size: int = 64  # users per gradient step
+    learning_rate: float = 2e-3  # Adam step size
+    cosine_decay: bool = False  # anneal the step size to 0 along a cosine over the run
+    weight_decay: float = 1e-4  # decoupled weight decay (AdamW) on every weight
+    input_dropout: float = 0.5  # share of a profile's movies dropped each step (denoising)
+    recency_half_life: float = 32.0  # input weight halves every this many ratings back in time
+    rating_weights: tuple[float, ...] = (0.0,) * 7 + (1.0,) * 3  # input weight of ratings 0.5, 1.0, ..., 5.0
+    target_min_rating: float = 4.0  # only ratings at least this high are targets
+    min_cut_fraction: float = 0.5  # cuts are drawn uniformly in [this, 1) of each timeline
+    reconstruction_weight: float = 1.0  # target weight of past movies hidden by dropout (0 = only the future)
+    kept_target_weight: float = 0.0  # target weight of past movies left visible in the input
+    normalize_targets: bool = False  # give each user's targets a total weight of 1 (users count equally)
+    seed: int = 0  # seeds Python, NumPy and TensorFlow
+
+
+@dataclass
+class TrainingResult:
+    """What a training run produces: the servable arrays and everything needed to reproduce it."""
+
+    scorer: NumpyRecommender  # numpy model for serving and evaluation
+    arrays: dict[str, np.ndarray]  # scorer.export_arrays(), ready for artifacts.write_artifact
+    config: RecommenderConfig  # hyperparameters used
+    seed: int  # the seed (also in config, repeated for the manifest)
+    data_fingerprint: str  # Snapshot.fingerprint() of the training data
+    train_seconds: float  # wall-clock training time
+    history: list[dict[str, float]] = field(default_factory=list)  # per-epoch logs
+
+    def manifest(self) -> dict[str, Any]:
+        """JSON-safe record of the run for the artifact manifest."""
+        return {
+            "kind": self.scorer.kind,
+            "config": asdict(self.config),
+            "seed": self.seed,
+            "data_fingerprint": self.data_fingerprint,
+            "train_seconds": round(self.train_seconds, 3),
+            "final_loss": self.history[-1]["loss"] if self.history else None,
+        }
+
+
+@functools.cache
+def autoencoder_class() -> type:
+    """The Keras model class, defined on first use so importing this module never loads TensorFlow."""
+    tf = import_tensorflow()
+    import keras
+
+    class AutoencoderRecommender(keras.Model):
+        """Weighted bag of rated movies -> tanh user embedding -> logits over the catalogue."""
+
+        def __init__(
+            self, n_items: int, config: RecommenderConfig, neighbours: np.ndarray, **kwargs: Any
+        ) -> None:
+            super().__init__(**kwargs)
+            self.n_items = n_items
+            self.neighbours = tf.constant(neighbours, tf.int32)  # [n_items, n_neighbours], fixed
+            init = "glorot_uniform"  # seeded globally by seed_everything, distinct per layer
+            self.input_embeddings = keras.layers.Embedding(
+                n_items, config.embedding_dim, embeddings_initializer=init, name="input_embeddings"
+            )
+            self.item_embeddings = keras.layers.Embedding(
+                n_items, config.embedding_dim, embeddings_initializer=init, name="item_embeddings"
+            )
+            self.input_embeddings.build((None,))
+            self.item_embeddings.build((None,))
+            self.encoder_bias = self.add_weight(
+                shape=(config.embedding_dim,), initializer="zeros", name="encoder_bias"
+            )
+            self.item_bias = self.add_weight(shape=(n_items,), initializer="zeros", name="item_bias")
+            self.neighbour_weights = self.add_weight(
+                shape=neighbours.shape, initializer="zeros", name="neighbour_weights"
+            )
+
+        def call(self, inputs: tuple, training: bool = False) -> Any:
+            """``inputs = (rows, items, weights, n_users)``: a sparse batch of profiles -> logits."""
+            rows, items, weights, n_users = inputs
+            squared_norm = tf.math.unsorted_segment_sum(weights * weights, rows, n_users)
+            normalized = weights * tf.math.rsqrt(tf.maximum(tf.gather(squared_norm, rows), 1e-12))
+            pooled = tf.math.unsorted_segment_sum(normalized[:, None] * self.input_embeddings(items), rows, n_users)
+            users = tf.tanh(pooled + self.encoder_bias)
+            logits = tf.matmul(users, self.item_embeddings.embeddings, transpose_b=True) + self.item_bias
+            # Neighbourhood term (as in EASE, on raw weights): rated movie j adds w_j * W[j, k] to neighbour k.
+            contributions = weights[:, None] * tf.gather(self.neighbour_weights, items)
+            positions = tf.stack(
+                [tf.broadcast_to(rows[:, None], tf.shape(contributions)), tf.gather(self.neighbours, items)],
+                axis=-1,
+            )
+            return tf.tensor_scatter_nd_add(logits, tf.reshape(positions, [-1, 2]), tf.reshape(contributions, [-1]))
+
+    return AutoencoderRecommender
+
+
+def multinomial_nll(logits: Any, target_rows: Any, target_items: Any, target_weights: Any) -> Any:
+    """Mean over users of ``-sum_j t_uj log softmax(logits_u)_j`` with sparse targets ``t``."""
+    import tensorflow as tf  # already imported (quietly) by the caller; a plain import keeps autograph happy
+
+    log_probs = tf.nn.log_softmax(logits, axis=-1)
+    picked = tf.gather_nd(log_probs, tf.stack([target_rows, target_items], axis=1))
+    per_user = tf.math.unsorted_segment_sum(-target_weights * picked, target_rows, tf.shape(logits)[0])
+    return tf.reduce_mean(per_user)
+
+
+@dataclass
+class _Timelines:
+    """Per-interaction arrays of the training snapshot that the epoch sampler reuses."""
+
+    start: np.ndarray  # int64 [n_users] first interaction of each user
+    length: np.ndarray  # int64 [n_users] number of ratings of each user
+    position: np.ndarray  # int64 [n_ratings] index of the rating in its user's timeline
+    tie_end: np.ndarray  # int64 [n_ratings] timeline index just past the rating's same-timestamp group
+    level_weight: np.ndarray  # float32 [n_ratings] rating_weights of each rating
+    is_target: np.ndarray  # bool [n_ratings] rating high enough to be a target
+
+
+def _timelines(train: Snapshot, config: RecommenderConfig) -> _Timelines:
+    start = train.indptr[:-1]
+    length = np.diff(train.indptr)
+    position = np.arange(train.n_ratings) - start[train.user_idx]
+    # A new timestamp group starts where the user or the timestamp changes; its end is the next start.
+    new_group = np.ones(train.n_ratings, bool)
+    new_group[1:] = (train.user_idx[1:] != train.user_idx[:-1]) | (
+        train.timestamp[1:] != train.timestamp[:-1]
+    )
+    group_id = np.cumsum(new_group) - 1
+    group_starts = np.append(np.flatnonzero(new_group), train.n_ratings)
+    tie_end = group_starts[group_id + 1] - start[train.user_idx]
+    weights = np.asarray(config.rating_weights, np.float32)[rating_levels(train.rating)]
+    return _Timelines(start, length, position, tie_end, weights, train.rating >= config.target_min_rating)
+
+
+def _sample_epoch(
+    train: Snapshot, lines: _Timelines, config: RecommenderConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw one cut and one dropout mask per user; return per-interaction input and target weights."""
+    low = np.ceil(config.min_cut_fraction * lines.length).clip(1, None)
+    cut = np.floor(low + rng.random(train.n_users) * (lines.length - low)).astype(np.int64)
+    # min_cut_fraction >= 1 means "no future": the whole timeline is input (a plain Mult-DAE).
+    last = lines.length if config.min_cut_fraction >= 1 else np.maximum(lines.length - 1, 1)
+    cut = np.clip(cut, 1, last)
+    user_cut = cut[train.user_idx]
+    before = lines.position < user_cut
+    # Denoising: hide a random share of the past; hidden movies become (emphasised) targets.
+    hidden = before & (rng.random(train.n_ratings) < config.input_dropout)
+    visible = before & ~hidden
+    rank = user_cut - np.minimum(user_cut, lines.tie_end)  # ratings strictly newer within the prefix
+    decay = np.exp2(-rank / config.recency_half_life) if config.recency_half_life > 0 else 1.0
+    input_weight = np.where(visible, lines.level_weight * decay, 0.0).astype(np.float32)
+    target_weight = np.select(
+        [~before, hidden, visible],
+        [1.0, config.reconstruction_weight, config.kept_target_weight],
+    ) * lines.is_target
+    if config.normalize_targets:
+        totals = np.bincount(train.user_idx, weights=target_weight, minlength=train.n_users)
+        target_weight = target_weight / np.maximum(totals, 1e-12)[train.user_idx]
+    return input_weight, target_weight.astype(np.float32)
+
+
+def _batch_interactions(lines: _Timelines, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Interaction indices of ``users`` and the batch row of each."""
+    lengths = lines.length[users]
+    rows = np.repeat(np.arange(len(users)), lengths)
+    offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return lines.start[users][rows] + offsets, rows
+
+
+def co_rated_neighbours(train: Snapshot, config: RecommenderConfig, block: int = 2048) -> np.ndarray:
+    """The ``n_neighbours`` movies most often liked by the same users, per movie ``[n_items, k]``.
+
+    "Liked" means an input weight > 0 (``rating_weights``). Counting is capped for big data:
+    at most ``neighbour_users`` users (sampled with the config seed), each with their latest
+    ``neighbour_history`` liked movies, and done in blocks of movies. Movies with fewer co-rated
+    movies are padded with unrelated ones (their weights simply stay near zero).
+    """
+    k = min(config.n_neighbours, train.n_items - 1)
+    if k <= 0:
+        return np.zeros((train.n_items, 0), np.int32)
+    liked = np.asarray(config.rating_weights, np.float32)[rating_levels(train.rating)] > 0
+    users = np.unique(train.user_idx[liked])
+    if len(users) > config.neighbour_users:
+        users = np.random.default_rng(config.seed).choice(users, config.neighbour_users, replace=False)
+    keep = liked & np.isin(train.user_idx, users)
+    # latest neighbour_history liked movies per user: rank from the end within each user's slice
+    order = np.flatnonzero(keep)
+    from_end = np.zeros(train.n_ratings, np.int64)
+    counts = np.bincount(train.user_idx[order], minlength=train.n_users)
+    position = np.arange(len(order)) - (np.cumsum(counts) - counts)[train.user_idx[order]]
+    from_end[order] = counts[train.user_idx[order]] - 1 - position
+    keep &= from_end < config.neighbour_history
+    ratings = sp.csr_matrix(
+        (np.ones(keep.sum(), np.float32), (train.user_idx[keep], train.item_idx[keep])),
+        shape=(train.n_users, train.n_items),
+    )
+    by_item = ratings.T.tocsr()
+    neighbours = np.zeros((train.n_items, k), np.int32)
+    for start in range(0, train.n_items, block):
+        stop = min(start + block, train.n_items)
+        counts_block = (by_item[start:stop] @ ratings).toarray()
+        counts_block[np.arange(stop - start), np.arange(start, stop)] = -1  # never yourself
+        top = np.argpartition(-counts_block, k - 1, axis=1)[:, :k]
+        order_in_top = np.argsort(-np.take_along_axis(counts_block, top, axis=1), axis=1, kind="stable")
+        neighbours[start:stop] = np.take_along_axis(top, order_in_top, axis=1)
+    return neighbours
+
+
+def train_recommender(
+    train: Snapshot,
+    config: RecommenderConfig | None = None,
+    progress: ProgressCallback | None = None,
+) -> TrainingResult:
+    """Train on a snapshot and return the exported numpy scorer with the run's record.
+
+    ``progress(epoch, n_epochs, logs)`` is called after every epoch (1-based) for progress bars.
+    """
+    config = config or RecommenderConfig()
+    started = time.perf_counter()
+    seed_everything(config.seed)
+    tf = import_tensorflow()
+    import keras
+
+    neighbours = co_rated_neighbours(train, config)
+    model = autoencoder_class()(train.n_items, config, neighbours)
+    trainable_users = np.flatnonzero(np.diff(train.indptr) >= 2)
+    n_steps = config.epochs * -(-len(trainable_users) // config.batch_size)
+    learning_rate = (
+        keras.optimizers.schedules.CosineDecay(config.learning_rate, max(n_steps, 1))
+        if config.cosine_decay
+        else config.learning_rate
+    )
+    optimizer = keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=config.weight_decay)
+    neighbour_optimizer = keras.optimizers.Adam(learning_rate=config.neighbour_learning_rate)
+    dense_variables = [v for v in model.trainable_variables if v.path != model.neighbour_weights.path]
+    int_spec = tf.TensorSpec([None], tf.int32)
+    float_spec = tf.TensorSpec([None], tf.float32)
+
+    @tf.function(
+        input_signature=[
+            int_spec,
+            int_spec,
+            float_spec,
+            int_spec,
+            int_spec,
+            float_spec,
+            tf.TensorSpec([], tf.int32),
+        ],
+        reduce_retracing=True,
+    )
+    def train_step(rows, items, weights, target_rows, target_items, target_weights, n_users):
+        with tf.GradientTape() as tape:
+            logits = model((rows, items, weights, n_users), training=True)
+            loss = multinomial_nll(logits, target_rows, target_items, target_weights)
+        *gradients, neighbour_gradient = tape.gradient(loss, [*dense_variables, model.neighbour_weights])
+        optimizer.apply_gradients(zip(gradients, dense_variables, strict=True))
+        neighbour_optimizer.apply_gradients([(neighbour_gradient, model.neighbour_weights)])
+        return loss
+
+    lines = _timelines(train, config)
+    rng = np.random.default_rng(config.seed)
+    history: list[dict[str, float]] = []
+    for epoch in range(1, config.epochs + 1):
+        input_weight, target_weight = _sample_epoch(train, lines, config, rng)
+        users = rng.permutation(trainable_users)
+        losses = []
+        for begin in range(0, len(users), config.batch_size):
+            batch = users[begin : begin + config.batch_size]
+            index, rows = _batch_interactions(lines, batch)
+            is_input = input_weight[index] > 0
+            is_target = target_weight[index] > 0
+            loss = train_step(
+                rows[is_input].astype(np.int32),
+                train.item_idx[index[is_input]],
+                input_weight[index[is_input]],
+                rows[is_target].astype(np.int32),
+                train.item_idx[index[is_target]],
+                target_weight[index[is_target]],
+                np.int32(len(batch)),
+            )
+            losses.append(float(loss))
+        logs = {"epoch": float(epoch), "loss": float(np.mean(losses)) if losses else 0.0}
+        history.append(logs)
+        if progress is not None:
+            progress(epoch, config.epochs, logs)
+
+    scorer = NumpyRecommender(
+        input_embeddings=keras.ops.convert_to_numpy(model.input_embeddings.embeddings),
+        encoder_bias=keras.ops.convert_to_numpy(model.encoder_bias),
+        item_embeddings=keras.ops.convert_to_numpy(model.item_embeddings.embeddings),
+        item_bias=keras.ops.convert_to_numpy(model.item_bias),
+        rating_weights=np.asarray(config.rating_weights, np.float32),
+        recency_half_life=config.recency_half_life,
+        neighbours=neighbours,
+        neighbour_weights=keras.ops.convert_to_numpy(model.neighbour_weights),
+    )
+    return TrainingResult(
+        scorer=scorer,
+        arrays=scorer.export_arrays(),
+        config=config,
+        seed=config.seed,
+        data_fingerprint=train.fingerprint(),
+        train_seconds=time.perf_counter() - started,
+        history=history,
+    )

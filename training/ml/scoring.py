@@ -1,0 +1,235 @@
+"""NumPy-only serving: every policy scores a user's history through the same small interface.
+
+Nothing here (or in what it imports) loads TensorFlow: web workers and the RLHF loop score
+with plain arrays exported from a trained model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+import numpy as np
+
+from training.ml.data import History
+
+N_RATING_LEVELS = 10  # half-star levels 0.5, 1.0, ..., 5.0
+
+
+def rating_levels(ratings: np.ndarray) -> np.ndarray:
+    """Index 0..9 of each half-star rating (0.5 -> 0, 5.0 -> 9); out-of-range values are clipped."""
+    return np.clip(np.rint(np.asarray(ratings, np.float32) * 2) - 1, 0, N_RATING_LEVELS - 1).astype(np.int32)
+
+
+def recency_ranks(timestamps: np.ndarray) -> np.ndarray:
+    """How many of the user's ratings are strictly newer than each one (0 = among the latest)."""
+    timestamps = np.asarray(timestamps, np.int64)
+    ordered = np.sort(timestamps)
+    return (len(ordered) - np.searchsorted(ordered, timestamps, side="right")).astype(np.float32)
+
+
+def input_weights(history: History, rating_weights: np.ndarray, recency_half_life: float) -> np.ndarray:
+    """Weight of each rated movie in the user's profile: rating level weight x recency decay.
+
+    The decay halves every ``recency_half_life`` ratings back in the user's own timeline (counted
+    in ratings, not seconds, so it behaves the same for binge raters and occasional ones); a
+    non-positive or infinite half-life disables it. Training and serving share this function.
+    """
+    weights = np.asarray(rating_weights, np.float32)[rating_levels(history.ratings)]
+    if np.isfinite(recency_half_life) and recency_half_life > 0:
+        weights = weights * np.exp2(-recency_ranks(history.timestamps) / recency_half_life)
+    return weights.astype(np.float32)
+
+
+class Scorer:
+    """Interface shared by every policy: scores for the whole catalogue from a user's history.
+
+    Subclasses implement ``score``, ``explain``, ``export_arrays`` and ``from_arrays``; ``score``
+    returns a fresh float32 array (callers may modify it) and never hides rated movies itself.
+    """
+
+    kind: ClassVar[str] = "scorer"
+    n_items: int
+
+    def score(self, history: History) -> np.ndarray:
+        raise NotImplementedError
+
+    def score_batch(self, histories: Sequence[History]) -> np.ndarray:
+        """Scores for several users, ``[len(histories), n_items]``."""
+        if not histories:
+            return np.zeros((0, self.n_items), np.float32)
+        return np.stack([self.score(h) for h in histories])
+
+    def top_k(
+        self, history: History, k: int = 10, exclude_rated: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The k best catalogue indices, best first, and their scores."""
+        scores = self.score(history)
+        if exclude_rated and len(history):
+            scores[history.item_idx] = -np.inf
+        n_candidates = self.n_items - (len(np.unique(history.item_idx)) if exclude_rated else 0)
+        k = max(0, min(k, n_candidates))
+        if k == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        best = np.argpartition(scores, -k)[-k:]
+        best = best[np.argsort(-scores[best], kind="stable")]
+        return best, scores[best]
+
+    def explain(self, history: History, item_idx: int) -> int:
+        """Catalogue index of the rated movie that most supports recommending ``item_idx``."""
+        raise NotImplementedError
+
+    def export_arrays(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Scorer:
+        raise NotImplementedError
+
+
+def best_rated_recent(history: History) -> int:
+    """The user's highest-rated movie, the most recent among ties (a content-free explanation)."""
+    if not len(history):
+        raise ValueError("cannot explain a recommendation for an empty history")
+    best = np.lexsort((history.timestamps, history.ratings))[-1]
+    return int(history.item_idx[best])
+
+
+class NumpyRecommender(Scorer):
+    """The trained autoencoder recommender, evaluated with NumPy.
+
+    The user is folded in at request time from the rated movies: ``x = normalize(w)`` with ``w``
+    from ``input_weights``, user embedding ``u = tanh(x @ input_embeddings[rated] + encoder_bias)``,
+    and scores ``item_embeddings @ u + item_bias + sum_j w_j * neighbour_weights[j]`` where movie
+    ``j``'s weights land on its ``neighbours[j]`` (raw weights ``w`` there, as in EASE). ``item_embeddings`` live in the same space as
+    user embeddings, so they double as item features for the reward model and PPO.
+    """
+
+    kind = "recommender"
+    ARRAY_NAMES = (
+        "input_embeddings",
+        "encoder_bias",
+        "item_embeddings",
+        "item_bias",
+        "rating_weights",
+        "recency_half_life",
+        "neighbours",
+        "neighbour_weights",
+    )
+
+    def __init__(
+        self,
+        input_embeddings: np.ndarray,
+        encoder_bias: np.ndarray,
+        item_embeddings: np.ndarray,
+        item_bias: np.ndarray,
+        rating_weights: np.ndarray,
+        recency_half_life: float,
+        neighbours: np.ndarray | None = None,
+        neighbour_weights: np.ndarray | None = None,
+    ) -> None:
+        self.input_embeddings = np.asarray(input_embeddings, np.float32)
+        self.encoder_bias = np.asarray(encoder_bias, np.float32)
+        self.item_embeddings = np.asarray(item_embeddings, np.float32)
+        self.item_bias = np.asarray(item_bias, np.float32)
+        self.rating_weights = np.asarray(rating_weights, np.float32)
+        self.recency_half_life = float(recency_half_life)
+        self.n_items, self.dim = self.item_embeddings.shape
+        no_neighbours = np.zeros((self.n_items, 0))
+        self.neighbours = np.asarray(no_neighbours if neighbours is None else neighbours, np.int32)
+        self.neighbour_weights = np.asarray(
+            no_neighbours if neighbour_weights is None else neighbour_weights, np.float32
+        )
+        if self.input_embeddings.shape[0] != self.n_items or self.item_bias.shape != (self.n_items,):
+            raise ValueError("input embeddings, item embeddings and item bias disagree on n_items")
+        if self.neighbours.shape != self.neighbour_weights.shape or len(self.neighbours) != self.n_items:
+            raise ValueError("neighbours and neighbour_weights must both be [n_items, k]")
+        self._unit_items: np.ndarray | None = None
+        # [dim, n_items] copy: u @ this streams contiguous rows, ~2x faster than item_embeddings @ u.
+        self._scoring_matrix = np.ascontiguousarray(self.item_embeddings.T)
+
+    def _weights(self, history: History) -> np.ndarray:
+        return input_weights(history, self.rating_weights, self.recency_half_life)
+
+    def _user(self, history: History, weights: np.ndarray) -> np.ndarray:
+        norm = float(np.sqrt(np.dot(weights, weights)))
+        pooled = (weights / max(norm, 1e-6)) @ self.input_embeddings[history.item_idx]
+        return np.tanh(pooled + self.encoder_bias)
+
+    def user_embedding(self, history: History) -> np.ndarray:
+        """The folded-in user vector ``[dim]`` (the encoder's output for this history)."""
+        return self._user(history, self._weights(history))
+
+    def _neighbour_scores(self, history: History, weights: np.ndarray) -> np.ndarray:
+        contributions = weights[:, None] * self.neighbour_weights[history.item_idx]
+        return np.bincount(
+            self.neighbours[history.item_idx].ravel(), contributions.ravel(), minlength=self.n_items
+        ).astype(np.float32)
+
+    def score(self, history: History) -> np.ndarray:
+        weights = self._weights(history)
+        scores = self._user(history, weights) @ self._scoring_matrix + self.item_bias
+        if self.neighbours.shape[1] and len(history):
+            scores += self._neighbour_scores(history, weights)
+        return scores
+
+    def score_batch(self, histories: Sequence[History]) -> np.ndarray:
+        if not histories:
+            return np.zeros((0, self.n_items), np.float32)
+        users = np.stack([self.user_embedding(h) for h in histories])
+        scores = users @ self._scoring_matrix + self.item_bias
+        if self.neighbours.shape[1]:
+            for row, history in enumerate(histories):
+                if len(history):
+                    scores[row] += self._neighbour_scores(history, self._weights(history))
+        return scores
+
+    def explain(self, history: History, item_idx: int) -> int:
+        """The rated movie that adds the most to ``item_idx``'s score through its item-item weight.
+
+        When no rated movie has ``item_idx`` among its neighbours, falls back to the positively
+        rated movie (at least 4 stars, or the user's best) whose item embedding is most
+        cosine-similar to ``item_idx``'s.
+        """
+        if not len(history):
+            raise ValueError("cannot explain a recommendation for an empty history")
+        weights = self._weights(history)
+        links = self.neighbours[history.item_idx] == item_idx
+        if links.any():
+            contribution = np.where(links, weights[:, None] * self.neighbour_weights[history.item_idx], -np.inf)
+            best = contribution.max(axis=1)
+            if best.max() > 0:
+                return int(history.item_idx[int(np.argmax(best))])
+        if self._unit_items is None:
+            norms = np.linalg.norm(self.item_embeddings, axis=1, keepdims=True)
+            self._unit_items = self.item_embeddings / np.maximum(norms, 1e-12)
+        liked = history.ratings >= min(4.0, float(history.ratings.max()))
+        candidates = history.item_idx[liked]
+        similarity = self._unit_items[candidates] @ self._unit_items[item_idx]
+        return int(candidates[int(np.argmax(similarity))])
+
+    def export_arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "input_embeddings": self.input_embeddings,
+            "encoder_bias": self.encoder_bias,
+            "item_embeddings": self.item_embeddings,
+            "item_bias": self.item_bias,
+            "rating_weights": self.rating_weights,
+            "recency_half_life": np.asarray(self.recency_half_life, np.float32),
+            "neighbours": self.neighbours,
+            "neighbour_weights": self.neighbour_weights,
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> NumpyRecommender:
+        return cls(**{name: arrays[name] for name in cls.ARRAY_NAMES if name in arrays})
+
+
+def scorer_from_arrays(kind: str, arrays: dict[str, np.ndarray]) -> Scorer:
+    """Rebuild any exported policy from its ``kind`` (as stored in the artifact manifest)."""
+    from training.ml.baselines import EASE, Popularity  # numpy/scipy only; lazy to avoid a cycle
+
+    classes: dict[str, type[Scorer]] = {cls.kind: cls for cls in (NumpyRecommender, Popularity, EASE)}
+    if kind not in classes:
+        raise ValueError(f"unknown scorer kind {kind!r}; expected one of {sorted(classes)}")
+    return classes[kind].from_arrays(arrays)
