@@ -137,7 +137,7 @@ def training_run_execute(
         if stage is None:
             from .rlhf import run_rlhf_stage
 
-            version = run_rlhf_stage(kind=run.kind, reporter=reporter)
+            version = run_rlhf_stage(kind=run.kind, reporter=reporter, configs=config)
         else:
             version = stage(reporter=reporter, config=config)
         versions = version if isinstance(version, list) else [version]

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from .exceptions import VersionStateError
 from .models import ModelEvent, ModelVersion, TrainingRun
+from .runs import json_safe
 
 KIND_OF_ALGORITHM = {
     "base": ModelVersion.Kind.RECOMMENDER,
@@ -39,10 +40,10 @@ def model_version_register(
         algorithm=algorithm,
         version=version,
         artifact=artifact,
-        metrics=metrics,
-        config=config,
+        metrics=json_safe(metrics),
+        config=json_safe(config),
         seed=seed,
-        data_snapshot=data_snapshot,
+        data_snapshot=json_safe(data_snapshot),
         run=run,
     )
     ModelEvent.objects.create(version=model_version, action=ModelEvent.Action.REGISTERED, actor=run.created_by if run else None)
@@ -116,7 +117,7 @@ def model_version_rollback(*, algorithm: str, actor, note: str = "") -> ModelVer
 
 
 def model_version_reject(*, version: ModelVersion, gate: dict) -> ModelVersion:
-    version.gate = gate
+    version.gate = json_safe(gate)
     version.save(update_fields=["gate"])
     ModelEvent.objects.create(version=version, action=ModelEvent.Action.GATE_REJECTED, note=gate.get("reason", ""))
     return version

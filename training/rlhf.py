@@ -42,7 +42,7 @@ from training.ml.rlhf import (
 from . import registry
 from .exceptions import NotEnoughData
 from .models import ModelVersion
-from .runs import RunReporter
+from .runs import RunReporter, json_safe
 from .serving import LoadedModel
 from .serving import models as served_models
 from .snapshots import movies_frame, ratings_frame
@@ -140,10 +140,12 @@ def _artifact_name(algorithm: str, number: int, run_id: int) -> str:
     return f"{algorithm}-v{number}-run{run_id}"
 
 
-def stage_reward(*, reporter: RunReporter, world: World, base: LoadedModel, train, heldout, span) -> tuple[ModelVersion, NumpyRewardModel, dict]:
+def stage_reward(
+    *, reporter: RunReporter, world: World, base: LoadedModel, train, heldout, span, config: RewardModelConfig | None = None
+) -> tuple[ModelVersion, NumpyRewardModel, dict]:
     run = reporter.run
     start, end = span
-    config = RewardModelConfig(seed=run.seed)
+    config = config or RewardModelConfig(seed=run.seed)
     reporter.log(f"Reward model: {len(train)} training and {len(heldout)} held-out comparisons, {len(world.contexts)} users")
 
     def on_epoch(epoch: int, metrics: dict) -> None:
@@ -184,7 +186,7 @@ def stage_reward(*, reporter: RunReporter, world: World, base: LoadedModel, trai
         "heldout_comparisons": len(heldout),
         "reason": "held-out accuracy above the threshold" if trusted else "not enough held-out evidence or accuracy below the threshold",
     }
-    version.gate = report
+    version.gate = json_safe(report)
     version.save(update_fields=["gate"])
     if trusted:
         registry.model_version_activate(version=version, actor=run.created_by, note=report["reason"])
@@ -223,6 +225,7 @@ def stage_policy(
     reward_accuracy: float | None,
     n_heldout: int,
     span,
+    config: PPOConfig | DQNConfig | None = None,
 ) -> ModelVersion:
     run = reporter.run
     start, end = span
@@ -232,10 +235,10 @@ def stage_policy(
     contexts = [world.context(key) for key in train_users]
 
     if algorithm == "ppo":
-        config = PPOConfig(seed=run.seed + 1)
+        config = config or PPOConfig(seed=run.seed + 1)
         total = config.iterations
     else:
-        config = DQNConfig(seed=run.seed + 1)
+        config = config or DQNConfig(seed=run.seed + 1)
         total = config.total_steps
     counter = {"n": 0}
 
@@ -294,7 +297,7 @@ def stage_policy(
         data_snapshot={"train_users": len(train_users), "gate_users": len(gate_users)},
         run=run,
     )
-    version.gate = gate
+    version.gate = json_safe(gate)
     version.save(update_fields=["gate"])
     if report.passed:
         registry.model_version_activate(version=version, actor=run.created_by, action="promoted", note="passed the gate")
@@ -304,8 +307,13 @@ def stage_policy(
     return version
 
 
-def run_rlhf_stage(*, kind: str, reporter: RunReporter) -> list[ModelVersion]:
-    """Run `reward`, `ppo`, `qlearning` or `all` (reward model, then both policies against it)."""
+def run_rlhf_stage(*, kind: str, reporter: RunReporter, configs: dict | None = None) -> list[ModelVersion]:
+    """Run `reward`, `ppo`, `qlearning` or `all` (reward model, then both policies against it).
+
+    ``configs`` may override the hyperparameters per stage: ``{"reward": RewardModelConfig(...),
+    "ppo": PPOConfig(...), "qlearning": DQNConfig(...)}``.
+    """
+    configs = configs or {}
     run = reporter.run
     reporter.progress(step="Snapshot of feedback", percent=1, force=True)
     base = _base()
@@ -316,7 +324,13 @@ def run_rlhf_stage(*, kind: str, reporter: RunReporter) -> list[ModelVersion]:
     versions: list[ModelVersion] = []
     if kind in ("reward", "all"):
         reward_version, reward_model, metrics = stage_reward(
-            reporter=reporter, world=world, base=base, train=train, heldout=heldout, span=(2, 35 if kind == "all" else 100)
+            reporter=reporter,
+            world=world,
+            base=base,
+            train=train,
+            heldout=heldout,
+            span=(2, 35 if kind == "all" else 100),
+            config=configs.get("reward"),
         )
         versions.append(reward_version)
         accuracy = metrics.get("heldout/accuracy")
@@ -342,6 +356,7 @@ def run_rlhf_stage(*, kind: str, reporter: RunReporter) -> list[ModelVersion]:
                 reward_accuracy=accuracy,
                 n_heldout=len(heldout),
                 span=span,
+                config=configs.get(algorithm),
             )
         )
     return versions

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from datetime import timedelta
 
@@ -18,6 +19,19 @@ logger = logging.getLogger(__name__)
 # A running run whose heartbeat is older than this is taken as dead (worker killed, machine lost).
 STALE_AFTER = timedelta(seconds=getattr(settings, "TRAINING_STALE_SECONDS", 300))
 MAX_LOG_CHARS = 200_000
+
+
+def json_safe(value):
+    """JSON columns reject NaN and infinity: they become null, numpy scalars become Python numbers."""
+    if isinstance(value, dict):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def training_run_reap_stale(*, now=None) -> int:
@@ -83,7 +97,7 @@ class RunReporter:
         self._flush(force=force)
 
     def record_history(self, key: str, entry: dict) -> None:
-        self.run.history.setdefault(key, []).append(entry)
+        self.run.history.setdefault(key, []).append(json_safe(entry))
         self._flush()
 
     def _flush(self, *, force: bool = False) -> None:
@@ -102,7 +116,7 @@ class RunReporter:
         )
 
     def succeed(self, *, metrics: dict) -> None:
-        self.run.metrics = metrics
+        self.run.metrics = json_safe(metrics)
         self.run.progress = 100.0
         self._finish(TrainingRun.Status.SUCCEEDED)
 

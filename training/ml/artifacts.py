@@ -55,12 +55,12 @@ def write_artifact(root: Path, name: str, arrays: dict[str, np.ndarray], manifes
     try:
         files = {}
         for key, array in arrays.items():
-            if not key.isidentifier():
-                raise ArtifactError(f"array name {key!r} is not a plain identifier")
+            if not all(part.isidentifier() for part in key.split("/")):
+                raise ArtifactError(f"array name {key!r} is not identifiers joined by '/'")
             array = np.asarray(array)
             if array.dtype == object:
                 raise ArtifactError(f"array {key!r} has dtype object, which needs pickle")
-            path = staging / f"{key}.npy"
+            path = staging / f"{key.replace('/', '--')}.npy"  # '-' never occurs in an identifier
             np.save(path, array, allow_pickle=False)
             _fsync(path)
             files[key] = {

@@ -47,6 +47,6 @@ class Command(BaseCommand):
         bar.close()
         if run.status != TrainingRun.Status.SUCCEEDED:
             raise CommandError(f"Training run {run.pk} failed: {run.error}")
-        for version in run.versions.all():
-            state = version.status
-            self.stdout.write(self.style.SUCCESS(f"{version.label}: {state}; ndcg@10={version.metrics.get('ndcg@10')}"))
+        for version in run.versions.order_by("id"):
+            verdict = version.gate.get("reason", "") if version.gate else ""
+            self.stdout.write(self.style.SUCCESS(f"{version.label}: {version.status}; {version.headline}; {verdict}"))
