@@ -52,6 +52,9 @@ class TaskAssignment(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["task", "annotator"], name="one_assignment_per_annotator")]
 
+    def __str__(self) -> str:
+        return f"task {self.task_id} for user {self.annotator_id}"
+
 
 class Comparison(models.Model):
     """One judgment of a task: which list is better, by a person or a simulated annotator."""
@@ -105,6 +108,9 @@ class AnnotatorStatus(models.Model):
     )
     changed_at = models.DateTimeField(auto_now=True)
 
+    def __str__(self) -> str:
+        return f"user {self.annotator_id}: {'excluded' if self.excluded else 'included'}"
+
 
 class ItemFeedback(models.Model):
     """An end user's reaction to one recommended movie."""
@@ -124,6 +130,9 @@ class ItemFeedback(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "movie"], name="one_item_feedback_per_movie")]
 
+    def __str__(self) -> str:
+        return f"{self.kind} on movie {self.movie_id}"
+
 
 class ListFeedback(models.Model):
     """An end user's free-text comment on their recommendation list as a whole."""
@@ -139,3 +148,6 @@ class ListFeedback(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.text if len(self.text) <= 60 else self.text[:57] + "..."

@@ -14,3 +14,10 @@ def roles(request: HttpRequest) -> dict:
         "is_annotator": authenticated and is_annotator(user),
         "is_staff": authenticated and user.is_staff,
     }
+
+
+def rating_stars(request: HttpRequest) -> dict:
+    """The half-star values every star widget renders."""
+    from .views import STAR_VALUES
+
+    return {"stars": STAR_VALUES}

@@ -5,4 +5,5 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("movies.api_urls")),
     path("", include("training.api_urls")),
+    path("", include("feedback.api_urls")),
 ]

@@ -86,6 +86,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "movies.context_processors.roles",
+                "movies.context_processors.rating_stars",
             ],
         },
     },

@@ -50,7 +50,7 @@ class SlatePolicyScorer:
         return self.reference.explain(history, item_idx)
 
 
-def load_slate_policy(path: Path, algorithm: str, base):
+def load_slate_policy(path: Path, algorithm: str):
     """Load a PPO or Q-learning artifact with the recommender version it was trained against."""
     arrays, meta = load_artifact(path)
     if meta.get("kind") != algorithm or "item_ids" not in arrays or "item_features" not in arrays:

@@ -26,6 +26,7 @@ from training.ml.data import History
 from training.ml.scoring import Scorer
 
 from .models import ModelVersion
+from .snapshots import epoch_sql
 
 logger = logging.getLogger(__name__)
 
@@ -160,14 +161,10 @@ def rater_history(*, rater_id: int | None, loaded: LoadedModel) -> tuple[History
     """The rater's history in the model's catalogue indices, and every movie id they rated."""
     if rater_id is None:
         return History.empty(), np.zeros(0, np.int64)
-    epoch = (
-        "CAST(EXTRACT(EPOCH FROM rated_at) AS BIGINT)"
-        if connection.vendor == "postgresql"
-        else "CAST(strftime('%s', rated_at) AS INTEGER)"
-    )
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT movie_id, rating, {epoch} FROM {Rating._meta.db_table} WHERE rater_id = %s", [rater_id]
+            f"SELECT movie_id, rating, {epoch_sql('rated_at')} FROM {Rating._meta.db_table} WHERE rater_id = %s",
+            [rater_id],
         )
         rows = cursor.fetchall()
     if not rows:

@@ -13,10 +13,14 @@ from movies.models import Genre, Movie, Rating
 FETCH_CHUNK = 200_000
 
 
-def _epoch_sql(column: str) -> str:
+def epoch_sql(column: str) -> str:
+    """SQL for a datetime column as unix seconds, for a query run with a parameter list.
+
+    The ``%%`` matters: Django turns ``%s`` into a placeholder whenever parameters are passed.
+    """
     if connection.vendor == "postgresql":
         return f"CAST(EXTRACT(EPOCH FROM {column}) AS BIGINT)"
-    return f"CAST(strftime('%s', {column}) AS INTEGER)"
+    return f"CAST(strftime('%%s', {column}) AS INTEGER)"
 
 
 def ratings_frame(*, rater_ids: Iterable[int] | None = None) -> pd.DataFrame:
@@ -25,7 +29,7 @@ def ratings_frame(*, rater_ids: Iterable[int] | None = None) -> pd.DataFrame:
     ``user`` is the Rater primary key, the same key for dataset users and site accounts.
     """
     table = Rating._meta.db_table
-    sql = f"SELECT rater_id, movie_id, rating, {_epoch_sql('rated_at')} FROM {table}"
+    sql = f"SELECT rater_id, movie_id, rating, {epoch_sql('rated_at')} FROM {table}"
     params: list = []
     if rater_ids is not None:
         ids = list(rater_ids)

@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import cache_page
 from django.views.decorators.http import require_GET
 
+from feedback.selectors import item_feedback_kinds
 from movies.models import Movie, Rating
 
 from . import plots
@@ -23,6 +24,9 @@ from .serving import recommendations_for_user
 @require_GET
 def recommendations(request: HttpRequest) -> HttpResponse:
     recs = recommendations_for_user(user=request.user, k=20)
+    feedback = item_feedback_kinds(user=request.user, movie_ids=[rec.movie.pk for rec in recs.items])
+    for rec in recs.items:  # the thumbs shown by feedback/_item_feedback.html
+        rec.feedback = feedback.get(rec.movie.pk, "")
     template = "training/_recommendations.html" if request.htmx else "training/recommendations.html"
     return render(request, template, {"recs": recs})
 

@@ -1,0 +1,552 @@
+"""Writes of human feedback: comparison tasks and judgments, annotator status, end-user item and list feedback.
+
+Comparison tasks
+----------------
+A task shows two lists of ``k`` movies for one context rater: the annotator's own taste (their
+site rater, once they have ``ONBOARDING_MIN_RATINGS`` ratings) or a persona (a dataset user, whose
+history the page summarises). The two lists come from two sources (`SourceSpec`), left and right
+in random order, and each side's source is stored with the list's probability under it.
+
+Default sources, when the caller names none (`comparison_sources_default`):
+- two or more servable models (the active version of base / ppo / qlearning, and the newest
+  candidate of each that is newer than its active version): two of them at random, except that a
+  share ``EXPLORE_PAIR_SHARE`` of tasks compares the served policy with itself, sampled twice;
+- one servable model: that model sampled twice with exploration (Plackett-Luce, see
+  `training.serving.slate_for`);
+- no model at all: uniformly "random" against "popularity" (most-rated movies, genre-interleaved,
+  the same list end users get before any model is trained).
+Gold tasks pit the served policy's deterministic top-k (popularity without a model) against
+"worst" (the model's lowest-scored popular movies for the context rater) or "random"; the side
+of the bad list is ``gold_worse``.
+
+Simulated annotators (the ``simulate_feedback`` command) create tasks with
+``comparison_task_create(..., simulated=True)`` and answer them with
+``comparison_record_simulated(task=..., simulator="name", choice=..., reason=...)``; such tasks are
+never offered to people.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from movies.models import Movie, Rater, Rating
+from movies.roles import is_annotator
+from movies.services import rater_get_or_create
+from training.models import ModelVersion
+from training.serving import (
+    SERVABLE_ALGORITHMS,
+    Slate,
+    UnknownPolicy,
+    popular_diverse,
+    served_algorithm,
+    slate_for,
+)
+from training.serving import models as served_models
+
+from . import selectors
+from .exceptions import InvalidFeedback, NoComparisonAvailable, NotAnnotator
+from .models import AnnotatorStatus, Comparison, ComparisonTask, ItemFeedback, ListFeedback, TaskAssignment
+from .text_signals import parse_text
+
+LIST_LENGTH = 10  # movies per side
+MAX_TEXT_CHARS = 2000  # reasons and list comments
+MAX_DECISION_MS = 24 * 3600 * 1000  # longer is a tab left open, not a decision time
+EXPLORE_PAIR_SHARE = 0.25  # of default-source tasks with several models: the served one against itself
+IDENTICAL_RETRIES = 3  # resample a side with exploration when both lists came out the same
+PERSONA_TRIES = 5  # personas tried before giving up when lists come out empty
+SIMULATOR_MAX_CHARS = 64
+
+
+# --- Sources --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """Where one list comes from.
+
+    ``policy``: "active" (what end users get), "base", "ppo", "qlearning", "random", "worst" or
+    "popularity"; ``version_id`` pins a ModelVersion (e.g. a candidate) instead of the active one;
+    ``explore`` samples the list (Plackett-Luce) instead of taking the top k.
+    """
+
+    policy: str
+    version_id: int | None = None
+    explore: bool = False
+
+    @classmethod
+    def of(cls, value: SourceSpec | str | ModelVersion) -> SourceSpec:
+        if isinstance(value, SourceSpec):
+            return value
+        if isinstance(value, ModelVersion):
+            return cls(policy=value.algorithm, version_id=value.pk)
+        return cls(policy=str(value))
+
+
+def servable_sources() -> list[SourceSpec]:
+    """Active versions that load, served policy first, then newer candidates that load."""
+    versions = ModelVersion.objects.filter(
+        status__in=(ModelVersion.Status.ACTIVE, ModelVersion.Status.CANDIDATE),
+        algorithm__in=SERVABLE_ALGORITHMS,
+    ).order_by(F("activated_at").desc(nulls_last=True), "-id")
+    actives: dict[str, ModelVersion] = {}  # most recently activated first: the served policy leads
+    newest: dict[str, ModelVersion] = {}
+    for version in versions:
+        if version.status == ModelVersion.Status.ACTIVE:
+            actives[version.algorithm] = version
+        elif version.algorithm not in newest or version.version > newest[version.algorithm].version:
+            newest[version.algorithm] = version
+    sources: list[SourceSpec] = []
+    for algorithm in actives:
+        if served_models.active(algorithm) is not None:
+            sources.append(SourceSpec(policy=algorithm))
+    for algorithm, version in sorted(newest.items()):
+        active = actives.get(algorithm)
+        if active is not None and version.version <= active.version:
+            continue
+        if served_models.version(version) is not None:
+            sources.append(SourceSpec(policy=algorithm, version_id=version.pk))
+    return sources
+
+
+def comparison_sources_default(*, rng: np.random.Generator) -> tuple[SourceSpec, SourceSpec]:
+    """Two sources for an ordinary task (rules in the module docstring)."""
+    sources = servable_sources()
+    if len(sources) >= 2 and rng.random() >= EXPLORE_PAIR_SHARE:
+        first, second = rng.choice(len(sources), size=2, replace=False)
+        return sources[int(first)], sources[int(second)]
+    if sources:
+        return replace(sources[0], explore=True), replace(sources[0], explore=True)
+    return SourceSpec(policy="random"), SourceSpec(policy="popularity")
+
+
+def comparison_sources_gold(*, rng: np.random.Generator) -> tuple[SourceSpec, SourceSpec]:
+    """(good, bad): the served policy's top k against "worst" or "random"."""
+    served = served_algorithm()
+    good = SourceSpec(policy=served) if served and served_models.active(served) is not None else None
+    if good is None:
+        return SourceSpec(policy="popularity"), SourceSpec(policy="random")
+    has_base = served_models.active("base") is not None
+    bad = SourceSpec(policy="worst") if has_base and rng.random() < 0.5 else SourceSpec(policy="random")
+    return good, bad
+
+
+def _slate(spec: SourceSpec, *, rater_id: int, k: int, rng: np.random.Generator) -> Slate:
+    if spec.policy == "popularity":
+        rated = set(Rating.objects.filter(rater_id=rater_id).values_list("movie_id", flat=True))
+        movie_ids = [rec.movie.pk for rec in popular_diverse(exclude=rated, k=k)]
+        return Slate(movie_ids, "popularity", None, None, False, 1.0)
+    version = None
+    policy = spec.policy
+    if spec.version_id is not None:
+        version = ModelVersion.objects.filter(pk=spec.version_id).first()
+        if version is None:
+            raise NoComparisonAvailable(f"There is no model version {spec.version_id}.")
+        policy = version.algorithm
+    try:
+        return slate_for(
+            rater_id=rater_id, policy=policy, k=k, explore=spec.explore, rng=rng, version=version
+        )
+    except UnknownPolicy as error:
+        raise NoComparisonAvailable(str(error)) from None
+
+
+@dataclass(frozen=True)
+class _Lists:
+    left: Slate
+    right: Slate
+    gold_worse: str
+
+
+def _two_lists(
+    *, rater_id: int, sources: tuple[SourceSpec, SourceSpec], k: int, is_gold: bool, rng: np.random.Generator
+) -> _Lists:
+    first = _slate(sources[0], rater_id=rater_id, k=k, rng=rng)
+    second = _slate(sources[1], rater_id=rater_id, k=k, rng=rng)
+    tries = 0
+    while (
+        not is_gold
+        and first.movie_ids == second.movie_ids
+        and tries < IDENTICAL_RETRIES
+        and len(first.movie_ids) > 1
+    ):
+        if sources[1].policy in ("popularity", "worst"):
+            break  # deterministic by nature; an identical pair is still a valid (tie) comparison
+        second = _slate(replace(sources[1], explore=True), rater_id=rater_id, k=k, rng=rng)
+        tries += 1
+    if rng.random() < 0.5:
+        return _Lists(left=first, right=second, gold_worse="right" if is_gold else "")
+    return _Lists(left=second, right=first, gold_worse="left" if is_gold else "")
+
+
+def comparison_task_create(
+    *,
+    context_rater: Rater,
+    sources: tuple[SourceSpec | str | ModelVersion, SourceSpec | str | ModelVersion] | None = None,
+    k: int = LIST_LENGTH,
+    simulated: bool = False,
+    is_gold: bool = False,
+    required_judgments: int = 1,
+    rng: np.random.Generator | None = None,
+) -> ComparisonTask:
+    """A task comparing two lists for ``context_rater``.
+
+    ``sources`` defaults to `comparison_sources_default` (or `comparison_sources_gold` when
+    ``is_gold``); for a gold task given explicit sources, the second one is the worse.
+    The context is "persona" for a dataset user and "own" for a site account. Raises
+    NoComparisonAvailable when a source has no servable model or a list comes out empty.
+    Scoring happens before the one INSERT, outside any transaction.
+    """
+    rng = rng if rng is not None else np.random.default_rng()
+    if sources is None:
+        pair = comparison_sources_gold(rng=rng) if is_gold else comparison_sources_default(rng=rng)
+    else:
+        pair = (SourceSpec.of(sources[0]), SourceSpec.of(sources[1]))
+    lists = _two_lists(rater_id=context_rater.pk, sources=pair, k=k, is_gold=is_gold, rng=rng)
+    if not lists.left.movie_ids or not lists.right.movie_ids:
+        raise NoComparisonAvailable(f"{context_rater} has no unrated movies left for one of the lists.")
+    return ComparisonTask.objects.create(
+        context_kind=ComparisonTask.Context.PERSONA
+        if context_rater.is_dataset_user
+        else ComparisonTask.Context.OWN,
+        context_rater=context_rater,
+        left_items=[int(m) for m in lists.left.movie_ids],
+        right_items=[int(m) for m in lists.right.movie_ids],
+        left_source=lists.left.source(),
+        right_source=lists.right.source(),
+        is_gold=is_gold,
+        gold_worse=lists.gold_worse,
+        required_judgments=max(1, required_judgments),
+        simulated=simulated,
+    )
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    """What kind of task a new one will be."""
+
+    context: str  # ComparisonTask.Context
+    is_gold: bool
+    required_judgments: int
+
+
+def comparison_task_plan(*, can_use_own_taste: bool, rng: np.random.Generator) -> TaskPlan:
+    """Draw a new task's kind from the configured shares.
+
+    COMPARISON_OVERLAP_SHARE of tasks need two judgments (persona tasks only: nobody else can
+    judge someone's own taste); COMPARISON_GOLD_SHARE are gold; of the rest, persona with
+    probability COMPARISON_PERSONA_SHARE, or always when the annotator cannot use their own taste.
+    """
+    overlap = rng.random() < settings.COMPARISON_OVERLAP_SHARE
+    gold = rng.random() < settings.COMPARISON_GOLD_SHARE
+    persona_share = getattr(settings, "COMPARISON_PERSONA_SHARE", 0.5)
+    persona = overlap or not can_use_own_taste or rng.random() < persona_share
+    return TaskPlan(
+        context=ComparisonTask.Context.PERSONA if persona else ComparisonTask.Context.OWN,
+        is_gold=gold,
+        required_judgments=2 if overlap else 1,
+    )
+
+
+def _random_persona(*, rng: np.random.Generator, avoid: set[int]) -> Rater | None:
+    personas = selectors.personas()
+    count = personas.count()
+    for _ in range(PERSONA_TRIES):
+        if count == 0:
+            return None
+        rater = personas[int(rng.integers(count))]
+        if rater.pk not in avoid:
+            return rater
+    return None
+
+
+def comparison_task_next(*, annotator, rng: np.random.Generator | None = None) -> ComparisonTask:
+    """The task an annotator should judge now.
+
+    1. their open (unanswered, unskipped) assignment, re-stamped as shown now;
+    2. else the oldest persona task still needing judgments that they were never handed (overlap);
+    3. else a new task (see `comparison_task_plan`), assigned to them.
+    """
+    if not is_annotator(annotator):
+        raise NotAnnotator("Only annotators compare recommendation lists.")
+    current = selectors.open_assignment(annotator=annotator)
+    if current is not None:
+        TaskAssignment.objects.filter(pk=current.pk).update(assigned_at=timezone.now())
+        return current.task
+    waiting = selectors.tasks_needing_judgments(annotator=annotator).first()
+    if waiting is not None:
+        try:
+            with transaction.atomic():
+                TaskAssignment.objects.create(task=waiting, annotator=annotator)
+            return waiting
+        except IntegrityError:  # the same annotator asked twice at once
+            return comparison_task_next(annotator=annotator, rng=rng)
+    return _comparison_task_new(annotator=annotator, rng=rng if rng is not None else np.random.default_rng())
+
+
+def _comparison_task_new(*, annotator, rng: np.random.Generator) -> ComparisonTask:
+    can_use_own = selectors.account_rating_count(user=annotator) >= settings.ONBOARDING_MIN_RATINGS
+    own = rater_get_or_create(user=annotator) if can_use_own else None
+    plan = comparison_task_plan(can_use_own_taste=can_use_own, rng=rng)
+    own_kind, persona_kind = ComparisonTask.Context.OWN, ComparisonTask.Context.PERSONA
+    task = None
+    tried: set[int] = set()
+    # the planned context first, the other one when it cannot make a task (no personas, no unrated movies)
+    for context in (plan.context, persona_kind if plan.context == own_kind else own_kind):
+        for _ in range(1 if context == own_kind else PERSONA_TRIES):
+            rater = own if context == own_kind else _random_persona(rng=rng, avoid=tried)
+            if rater is None:
+                break
+            tried.add(rater.pk)
+            try:
+                task = comparison_task_create(
+                    context_rater=rater,
+                    is_gold=plan.is_gold,
+                    required_judgments=plan.required_judgments if rater.is_dataset_user else 1,
+                    rng=rng,
+                )
+                break
+            except NoComparisonAvailable:
+                continue
+        if task is not None:
+            break
+    if task is None:
+        raise NoComparisonAvailable(
+            "There is nothing to compare yet: import the MovieLens data or rate "
+            f"{settings.ONBOARDING_MIN_RATINGS} movies to compare lists for your own taste."
+        )
+    TaskAssignment.objects.create(task=task, annotator=annotator)
+    return task
+
+
+# --- Judgments ------------------------------------------------------------------------------
+
+
+def _clean_judgment(*, choice, reason, confidence, decision_ms) -> tuple[str, str, int | None, int | None]:
+    """Field-level validation shared by people and simulators; raises InvalidFeedback with every error."""
+    errors: dict[str, list[str]] = {}
+    if choice not in Comparison.Choice.values:
+        errors["choice"] = [f"Choose one of {', '.join(Comparison.Choice.values)}."]
+    if reason is None:
+        reason = ""
+    if not isinstance(reason, str):
+        errors["reason"] = ["The reason must be text."]
+    elif len(reason) > MAX_TEXT_CHARS:
+        errors["reason"] = [
+            f"Keep the reason to {MAX_TEXT_CHARS} characters or fewer (it has {len(reason)})."
+        ]
+    if confidence in ("", None):
+        confidence = None
+    else:
+        try:
+            confidence = int(confidence)
+        except (TypeError, ValueError):
+            confidence = 0
+        if not 1 <= confidence <= 3:
+            errors["confidence"] = ["Confidence is 1 (unsure), 2 or 3 (sure)."]
+    if decision_ms in ("", None):
+        decision_ms = None
+    else:
+        try:
+            decision_ms = int(decision_ms)
+        except (TypeError, ValueError):
+            decision_ms = -1
+        if decision_ms < 0:
+            errors["decision_ms"] = ["The decision time is a whole number of milliseconds, 0 or more."]
+        else:
+            decision_ms = min(decision_ms, MAX_DECISION_MS)
+    if errors:
+        raise InvalidFeedback(errors)
+    return choice, reason.strip() if isinstance(reason, str) else "", confidence, decision_ms
+
+
+def comparison_submit(
+    *,
+    annotator,
+    task_id: int,
+    choice: str,
+    reason: str = "",
+    confidence: int | None = None,
+    decision_ms: int | None = None,
+) -> Comparison:
+    """Store an annotator's judgment of a task handed to them.
+
+    Raises NotAssigned (403) for a task that was not handed to them and InvalidFeedback (400, by
+    field) for a bad choice, a reason over 2000 characters, a confidence outside 1-3 or a negative
+    decision time. Submitting a task twice returns the first judgment unchanged. The reason is
+    parsed into signals. Without ``decision_ms`` (measured client-side from display to submit),
+    the time since the task was last shown is used. ``comparison.created`` tells whether this
+    call stored it.
+    """
+    task, assignment = selectors.task_of_annotator(annotator=annotator, task_id=task_id)
+    choice, reason, confidence, decision_ms = _clean_judgment(
+        choice=choice, reason=reason, confidence=confidence, decision_ms=decision_ms
+    )
+    if decision_ms is None:
+        elapsed = timezone.now() - assignment.assigned_at
+        decision_ms = min(max(0, int(elapsed.total_seconds() * 1000)), MAX_DECISION_MS)
+    parsed = parse_text(reason)
+    try:
+        with transaction.atomic():
+            comparison = Comparison.objects.create(
+                task=task,
+                annotator=annotator,
+                choice=choice,
+                confidence=confidence,
+                reason=reason,
+                signals=parsed.signals,
+                sentiment=parsed.sentiment,
+                decision_ms=decision_ms,
+            )
+    except IntegrityError:
+        comparison = Comparison.objects.get(task=task, annotator=annotator)
+        comparison.created = False
+        return comparison
+    comparison.created = True
+    return comparison
+
+
+def comparison_skip(*, annotator, task_id: int) -> TaskAssignment:
+    """Hand a task back; it is not offered to this annotator again. Skipping an answered task does nothing."""
+    task, assignment = selectors.task_of_annotator(annotator=annotator, task_id=task_id)
+    if not assignment.skipped and not Comparison.objects.filter(task=task, annotator=annotator).exists():
+        assignment.skipped = True
+        assignment.save(update_fields=["skipped"])
+    return assignment
+
+
+def comparison_record_simulated(
+    *,
+    task: ComparisonTask,
+    simulator: str,
+    choice: str,
+    reason: str = "",
+    confidence: int | None = None,
+    decision_ms: int | None = None,
+) -> Comparison:
+    """Store a simulated annotator's judgment (``simulator`` names it, e.g. "genre-lover-v1").
+
+    Same validation and text parsing as `comparison_submit`; one judgment per task and simulator,
+    a repeat returns the first unchanged. Works on any task, though `comparison_task_create(...,
+    simulated=True)` keeps simulated tasks out of people's queues.
+    """
+    errors = {}
+    if not simulator or len(simulator) > SIMULATOR_MAX_CHARS:
+        errors["simulator"] = [f"Name the simulator in 1 to {SIMULATOR_MAX_CHARS} characters."]
+    try:
+        choice, reason, confidence, decision_ms = _clean_judgment(
+            choice=choice, reason=reason, confidence=confidence, decision_ms=decision_ms
+        )
+    except InvalidFeedback as invalid:
+        errors.update(invalid.errors)
+    if errors:
+        raise InvalidFeedback(errors)
+    parsed = parse_text(reason)
+    try:
+        with transaction.atomic():
+            comparison = Comparison.objects.create(
+                task=task,
+                simulator=simulator,
+                choice=choice,
+                confidence=confidence,
+                reason=reason,
+                signals=parsed.signals,
+                sentiment=parsed.sentiment,
+                decision_ms=decision_ms,
+            )
+    except IntegrityError:
+        comparison = Comparison.objects.get(task=task, simulator=simulator)
+        comparison.created = False
+        return comparison
+    comparison.created = True
+    return comparison
+
+
+@transaction.atomic
+def annotator_exclusion_set(*, annotator, excluded: bool, actor, note: str = "") -> AnnotatorStatus:
+    """Leave an annotator's judgments out of training (and the leaderboard), or take them back in."""
+    status, _ = AnnotatorStatus.objects.select_for_update().get_or_create(annotator=annotator)
+    status.excluded = excluded
+    status.changed_by = actor
+    if note:
+        status.note = note
+    status.save()
+    return status
+
+
+# --- End users ------------------------------------------------------------------------------
+
+
+def _check_movie(movie_id) -> int:
+    try:
+        movie_id = int(movie_id)
+    except (TypeError, ValueError):
+        raise InvalidFeedback({"movie": ["A movie is its MovieLens id."]}) from None
+    if not Movie.objects.filter(pk=movie_id).exists():
+        raise InvalidFeedback({"movie": [f"There is no movie with id {movie_id}."]})
+    return movie_id
+
+
+def item_feedback_set(
+    *, user, movie_id: int, kind: str | None, policy: str = "", version: int | None = None
+) -> ItemFeedback | None:
+    """Set the user's reaction to a movie ("up", "down", "not_interested"), or clear it with None.
+
+    "not_interested" movies never come back in the user's recommendations.
+    """
+    movie_id = _check_movie(movie_id)
+    if kind is None or kind == "":
+        ItemFeedback.objects.filter(user=user, movie_id=movie_id).delete()
+        return None
+    if kind not in ItemFeedback.Kind.values:
+        raise InvalidFeedback({"kind": [f"Choose one of {', '.join(ItemFeedback.Kind.values)}."]})
+    feedback, _ = ItemFeedback.objects.update_or_create(
+        user=user, movie_id=movie_id, defaults={"kind": kind, "policy": policy[:16], "version": version}
+    )
+    return feedback
+
+
+@transaction.atomic
+def item_feedback_toggle(
+    *, user, movie_id: int, kind: str, policy: str = "", version: int | None = None
+) -> ItemFeedback | None:
+    """Like `item_feedback_set`, but choosing the reaction the user already gave clears it (a toggle button)."""
+    movie_id = _check_movie(movie_id)
+    current = ItemFeedback.objects.select_for_update().filter(user=user, movie_id=movie_id).first()
+    if current is not None and current.kind == kind:
+        current.delete()
+        return None
+    return item_feedback_set(user=user, movie_id=movie_id, kind=kind, policy=policy, version=version)
+
+
+def list_feedback_add(
+    *, user, text: str, items=(), policy: str = "", version: int | None = None
+) -> ListFeedback:
+    """Store an end user's comment on their recommendation list, with its parsed signals."""
+    errors: dict[str, list[str]] = {}
+    text = (text or "").strip()
+    if not text:
+        errors["text"] = ["Write a few words about the list."]
+    elif len(text) > MAX_TEXT_CHARS:
+        errors["text"] = [f"Keep it to {MAX_TEXT_CHARS} characters or fewer (it has {len(text)})."]
+    try:
+        items = [int(item) for item in items][:200]
+    except (TypeError, ValueError):
+        errors["items"] = ["The list is MovieLens ids."]
+    if errors:
+        raise InvalidFeedback(errors)
+    parsed = parse_text(text)
+    return ListFeedback.objects.create(
+        user=user,
+        text=text,
+        signals=parsed.signals,
+        sentiment=parsed.sentiment,
+        items=items,
+        policy=(policy or "")[:16],
+        version=version,
+    )

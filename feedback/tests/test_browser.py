@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from feedback.models import Comparison
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_an_annotator_judges_three_comparisons_with_the_keyboard_only(page, live_server, base_model, annie):
+    page.goto(f"{live_server.url}/accounts/login/?next=/compare/")
+    page.fill("#id_username", "annie")
+    page.fill("#id_password", "annie-pass-123")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/compare/")
+
+    task = page.locator("#compare-task")
+    for number, (key, choice) in enumerate([("1", "left"), ("ArrowRight", "right"), ("t", "tie")], start=1):
+        shown = task.get_attribute("data-task")
+        page.keyboard.press(key)
+        expect(page.locator(f"input[name=choice][value={choice}]")).to_be_checked()
+        if number == 2:
+            page.keyboard.press("9")  # confidence: sure
+        if number == 3:  # R focuses the reason; letters typed there are not shortcuts; Esc leaves the box
+            page.keyboard.press("r")
+            page.keyboard.type("both lists 2 similar")
+            page.keyboard.press("Escape")
+            expect(page.locator("input[name=choice][value=tie]")).to_be_checked()
+        page.keyboard.press("Enter")
+        expect(page.locator("#compare-task .done-today")).to_have_text(str(number))
+        expect(page.locator("#compare-task")).not_to_have_attribute("data-task", shown)
+
+    judgments = list(Comparison.objects.filter(annotator=annie).order_by("created_at"))
+    assert [j.choice for j in judgments] == ["left", "right", "tie"]
+    assert [j.confidence for j in judgments] == [None, 3, None]
+    assert [j.reason for j in judgments] == ["", "", "both lists 2 similar"]
+    assert all(j.decision_ms is not None and j.decision_ms < 60_000 for j in judgments)

@@ -1,0 +1,314 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from django.test import Client
+
+from feedback import services
+from feedback.models import (
+    AnnotatorStatus,
+    Comparison,
+    ComparisonTask,
+    ItemFeedback,
+    ListFeedback,
+    TaskAssignment,
+)
+from movies.models import Rater
+
+pytestmark = pytest.mark.django_db
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def client_for(user=None) -> Client:
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def open_task(annotator) -> ComparisonTask:
+    return TaskAssignment.objects.get(annotator=annotator, skipped=False, task__judgments__isnull=True).task
+
+
+# --- The comparison queue -------------------------------------------------------------------
+
+
+def test_the_queue_asks_anonymous_visitors_to_log_in(base_model):
+    response = client_for().get("/compare/")
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_the_queue_is_forbidden_to_end_users(base_model, alice):
+    assert client_for(alice).get("/compare/").status_code == 403
+
+
+@pytest.mark.parametrize("who", ["annie", "sam"])
+def test_annotators_and_staff_see_two_lists_with_instructions_keys_and_progress(base_model, who, annie, sam):
+    response = client_for({"annie": annie, "sam": sam}[who]).get("/compare/")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "How to judge" in html and "<kbd>Enter</kbd>" in html and "<kbd>S</kbd>" in html
+    assert 'class="side side-left"' in html and 'class="side side-right"' in html
+    assert "Persona: MovieLens user" in html and "Favourites" in html and "Genres" in html
+    assert 'Done today: <strong class="done-today">0</strong>' in html
+    assert "js/compare.js" in html
+    task = ComparisonTask.objects.get()
+    for source in (task.left_source, task.right_source):
+        assert json.dumps(source) not in html
+
+
+def test_movies_in_both_lists_are_marked(base_model, annie):
+    task = services.comparison_task_create(
+        context_rater=Rater.objects.get(movielens_id=1),
+        sources=("base", "base"),
+        rng=np.random.default_rng(0),
+    )
+    TaskAssignment.objects.create(task=task, annotator=annie)
+    html = client_for(annie).get("/compare/").content.decode()
+    shared = set(task.left_items) & set(task.right_items)
+    assert shared  # identical lists are resampled with exploration; a 40-movie catalogue still overlaps
+    assert html.count('class="both"') == 2 * len(shared)
+
+
+def test_an_htmx_answer_returns_the_next_task_partial(base_model, annie):
+    client = client_for(annie)
+    client.get("/compare/")
+    first = open_task(annie)
+    response = client.post(
+        f"/compare/{first.pk}/",
+        {"choice": "left", "confidence": "3", "reason": "more comedies", "decision_ms": "3100"},
+        **HTMX,
+    )
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.startswith('<section id="compare-task"') and "<html" not in html
+    assert "Saved: left better." in html and 'class="done-today">1<' in html
+    comparison = Comparison.objects.get()
+    assert (comparison.choice, comparison.confidence, comparison.decision_ms) == ("left", 3, 3100)
+    assert open_task(annie).pk != first.pk
+    assert f'data-task="{open_task(annie).pk}"' in html
+
+
+def test_a_plain_form_post_works_without_javascript(base_model, annie):
+    client = client_for(annie)
+    client.get("/compare/")
+    task = open_task(annie)
+    response = client.post(f"/compare/{task.pk}/", {"choice": "both_bad", "reason": ""})
+    assert response.status_code == 302 and response["Location"] == "/compare/"
+    comparison = Comparison.objects.get()
+    assert comparison.choice == "both_bad" and comparison.decision_ms is not None  # server-side fallback
+    assert "Saved: both bad." in client.get("/compare/").content.decode()
+
+
+def test_an_answer_without_a_choice_shows_the_same_task_with_the_error(base_model, annie):
+    client = client_for(annie)
+    client.get("/compare/")
+    task = open_task(annie)
+    response = client.post(f"/compare/{task.pk}/", {"reason": "kept this text"}, **HTMX)
+    html = response.content.decode()
+    assert "Choose left, right, tie or both bad." in html and "kept this text" in html
+    assert f'data-task="{task.pk}"' in html
+    too_long = client.post(f"/compare/{task.pk}/", {"choice": "left", "reason": "x" * 2001})
+    assert "2000 characters" in too_long.content.decode()
+    assert not Comparison.objects.exists()
+
+
+def test_answering_someone_elses_task_is_forbidden(base_model, annie, andy):
+    client_for(annie).get("/compare/")
+    task = open_task(annie)
+    assert client_for(andy).post(f"/compare/{task.pk}/", {"choice": "left"}).status_code == 403
+    assert client_for(andy).post(f"/compare/{task.pk}/skip/").status_code == 403
+    assert client_for(annie).post("/compare/987654/", {"choice": "left"}).status_code == 403
+
+
+def test_skipping_loads_another_task(base_model, annie):
+    client = client_for(annie)
+    client.get("/compare/")
+    task = open_task(annie)
+    response = client.post(f"/compare/{task.pk}/skip/", **HTMX)
+    assert "Skipped." in response.content.decode()
+    assert TaskAssignment.objects.get(task=task, annotator=annie).skipped
+    assert client.post(f"/compare/{open_task(annie).pk}/skip/").status_code == 302
+
+
+def test_the_queue_explains_when_there_is_nothing_to_compare(annie, no_model):
+    response = client_for(annie).get("/compare/")
+    assert response.status_code == 200 and "nothing to compare yet" in response.content.decode()
+
+
+# --- End users: feedback on the recommendations page ----------------------------------------
+
+
+def test_the_recommendations_page_has_feedback_buttons_per_movie_and_a_box_for_the_list(base_model, alice):
+    client = client_for(alice)
+    page = client.get("/for-you/")
+    html = page.content.decode()
+    assert html.count('class="item-feedback"') == 20 and 'aria-pressed="true"' not in html
+    assert 'value="not_interested"' in html and 'id="list-feedback"' in html
+    services.item_feedback_set(user=alice, movie_id=page.context["recs"].items[3].movie.pk, kind="down")
+    assert client.get("/for-you/").content.decode().count('aria-pressed="true"') == 1  # the current reaction shows
+
+
+def test_thumbs_up_toggles_with_htmx(base_model, alice):
+    client = client_for(alice)
+    response = client.post("/feedback/items/15/", {"kind": "up", "policy": "base", "version": "1"}, **HTMX)
+    assert response.status_code == 200 and 'aria-pressed="true"' in response.content.decode()
+    feedback = ItemFeedback.objects.get(user=alice, movie_id=15)
+    assert (feedback.kind, feedback.policy, feedback.version) == ("up", "base", 1)
+    client.post("/feedback/items/15/", {"kind": "up"}, **HTMX)
+    assert not ItemFeedback.objects.exists()
+
+
+def test_not_interested_as_a_plain_post_redirects_back_and_hides_the_movie(base_model, alice):
+    client = client_for(alice)
+    shown = client.get("/for-you/").context["recs"].items[0].movie.pk
+    response = client.post(f"/feedback/items/{shown}/", {"kind": "not_interested", "next": "/for-you/"})
+    assert response.status_code == 302 and response["Location"] == "/for-you/"
+    page = client.get("/for-you/")
+    assert shown not in [rec.movie.pk for rec in page.context["recs"].items]
+    assert "you will not see this movie" in page.content.decode()
+
+
+def test_item_feedback_needs_a_login(base_model):
+    response = client_for().post("/feedback/items/15/", {"kind": "up"})
+    assert response.status_code == 302 and not ItemFeedback.objects.exists()
+
+
+def test_a_comment_on_the_list_is_stored_and_echoed_with_htmx(base_model, alice):
+    response = client_for(alice).post(
+        "/feedback/list/",
+        {"text": "too many horror films", "items": "15,16", "policy": "base", "version": "1"},
+        **HTMX,
+    )
+    assert "Thanks! We read:" in response.content.decode() and "less" in response.content.decode()
+    stored = ListFeedback.objects.get()
+    assert stored.items == [15, 16] and stored.signals[0]["value"] == "Horror"
+    empty = client_for(alice).post("/feedback/list/", {"text": ""})
+    assert empty.status_code == 302 and ListFeedback.objects.count() == 1
+
+
+# --- Staff ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def two_annotators_judged(base_model, annie, andy):
+    """Four tasks judged by both annie and andy, the last of them gold."""
+    persona = Rater.objects.get(movielens_id=1)
+    choices = [("left", "left"), ("right", "right"), ("tie", "left"), ("left", "right")]
+    for index, (annie_choice, andy_choice) in enumerate(choices):
+        task = services.comparison_task_create(
+            context_rater=persona, required_judgments=2, is_gold=index == 3, rng=np.random.default_rng(index)
+        )
+        for annotator, choice in ((annie, annie_choice), (andy, andy_choice)):
+            TaskAssignment.objects.create(task=task, annotator=annotator)
+            services.comparison_submit(
+                annotator=annotator, task_id=task.pk, choice=choice, decision_ms=1000 * (index + 1)
+            )
+    return ComparisonTask.objects.get(is_gold=True)
+
+
+def test_staff_see_counts_gold_accuracy_agreement_and_decision_times(two_annotators_judged, sam):
+    gold = two_annotators_judged
+    html = client_for(sam).get("/staff/annotators/").content.decode()
+    assert "annie" in html and "andy" in html
+    # annie: left, right, tie, left; andy: left, right, left, right -> 2 of 4 agree
+    # p_e = (2*2 + 1*2 + 1*0) / 16 = 6/16 (annie left 2 right 1 tie 1; andy left 2 right 2)
+    # kappa = (8/16 - 6/16) / (10/16) = 0.2
+    assert "0.200" in html
+    assert "2.5 s" in html  # median of 1, 2, 3, 4 seconds
+    gold_right = "left" if gold.gold_worse == "right" else "right"
+    annie_gold = "1/1" if gold_right == "left" else "0/1"
+    assert annie_gold in html
+
+
+@pytest.mark.parametrize("who", ["anonymous", "alice", "annie"])
+def test_staff_pages_are_for_staff_only(base_model, who, alice, annie):
+    client = client_for({"anonymous": None, "alice": alice, "annie": annie}[who])
+    for url in ("/staff/annotators/", "/staff/leaderboard/"):
+        response = client.get(url)
+        assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    assert client.post(f"/staff/annotators/{annie.pk}/exclusion/", {"excluded": "1"}).status_code == 302
+    assert not AnnotatorStatus.objects.exists()
+
+
+def test_staff_exclude_an_annotator_from_training_and_take_them_back(two_annotators_judged, annie, sam):
+    client = client_for(sam)
+    response = client.post(f"/staff/annotators/{annie.pk}/exclusion/", {"excluded": "1"}, **HTMX)
+    assert (
+        response.status_code == 200
+        and "excluded" in response.content.decode()
+        and "Include" in response.content.decode()
+    )
+    status = AnnotatorStatus.objects.get(annotator=annie)
+    assert status.excluded and status.changed_by == sam
+    export = (
+        b"".join(client.get("/api/comparisons/export/?format=jsonl").streaming_content).decode().splitlines()
+    )
+    assert all(json.loads(line)["excluded"] == (json.loads(line)["annotator"] == "annie") for line in export)
+    response = client.post(f"/staff/annotators/{annie.pk}/exclusion/", {"excluded": "0"})
+    assert response.status_code == 302
+    assert not AnnotatorStatus.objects.get(annotator=annie).excluded
+
+
+def test_the_leaderboard_ranks_sources_with_intervals_and_a_heatmap(base_model, annie, sam):
+    persona = Rater.objects.get(movielens_id=2)
+    for index in range(6):
+        task = services.comparison_task_create(
+            context_rater=persona, sources=("base", "random"), rng=np.random.default_rng(index)
+        )
+        TaskAssignment.objects.create(task=task, annotator=annie)
+        base_side = "left" if task.left_source["policy"] == "base" else "right"
+        services.comparison_submit(annotator=annie, task_id=task.pk, choice=base_side if index < 5 else "tie")
+    simulated = services.comparison_task_create(
+        context_rater=persona, sources=("random", "popularity"), simulated=True
+    )
+    services.comparison_record_simulated(task=simulated, simulator="sim", choice="left")
+
+    client = client_for(sam)
+    board = client.get("/staff/leaderboard/")
+    rows = board.context["board"].rows
+    assert [row.label for row in rows] == ["base v1", "random"]
+    assert rows[0].comparisons == 6 and rows[0].win_rate == pytest.approx(5.5 / 6)
+    assert rows[0].low <= rows[0].strength <= rows[0].high
+    assert 'src="data:image/png;base64,' in board.content.decode()
+    with_simulated = client.get("/staff/leaderboard/?simulated=1").context["board"]
+    assert {row.label for row in with_simulated.rows} == {"base v1", "random", "popularity"}
+
+
+# --- Admin ----------------------------------------------------------------------------------
+
+
+def test_the_admin_lists_every_feedback_model_and_shows_signals_readably(two_annotators_judged, alice, sam):
+    services.list_feedback_add(user=alice, text="more sci-fi please")
+    comparison = Comparison.objects.first()
+    comparison.signals = [{"aspect": "genre", "value": "Horror", "polarity": -0.6, "span": "horror"}]
+    comparison.save()
+    client = client_for(sam)
+    for model in (
+        "comparisontask",
+        "taskassignment",
+        "comparison",
+        "annotatorstatus",
+        "itemfeedback",
+        "listfeedback",
+    ):
+        assert client.get(f"/admin/feedback/{model}/").status_code == 200, model
+    page = client.get(f"/admin/feedback/comparison/{comparison.pk}/change/").content.decode()
+    assert "<td>Horror</td><td>-0.60</td>" in page
+    listed = client.get(
+        f"/admin/feedback/listfeedback/{ListFeedback.objects.get().pk}/change/"
+    ).content.decode()
+    assert "<td>Sci-Fi</td><td>+" in listed
+
+
+def test_the_admin_exports_selected_judgments_as_json_lines(two_annotators_judged, sam):
+    chosen = list(Comparison.objects.order_by("id").values_list("pk", flat=True)[:3])
+    response = client_for(sam).post(
+        "/admin/feedback/comparison/", {"action": "export_jsonl", "_selected_action": chosen}
+    )
+    assert response.status_code == 200
+    records = [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
+    assert [record["id"] for record in records] == chosen

@@ -1,0 +1,55 @@
+// Keyboard shortcuts and decision timing for the comparison queue (/compare/).
+// htmx swaps #compare-task after each answer, so every handler looks the form up when it runs.
+(function () {
+  "use strict";
+
+  const KEYS = {
+    "1": ["choice", "left"], ArrowLeft: ["choice", "left"],
+    "2": ["choice", "right"], ArrowRight: ["choice", "right"],
+    t: ["choice", "tie"], b: ["choice", "both_bad"],
+    "7": ["confidence", "1"], "8": ["confidence", "2"], "9": ["confidence", "3"],
+  };
+  let shownAt = performance.now();
+
+  const currentForm = () => document.getElementById("compare-form");
+  const isTyping = (target) =>
+    target instanceof Element && target.closest("textarea, select, input:not([type=radio]):not([type=checkbox]), [contenteditable]");
+
+  document.addEventListener("keydown", (event) => {
+    const form = currentForm();
+    if (!form || event.altKey || event.isComposing) return;
+    if (event.ctrlKey || event.metaKey) {
+      if (event.key === "Enter") { event.preventDefault(); form.querySelector("#compare-submit").click(); }
+      return;
+    }
+    if (isTyping(event.target)) {
+      if (event.key === "Escape") event.target.blur();
+      return;
+    }
+    const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+    if (KEYS[key]) {
+      const [name, value] = KEYS[key];
+      const input = form.querySelector(`input[name="${name}"][value="${value}"]`);
+      if (input) { input.checked = true; event.preventDefault(); }
+    } else if (key === "Enter" && !(event.target instanceof HTMLButtonElement || event.target instanceof HTMLAnchorElement)) {
+      event.preventDefault();
+      form.querySelector("#compare-submit").click();
+    } else if (key === "s") {
+      event.preventDefault();
+      form.querySelector("#compare-skip").click();
+    } else if (key === "r") {
+      event.preventDefault();
+      form.querySelector("textarea[name=reason]").focus();
+    }
+  });
+
+  // Runs in the capture phase, before htmx (or the browser) reads the form's values.
+  document.addEventListener("submit", (event) => {
+    if (event.target.id !== "compare-form") return;
+    event.target.elements.decision_ms.value = String(Math.round(performance.now() - shownAt));
+  }, true);
+
+  document.addEventListener("htmx:afterSettle", (event) => {
+    if (event.target.id === "compare-task" || event.target.querySelector?.("#compare-form")) shownAt = performance.now();
+  });
+})();

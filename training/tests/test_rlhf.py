@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+
+from feedback.models import Comparison
+from training.ml.dqn import DQNConfig
+from training.ml.ppo import PPOConfig
+from training.ml.reward_model import RewardModelConfig
+from training.models import ModelVersion, TrainingRun
+from training.pipeline import training_run_execute
+from training.runs import training_run_create
+from training.serving import models as served_models
+from training.serving import recommend
+
+from .conftest import train_base_now
+
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+
+TINY = {
+    "reward": RewardModelConfig(epochs=8, batch_size=64, seed=0),
+    "ppo": PPOConfig(iterations=4, users_per_iteration=32, n_candidates=30, slate_size=5, seed=1),
+    "qlearning": DQNConfig(total_steps=30, num_envs=16, n_candidates=30, slate_size=5, batch_size=64, learning_starts=5, eval_frequency=10, seed=1),
+}
+
+
+@pytest.fixture
+def oracle_file(taste_world, tmp_path):
+    from movies.models import Rating
+
+    path = tmp_path / "oracle.csv"
+    lines = ["userId,movieId,rating,timestamp"]
+    for rating in Rating.objects.select_related("rater"):
+        lines.append(f"{rating.rater.movielens_id},{rating.movie_id},{rating.rating},{int(rating.rated_at.timestamp())}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def with_feedback(taste_world, oracle_file):
+    served_models.clear()
+    train_base_now(epochs=20)
+    call_command("simulate_feedback", oracle_ratings=oracle_file, comparisons=60, annotators=2, noise=0.05, k=5, no_progress=True)
+    yield
+    served_models.clear()
+
+
+def run_pipeline(kind: str) -> TrainingRun:
+    run = training_run_create(kind=kind, trigger=TrainingRun.Trigger.COMMAND, seed=0)
+    return training_run_execute(run_id=run.pk, config=TINY)
+
+
+def test_simulated_feedback_goes_through_the_comparison_services_and_is_marked(with_feedback):
+    judgments = Comparison.objects.select_related("task")
+    assert judgments.count() == 60
+    assert all(j.simulator.startswith("oracle-") and j.annotator_id is None for j in judgments)
+    assert all(j.task.simulated and len(j.task.left_items) == 5 for j in judgments)
+    assert {j.choice for j in judgments} <= {"left", "right", "tie", "both_bad"}
+
+
+def test_the_full_pipeline_registers_reward_ppo_and_qlearning_with_gate_verdicts(with_feedback, settings):
+    settings.GATE_MIN_HELDOUT_COMPARISONS = 5
+    run = run_pipeline("all")
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.error
+    versions = {v.algorithm: v for v in run.versions.all()}
+    assert set(versions) == {"reward", "ppo", "qlearning"}
+    assert {"heldout/accuracy", "heldout/n", "train/accuracy"} <= set(versions["reward"].metrics)
+    for algorithm in ("ppo", "qlearning"):
+        gate = versions[algorithm].gate
+        assert {"passed", "reason", "kl", "win_rate", "win_rate_low", "reward_accuracy"} <= set(gate)
+        assert versions[algorithm].status == (ModelVersion.Status.ACTIVE if gate["passed"] else ModelVersion.Status.CANDIDATE)
+    ppo_history = run.history["ppo"]
+    assert len(ppo_history) == 4
+    for key in ("objective/kl", "objective/rlhf_reward", "objective/entropy", "policy/approxkl", "policy/clipfrac", "loss/policy", "loss/value"):
+        assert key in ppo_history[0]
+    assert run.history["reward_model"] and run.history["qlearning"]
+
+
+def test_a_policy_is_held_back_when_the_reward_model_has_too_little_held_out_evidence(with_feedback, settings):
+    settings.GATE_MIN_HELDOUT_COMPARISONS = 10_000
+    run = run_pipeline("all")
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.error
+    for version in run.versions.filter(algorithm__in=["ppo", "qlearning"]):
+        assert version.status == ModelVersion.Status.CANDIDATE
+        assert "held-out comparisons" in version.gate["reason"]
+    assert recommend(rater_id=None, k=3).policy in ("popularity", "base")
+
+
+def test_a_promoted_policy_is_served_and_never_recommends_a_rated_movie(with_feedback, settings):
+    from movies.models import Rater, Rating
+    from training.registry import model_version_promote
+
+    settings.GATE_MIN_HELDOUT_COMPARISONS = 10_000
+    run_pipeline("all")
+    ppo = ModelVersion.objects.get(algorithm="ppo")
+    model_version_promote(version=ppo, actor=None, note="test")
+    rater = Rater.objects.filter(movielens_id__isnull=False).first()
+    recs = recommend(rater_id=rater.pk, k=5)
+    assert (recs.policy, recs.version) == ("ppo", 1)
+    rated = set(Rating.objects.filter(rater=rater).values_list("movie_id", flat=True))
+    ids = [item.movie.pk for item in recs.items]
+    assert len(ids) == 5 == len(set(ids)) and not rated & set(ids)
+    assert recommend(rater_id=rater.pk, policy="qlearning", k=5).policy in ("qlearning", "popularity")
+
+
+def test_ppo_alone_needs_an_active_reward_model(with_feedback):
+    run = run_pipeline("ppo")
+    assert run.status == TrainingRun.Status.FAILED
+    assert "No active reward model" in run.error

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from training import registry
+from training.exceptions import RunAlreadyInFlight, VersionStateError
+from training.models import ModelEvent, ModelVersion, TrainingRun
+from training.runs import training_run_create, training_run_reap_stale
+
+pytestmark = pytest.mark.django_db
+
+
+def make_version(algorithm: str = "base", number: int = 1) -> ModelVersion:
+    return registry.model_version_register(
+        algorithm=algorithm, version=number, artifact=f"{algorithm}-{number}", metrics={"ndcg@10": 0.1 * number},
+        config={}, seed=0, data_snapshot={},
+    )
+
+
+def test_only_one_run_can_be_in_flight():
+    training_run_create(kind="base", trigger="command")
+    with pytest.raises(RunAlreadyInFlight):
+        training_run_create(kind="all", trigger="admin")
+
+
+def test_a_run_whose_worker_died_is_marked_failed_and_the_next_run_starts_cleanly():
+    dead = training_run_create(kind="all", trigger="schedule")
+    TrainingRun.objects.filter(pk=dead.pk).update(status="running", heartbeat_at=timezone.now() - timedelta(hours=1))
+    run = training_run_create(kind="base", trigger="command")
+    dead.refresh_from_db()
+    assert dead.status == TrainingRun.Status.FAILED and dead.in_flight is None
+    assert "stopped reporting" in dead.error
+    assert run.status == TrainingRun.Status.QUEUED
+    assert training_run_reap_stale() == 0
+
+
+def test_activation_keeps_one_active_version_and_records_who_and_when(sam):
+    first, second = make_version(number=1), make_version(number=2)
+    registry.model_version_activate(version=first, actor=sam)
+    registry.model_version_promote(version=second, actor=sam, note="better")
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.status, second.status) == ("retired", "active")
+    event = second.events.get(action=ModelEvent.Action.PROMOTED)
+    assert event.actor == sam and event.note == "better" and event.at is not None
+
+
+def test_roll_back_reactivates_the_version_active_before_the_current_one():
+    only = make_version(algorithm="reward", number=1)
+    registry.model_version_activate(version=only)
+    with pytest.raises(VersionStateError):
+        registry.model_version_rollback(algorithm="reward", actor=None)
+    first, second = make_version(number=1), make_version(number=2)
+    registry.model_version_activate(version=first)
+    registry.model_version_activate(version=second)
+    assert registry.model_version_rollback(algorithm="base", actor=None) == first
+    assert ModelVersion.objects.get(algorithm="base", status="active") == first
+    # rolling back again undoes the roll-back
+    assert registry.model_version_rollback(algorithm="base", actor=None) == second
+
+
+def test_the_admin_retrain_button_queues_a_run_and_shows_its_progress(client, sam, settings, django_capture_on_commit_callbacks, monkeypatch):
+    sent = []
+    monkeypatch.setattr("training.tasks.execute_training_run.delay", lambda run_id: sent.append(run_id) or type("R", (), {"id": "t-1"})())
+    client.force_login(sam)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/admin/training/trainingrun/retrain/", {"kind": "base"})
+    run = TrainingRun.objects.get()
+    assert response.status_code == 302 and sent == [run.pk]
+    assert (run.kind, run.trigger, run.created_by) == ("base", "admin", sam)
+    page = client.get(f"/admin/training/trainingrun/{run.pk}/change/").content.decode()
+    assert f"/staff/runs/{run.pk}/progress/" in page
+    progress = client.get(f"/staff/runs/{run.pk}/progress/").content.decode()
+    assert 'hx-trigger="every 2s"' in progress
+    assert "Retrain now" in client.get("/admin/training/trainingrun/").content.decode()
+
+
+def test_a_second_retrain_while_one_runs_is_refused_with_a_message(client, sam):
+    training_run_create(kind="all", trigger="schedule")
+    client.force_login(sam)
+    response = client.post("/admin/training/trainingrun/retrain/", {"kind": "base"}, follow=True)
+    assert "still in progress" in response.content.decode()
+    assert TrainingRun.objects.count() == 1
+
+
+def test_the_admin_promote_and_roll_back_actions(client, sam):
+    first, second = make_version(number=1), make_version(number=2)
+    registry.model_version_activate(version=first)
+    client.force_login(sam)
+    url = "/admin/training/modelversion/"
+    client.post(url, {"action": "promote", "_selected_action": [second.pk]})
+    assert ModelVersion.objects.get(status="active") == second
+    client.post(url, {"action": "roll_back", "_selected_action": [second.pk]})
+    assert ModelVersion.objects.get(status="active") == first
+    assert ModelEvent.objects.filter(action="rolled_back", actor=sam).exists()
+
+
+def test_staff_pages_are_for_staff_only(client, alice, sam, catalogue):
+    client.force_login(alice)
+    assert client.get("/staff/dashboard/").status_code == 302
+    client.force_login(sam)
+    assert client.get("/staff/dashboard/").status_code == 200
+    for url in ["/staff/plots/ratings.png", "/staff/plots/versions.png?metric=ndcg@10", "/staff/plots/genre-mix.png"]:
+        response = client.get(url)
+        assert response.status_code == 200 and response["Content-Type"] == "image/png", url
+
+
+def test_periodic_retraining_waits_for_enough_new_feedback(settings, monkeypatch):
+    from training.tasks import retrain_if_enough_feedback
+
+    settings.RETRAIN_MIN_NEW_FEEDBACK = 3
+    assert "waiting" in retrain_if_enough_feedback()
+    assert not TrainingRun.objects.exists()
+    monkeypatch.setattr("training.rlhf.new_feedback_since_last_run", lambda: 5)
+    monkeypatch.setattr("training.tasks.execute_training_run.delay", lambda run_id: type("R", (), {"id": "x"})())
+    assert "started run" in retrain_if_enough_feedback()
+    assert TrainingRun.objects.get().trigger == "schedule"
+
+
+def test_the_retraining_schedule_is_installed_and_editable_in_the_admin(client, sam):
+    from django_celery_beat.models import PeriodicTask
+
+    task = PeriodicTask.objects.get(task="training.tasks.retrain_if_enough_feedback")
+    client.force_login(sam)
+    assert client.get(f"/admin/django_celery_beat/periodictask/{task.pk}/change/").status_code == 200
