@@ -50,10 +50,12 @@ class EASEConfig:
     """Hyperparameters of EASE."""
 
     l2: float = 500.0  # ridge penalty lambda on the item-item weights (used when no grid search)
-    l2_grid: tuple[float, ...] = (100.0, 250.0, 500.0, 1000.0, 2000.0)  # lambdas tried by tune_ease
+    l2_grid: tuple[float, ...] = (50.0, 100.0, 250.0, 500.0, 1000.0)  # lambdas tried by tune_ease
     max_items: int = 20_000  # model only the most-rated items: the Gram inverse is O(n^3) time, O(n^2) memory
     min_count: int = 1  # items rated by fewer train users are not modelled (their scores are UNSCORED)
-    min_rating: float = 0.0  # ratings below this are dropped from the binary input (0 keeps every rating)
+    min_rating: float = (
+        4.0  # ratings below this are dropped from the binary input (Liang et al. / Steck keep 4+)
+    )
     validation_holdout: float = 0.2  # fraction of each train user's latest ratings used to pick lambda
 
 

@@ -1,18 +1,24 @@
-"""Keras fold-in autoencoder recommender trained to predict each user's next ratings.
+"""Keras fold-in autoencoder recommender (a denoising Mult-DAE) trained to predict what users rate next.
 
-Architecture (a Mult-DAE, Liang et al. 2018, with a temporal objective):
+Architecture (Mult-DAE, Liang et al. 2018):
 1. A user's profile is a sparse vector over the catalogue: each rated movie weighted by its
-   rating level and by recency (``scoring.input_weights``), with dropout, then L2-normalised.
+   rating level (by default only 4+ stars count) and by recency (``scoring.input_weights``),
+   then L2-normalised.
 2. The encoder pools input item embeddings with those weights: ``u = tanh(x @ E_in + b)``.
    There is no per-user parameter, so users never seen in training are served by folding in
    their ratings at request time.
-3. The decoder scores every movie, ``logits = u @ E_out^T + b_out``; the loss is the
-   multinomial log-likelihood of the movies the user rates *next*.
+3. The decoder scores every movie, ``logits = u @ E_out^T + b_out``; the loss is the multinomial
+   log-likelihood of the target movies (``multinomial_nll``).
 
-Training samples, each epoch and for each user, a random cut in their timeline: ratings before
-the cut are the input, ratings after it (rated ``>= target_min_rating``) are the target. That
-matches serving and the per-user temporal holdout (recommend what comes next), and is a cheap
-data augmentation. TensorFlow is imported inside the training functions only; serving uses
+Targets. Each epoch, for each user, a random cut splits the timeline into past and future, and
+input dropout hides part of the past. Targets are the liked future movies (what comes next, as in
+the per-user temporal holdout) and the liked hidden past movies; movies left visible in the input
+are not targets (``kept_target_weight`` 0: the "dropout emphasis" of Steck 2020, so the model does
+not learn the identity; rated movies are never recommended anyway).
+
+Defaults were chosen on a temporal validation split carved from the TRAIN part of
+ml-latest-small (never on test); see the report in ``experiment_compare``.
+TensorFlow is imported inside the training functions only; serving uses
 ``scoring.NumpyRecommender`` on the exported arrays.
 """
 
@@ -25,7 +31,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from training.ml.data import Snapshot
 from training.ml.scoring import NumpyRecommender, rating_levels
@@ -39,23 +44,18 @@ class RecommenderConfig:
     """Hyperparameters of the autoencoder recommender."""
 
     embedding_dim: int = 64  # size of user and item embeddings (also the RLHF item features)
-    n_neighbours: int = 0  # learned item-item weights to each movie's most co-rated movies (0 = none)
-    neighbour_learning_rate: float = 0.05  # Adam step size of the item-item weights (they need large values)
-    neighbour_users: int = 20_000  # co-ratings are counted on at most this many users (sampled)
-    neighbour_history: int = 200  # ... and on each one's latest this many liked movies
     epochs: int = 60  # passes over the users; each pass draws fresh timeline cuts
     batch_size: int = 64  # users per gradient step
-    learning_rate: float = 2e-3  # Adam step size
-    cosine_decay: bool = False  # anneal the step size to 0 along a cosine over the run
+    learning_rate: float = 5e-3  # initial Adam step size
+    cosine_decay: bool = True  # anneal the step size to 0 along a cosine over the run
     weight_decay: float = 1e-4  # decoupled weight decay (AdamW) on every weight
-    input_dropout: float = 0.5  # share of a profile's movies dropped each step (denoising)
+    input_dropout: float = 0.5  # share of a user's past movies hidden from the input each epoch (denoising)
     recency_half_life: float = 32.0  # input weight halves every this many ratings back in time
     rating_weights: tuple[float, ...] = (0.0,) * 7 + (1.0,) * 3  # input weight of ratings 0.5, 1.0, ..., 5.0
     target_min_rating: float = 4.0  # only ratings at least this high are targets
     min_cut_fraction: float = 0.5  # cuts are drawn uniformly in [this, 1) of each timeline
     reconstruction_weight: float = 1.0  # target weight of past movies hidden by dropout (0 = only the future)
     kept_target_weight: float = 0.0  # target weight of past movies left visible in the input
-    normalize_targets: bool = False  # give each user's targets a total weight of 1 (users count equally)
     seed: int = 0  # seeds Python, NumPy and TensorFlow
 
 
@@ -92,12 +92,9 @@ def autoencoder_class() -> type:
     class AutoencoderRecommender(keras.Model):
         """Weighted bag of rated movies -> tanh user embedding -> logits over the catalogue."""
 
-        def __init__(
-            self, n_items: int, config: RecommenderConfig, neighbours: np.ndarray, **kwargs: Any
-        ) -> None:
+        def __init__(self, n_items: int, config: RecommenderConfig, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self.n_items = n_items
-            self.neighbours = tf.constant(neighbours, tf.int32)  # [n_items, n_neighbours], fixed
             init = "glorot_uniform"  # seeded globally by seed_everything, distinct per layer
             self.input_embeddings = keras.layers.Embedding(
                 n_items, config.embedding_dim, embeddings_initializer=init, name="input_embeddings"
@@ -111,25 +108,17 @@ def autoencoder_class() -> type:
                 shape=(config.embedding_dim,), initializer="zeros", name="encoder_bias"
             )
             self.item_bias = self.add_weight(shape=(n_items,), initializer="zeros", name="item_bias")
-            self.neighbour_weights = self.add_weight(
-                shape=neighbours.shape, initializer="zeros", name="neighbour_weights"
-            )
 
         def call(self, inputs: tuple, training: bool = False) -> Any:
             """``inputs = (rows, items, weights, n_users)``: a sparse batch of profiles -> logits."""
             rows, items, weights, n_users = inputs
             squared_norm = tf.math.unsorted_segment_sum(weights * weights, rows, n_users)
             normalized = weights * tf.math.rsqrt(tf.maximum(tf.gather(squared_norm, rows), 1e-12))
-            pooled = tf.math.unsorted_segment_sum(normalized[:, None] * self.input_embeddings(items), rows, n_users)
-            users = tf.tanh(pooled + self.encoder_bias)
-            logits = tf.matmul(users, self.item_embeddings.embeddings, transpose_b=True) + self.item_bias
-            # Neighbourhood term (as in EASE, on raw weights): rated movie j adds w_j * W[j, k] to neighbour k.
-            contributions = weights[:, None] * tf.gather(self.neighbour_weights, items)
-            positions = tf.stack(
-                [tf.broadcast_to(rows[:, None], tf.shape(contributions)), tf.gather(self.neighbours, items)],
-                axis=-1,
+            pooled = tf.math.unsorted_segment_sum(
+                normalized[:, None] * self.input_embeddings(items), rows, n_users
             )
-            return tf.tensor_scatter_nd_add(logits, tf.reshape(positions, [-1, 2]), tf.reshape(contributions, [-1]))
+            users = tf.tanh(pooled + self.encoder_bias)
+            return tf.matmul(users, self.item_embeddings.embeddings, transpose_b=True) + self.item_bias
 
     return AutoencoderRecommender
 
@@ -189,13 +178,13 @@ def _sample_epoch(
     rank = user_cut - np.minimum(user_cut, lines.tie_end)  # ratings strictly newer within the prefix
     decay = np.exp2(-rank / config.recency_half_life) if config.recency_half_life > 0 else 1.0
     input_weight = np.where(visible, lines.level_weight * decay, 0.0).astype(np.float32)
-    target_weight = np.select(
-        [~before, hidden, visible],
-        [1.0, config.reconstruction_weight, config.kept_target_weight],
-    ) * lines.is_target
-    if config.normalize_targets:
-        totals = np.bincount(train.user_idx, weights=target_weight, minlength=train.n_users)
-        target_weight = target_weight / np.maximum(totals, 1e-12)[train.user_idx]
+    target_weight = (
+        np.select(
+            [~before, hidden, visible],
+            [1.0, config.reconstruction_weight, config.kept_target_weight],
+        )
+        * lines.is_target
+    )
     return input_weight, target_weight.astype(np.float32)
 
 
@@ -205,45 +194,6 @@ def _batch_interactions(lines: _Timelines, users: np.ndarray) -> tuple[np.ndarra
     rows = np.repeat(np.arange(len(users)), lengths)
     offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     return lines.start[users][rows] + offsets, rows
-
-
-def co_rated_neighbours(train: Snapshot, config: RecommenderConfig, block: int = 2048) -> np.ndarray:
-    """The ``n_neighbours`` movies most often liked by the same users, per movie ``[n_items, k]``.
-
-    "Liked" means an input weight > 0 (``rating_weights``). Counting is capped for big data:
-    at most ``neighbour_users`` users (sampled with the config seed), each with their latest
-    ``neighbour_history`` liked movies, and done in blocks of movies. Movies with fewer co-rated
-    movies are padded with unrelated ones (their weights simply stay near zero).
-    """
-    k = min(config.n_neighbours, train.n_items - 1)
-    if k <= 0:
-        return np.zeros((train.n_items, 0), np.int32)
-    liked = np.asarray(config.rating_weights, np.float32)[rating_levels(train.rating)] > 0
-    users = np.unique(train.user_idx[liked])
-    if len(users) > config.neighbour_users:
-        users = np.random.default_rng(config.seed).choice(users, config.neighbour_users, replace=False)
-    keep = liked & np.isin(train.user_idx, users)
-    # latest neighbour_history liked movies per user: rank from the end within each user's slice
-    order = np.flatnonzero(keep)
-    from_end = np.zeros(train.n_ratings, np.int64)
-    counts = np.bincount(train.user_idx[order], minlength=train.n_users)
-    position = np.arange(len(order)) - (np.cumsum(counts) - counts)[train.user_idx[order]]
-    from_end[order] = counts[train.user_idx[order]] - 1 - position
-    keep &= from_end < config.neighbour_history
-    ratings = sp.csr_matrix(
-        (np.ones(keep.sum(), np.float32), (train.user_idx[keep], train.item_idx[keep])),
-        shape=(train.n_users, train.n_items),
-    )
-    by_item = ratings.T.tocsr()
-    neighbours = np.zeros((train.n_items, k), np.int32)
-    for start in range(0, train.n_items, block):
-        stop = min(start + block, train.n_items)
-        counts_block = (by_item[start:stop] @ ratings).toarray()
-        counts_block[np.arange(stop - start), np.arange(start, stop)] = -1  # never yourself
-        top = np.argpartition(-counts_block, k - 1, axis=1)[:, :k]
-        order_in_top = np.argsort(-np.take_along_axis(counts_block, top, axis=1), axis=1, kind="stable")
-        neighbours[start:stop] = np.take_along_axis(top, order_in_top, axis=1)
-    return neighbours
 
 
 def train_recommender(
@@ -261,8 +211,7 @@ def train_recommender(
     tf = import_tensorflow()
     import keras
 
-    neighbours = co_rated_neighbours(train, config)
-    model = autoencoder_class()(train.n_items, config, neighbours)
+    model = autoencoder_class()(train.n_items, config)
     trainable_users = np.flatnonzero(np.diff(train.indptr) >= 2)
     n_steps = config.epochs * -(-len(trainable_users) // config.batch_size)
     learning_rate = (
@@ -271,8 +220,7 @@ def train_recommender(
         else config.learning_rate
     )
     optimizer = keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=config.weight_decay)
-    neighbour_optimizer = keras.optimizers.Adam(learning_rate=config.neighbour_learning_rate)
-    dense_variables = [v for v in model.trainable_variables if v.path != model.neighbour_weights.path]
+
     int_spec = tf.TensorSpec([None], tf.int32)
     float_spec = tf.TensorSpec([None], tf.float32)
 
@@ -292,9 +240,8 @@ def train_recommender(
         with tf.GradientTape() as tape:
             logits = model((rows, items, weights, n_users), training=True)
             loss = multinomial_nll(logits, target_rows, target_items, target_weights)
-        *gradients, neighbour_gradient = tape.gradient(loss, [*dense_variables, model.neighbour_weights])
-        optimizer.apply_gradients(zip(gradients, dense_variables, strict=True))
-        neighbour_optimizer.apply_gradients([(neighbour_gradient, model.neighbour_weights)])
+        gradients = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
         return loss
 
     lines = _timelines(train, config)
@@ -331,8 +278,6 @@ def train_recommender(
         item_bias=keras.ops.convert_to_numpy(model.item_bias),
         rating_weights=np.asarray(config.rating_weights, np.float32),
         recency_half_life=config.recency_half_life,
-        neighbours=neighbours,
-        neighbour_weights=keras.ops.convert_to_numpy(model.neighbour_weights),
     )
     return TrainingResult(
         scorer=scorer,

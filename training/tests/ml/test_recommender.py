@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from training.ml.baselines import Popularity
-from training.ml.data import History
+from training.ml.data import History, Snapshot
 from training.ml.evaluation import evaluate_model
-from training.ml.recommender import RecommenderConfig, train_recommender
+from training.ml.recommender import RecommenderConfig, _sample_epoch, _timelines, train_recommender
 from training.ml.scoring import NumpyRecommender
 
 FAST = RecommenderConfig(embedding_dim=16, epochs=15, batch_size=32, learning_rate=0.01, seed=7)
@@ -61,3 +62,34 @@ def test_a_new_users_recommendations_follow_the_movies_they_rate(trained, taste_
     assert set(cold.tolist()) != set(warm.tolist())
     assert sum(genre[i] == "Horror" for i in warm.tolist()) >= 8
     assert not np.allclose(model.user_embedding(History.empty()), model.user_embedding(rated))
+
+
+def one_user_snapshot(stars):
+    ratings = pd.DataFrame(
+        {"user": 1, "item": np.arange(len(stars)) + 100, "rating": stars, "timestamp": np.arange(len(stars))}
+    )
+    return Snapshot.from_ratings(ratings)
+
+
+def test_each_epoch_splits_a_timeline_into_visible_input_and_future_targets():
+    snapshot = one_user_snapshot([5.0] * 10)
+    config = RecommenderConfig(input_dropout=0.0, recency_half_life=1.0)
+    lines = _timelines(snapshot, config)
+    input_weight, target_weight = _sample_epoch(snapshot, lines, config, np.random.default_rng(0))
+    cut = int((input_weight > 0).sum())
+    assert 5 <= cut <= 9  # cuts fall in [min_cut_fraction, 1) of the timeline
+    assert (input_weight[:cut] > 0).all() and (target_weight[:cut] == 0).all()  # visible: input only
+    assert (input_weight[cut:] == 0).all() and (target_weight[cut:] == 1).all()  # future: targets only
+    # the newest visible rating weighs 1, each older one half as much (half-life of one rating)
+    assert input_weight[:cut].tolist() == pytest.approx([2.0 ** -(cut - 1 - i) for i in range(cut)])
+
+
+def test_hidden_past_movies_become_targets_and_disliked_movies_are_neither():
+    snapshot = one_user_snapshot([5.0, 2.0, 4.5, 1.0, 4.0, 5.0])
+    config = RecommenderConfig(input_dropout=1.0, reconstruction_weight=0.5, recency_half_life=0.0)
+    lines = _timelines(snapshot, config)
+    input_weight, target_weight = _sample_epoch(snapshot, lines, config, np.random.default_rng(0))
+    assert (input_weight == 0).all()  # everything in the past is hidden
+    liked = snapshot.rating >= 4.0
+    assert (target_weight[~liked] == 0).all()
+    assert set(target_weight[liked].tolist()) <= {0.5, 1.0}  # hidden past 0.5, future 1
