@@ -55,10 +55,10 @@ browser-deps:
 
 ## test: the whole suite; DATABASE_URL and REDIS_URL, when set, point it at PostgreSQL and Redis.
 test: install-dev browser-deps
-	$(PY) -m pytest
+	DB_CONN_MAX_AGE=0 $(PY) -m pytest
 
 test-fast: install-dev
-	$(PY) -m pytest -m "not slow and not browser"
+	DB_CONN_MAX_AGE=0 $(PY) -m pytest -m "not slow and not browser"
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -7,7 +7,7 @@ import os
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
 
-from django.core.wsgi import get_wsgi_application
+from django.core.wsgi import get_wsgi_application  # noqa: E402 (after the BLAS settings)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsys_site.settings")
 application = get_wsgi_application()

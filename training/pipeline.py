@@ -37,7 +37,7 @@ def _jsonable(metrics: dict) -> dict:
     return {key: (round(float(value), 6) if value is not None else None) for key, value in metrics.items()}
 
 
-def load_split(*, holdout: float = 0.2) -> tuple[Snapshot, Split, "object", dict]:
+def load_split(*, holdout: float = 0.2) -> tuple[Snapshot, Split, object, dict]:
     ratings = ratings_frame()
     if len(ratings) < MIN_RATINGS_TO_TRAIN:
         raise NotEnoughData(f"Only {len(ratings)} ratings in the database; import a dataset first.")

@@ -41,7 +41,7 @@ class SlatePolicyScorer:
 
     def score(self, history: History) -> np.ndarray:
         """Catalogue-wide scores: the greedy slate's step scores, ranked first; everything else -inf."""
-        items, scores = self.top_k(history, k=self.policy.slate_size)
+        items, _ = self.top_k(history, k=self.policy.slate_size)
         full = np.full(self.n_items, -np.inf, np.float32)
         full[items] = len(items) - np.arange(len(items), dtype=np.float32)
         return full

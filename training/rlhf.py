@@ -122,8 +122,8 @@ def reward_comparisons(rows: list[dict], base: LoadedModel) -> tuple[list[dict],
     """(train, held-out) comparisons in the reward model's format; lists mapped to catalogue indices."""
     train, heldout = [], []
     for row in rows:
-        left, known_left = base.indices(np.asarray(row["task__left_items"], np.int64))
-        right, known_right = base.indices(np.asarray(row["task__right_items"], np.int64))
+        left, _ = base.indices(np.asarray(row["task__left_items"], np.int64))
+        right, _ = base.indices(np.asarray(row["task__right_items"], np.int64))
         if not len(left) or not len(right):
             continue
         record = {

@@ -344,7 +344,7 @@ def slate_for(
     scores[np.isin(loaded.item_ids, rated_ids)] = -np.inf
     if policy == "worst":
         popular = list(Movie.objects.filter(num_ratings__gt=0).order_by("-num_ratings").values_list("id", flat=True)[:500])
-        index, known = loaded.indices(np.asarray(popular, np.int64))
+        index, _ = loaded.indices(np.asarray(popular, np.int64))
         pool = index[np.isfinite(scores[index])]
         picks = pool[np.argsort(scores[pool], kind="stable")[:k]]
         return Slate(loaded.item_ids[picks].tolist(), "worst", loaded.version, loaded.version_id, False, 1.0)
