@@ -390,21 +390,32 @@ def comparison_submit(
     if decision_ms is None:
         elapsed = timezone.now() - assignment.assigned_at
         decision_ms = min(max(0, int(elapsed.total_seconds() * 1000)), MAX_DECISION_MS)
+    return _judgment_store(
+        task=task, judge={"annotator": annotator}, choice=choice, reason=reason,
+        confidence=confidence, decision_ms=decision_ms,
+    )
+
+
+def _judgment_store(*, task, judge: dict, choice, reason, confidence, decision_ms) -> Comparison:
+    """Insert one judgment with its parsed reason; a repeat by the same judge returns the first, unchanged.
+
+    ``judge`` is ``{"annotator": user}`` or ``{"simulator": name}``; ``.created`` tells which happened.
+    """
     parsed = parse_text(reason)
     try:
         with transaction.atomic():
             comparison = Comparison.objects.create(
                 task=task,
-                annotator=annotator,
                 choice=choice,
                 confidence=confidence,
                 reason=reason,
                 signals=parsed.signals,
                 sentiment=parsed.sentiment,
                 decision_ms=decision_ms,
+                **judge,
             )
     except IntegrityError:
-        comparison = Comparison.objects.get(task=task, annotator=annotator)
+        comparison = Comparison.objects.get(task=task, **judge)
         comparison.created = False
         return comparison
     comparison.created = True
@@ -446,25 +457,10 @@ def comparison_record_simulated(
         errors.update(invalid.errors)
     if errors:
         raise InvalidFeedback(errors)
-    parsed = parse_text(reason)
-    try:
-        with transaction.atomic():
-            comparison = Comparison.objects.create(
-                task=task,
-                simulator=simulator,
-                choice=choice,
-                confidence=confidence,
-                reason=reason,
-                signals=parsed.signals,
-                sentiment=parsed.sentiment,
-                decision_ms=decision_ms,
-            )
-    except IntegrityError:
-        comparison = Comparison.objects.get(task=task, simulator=simulator)
-        comparison.created = False
-        return comparison
-    comparison.created = True
-    return comparison
+    return _judgment_store(
+        task=task, judge={"simulator": simulator}, choice=choice, reason=reason,
+        confidence=confidence, decision_ms=decision_ms,
+    )
 
 
 @transaction.atomic
