@@ -127,8 +127,6 @@ def child_import(release: Path, batch_size: int) -> None:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_backend_pid()")
             backend_pid = cursor.fetchone()[0]
-            # Index builds stay in this backend, so its CPU time is the whole server-side cost.
-            cursor.execute("SET max_parallel_maintenance_workers = 0")
     cpu_before = process_cpu_seconds(), server_cpu_seconds(backend_pid)
     started = time.perf_counter()
     record = movielens_release_import(path=release, batch_size=batch_size, progress=sys.stderr.isatty())
@@ -229,8 +227,8 @@ def main() -> None:
             f" | peak RSS {result['max_rss_mb']:,.0f} MB | movie_stats_refresh alone {result['stats_refresh_seconds']:.1f} s"
         )
     print(
-        "  CPU counts the importer process and, on PostgreSQL, its backend (index builds kept in it, no parallel\n"
-        "  workers); not I/O waits. On a busy machine wall time overstates the cost; CPU time approximates an idle one."
+        "  CPU counts the importer process and, on PostgreSQL, its backend (not parallel index-build workers, not\n"
+        "  I/O waits). On a busy machine wall time overstates the cost; CPU time hints at an idle machine's."
     )
 
 

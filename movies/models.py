@@ -88,8 +88,10 @@ class Rater(models.Model):
 
 
 class Rating(models.Model):
-    rater = models.ForeignKey(Rater, on_delete=models.CASCADE, related_name="ratings")
-    movie = models.ForeignKey(Movie, on_delete=models.CASCADE, related_name="ratings")
+    # No per-column foreign-key indexes: the unique (rater, movie) index serves lookups by rater and
+    # rating_movie_idx those by movie; Django's defaults would duplicate both on the largest table.
+    rater = models.ForeignKey(Rater, on_delete=models.CASCADE, related_name="ratings", db_index=False)
+    movie = models.ForeignKey(Movie, on_delete=models.CASCADE, related_name="ratings", db_index=False)
     rating = models.FloatField()
     rated_at = models.DateTimeField()
 
@@ -108,7 +110,7 @@ class Rating(models.Model):
 
 class Tag(models.Model):
     rater = models.ForeignKey(Rater, on_delete=models.CASCADE, related_name="tags")
-    movie = models.ForeignKey(Movie, on_delete=models.CASCADE, related_name="tags")
+    movie = models.ForeignKey(Movie, on_delete=models.CASCADE, related_name="tags", db_index=False)  # tag_movie_idx
     tag = models.CharField(max_length=255)
     tagged_at = models.DateTimeField()
 

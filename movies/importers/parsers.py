@@ -458,7 +458,9 @@ def _check_ratings(table: _Table, movie_ids: np.ndarray, movies_file: str) -> pd
     _require_timestamps(table)
 
     # One key per (user, movie): sorted keys put duplicates next to each other.
-    key = (frame["user_id"].to_numpy().astype(np.int64) << 32) | frame["movie_id"].to_numpy().astype(np.int64)
+    key = frame["user_id"].to_numpy().astype(np.int64)  # in place from here: 8 bytes a rating, not 32
+    key <<= 32
+    key |= frame["movie_id"].to_numpy()
     order = None
     if len(key) > 1 and not (key[1:] >= key[:-1]).all():
         order = np.argsort(key, kind="stable")

@@ -56,7 +56,11 @@ def movielens_release_import(
         source.name, source.format, len(release.movies), len(release.ratings), len(release.tags), len(release.users),
     )  # fmt: skip
 
-    with transaction.atomic(), bulk.bulk_load_tuning():
+    with (
+        bulk.foreign_keys_checked_once() as foreign_keys_check,
+        transaction.atomic(),
+        bulk.bulk_load_tuning(),
+    ):
         bulk.import_lock()
         _release_conflict_check(name=source.name, replace=replace)
         _catalogue_upsert(release=release)
@@ -98,6 +102,8 @@ def movielens_release_import(
         phases.done("tags")
         movie_stats_refresh()
         phases.done("movie stats")
+        foreign_keys_check()
+        phases.done("foreign key check")
         record = DatasetImport.objects.create(
             name=source.name[:64],
             format=source.format,

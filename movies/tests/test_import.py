@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import IntegrityError, connection
 
 from movies.importers import bulk, services
 from movies.models import DatasetImport, Genre, Movie, Rater, Rating, Tag
@@ -277,6 +277,7 @@ def test_it_imports_a_release_from_its_zip(tmp_path):
     assert record.fingerprint == release_source_open(path=folder).fingerprint()
 
 
+@pytest.mark.django_db(transaction=True)  # the real commit path, as manage.py runs it
 def test_it_imports_the_bundled_ml_latest_small(tmp_path):
     output = import_release(settings.BUNDLED_DATASET_DIR)
 
@@ -460,6 +461,24 @@ def test_a_large_import_recreates_exactly_the_indexes_and_constraints_it_dropped
 
     assert rating_constraints() == constraints
     assert Rating.objects.count() == 6
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dangling_reference_written_during_the_import_is_caught_before_commit(tmp_path, monkeypatch):
+    write_ratings = services._ratings_write
+
+    def write_ratings_and_one_for_a_missing_movie(**kwargs) -> None:
+        write_ratings(**kwargs)
+        Rating.objects.bulk_create(
+            [Rating(rater=Rater.objects.first(), movie_id=999_999, rating=3.0, rated_at=datetime.now(tz=UTC))]
+        )
+
+    monkeypatch.setattr(services, "_ratings_write", write_ratings_and_one_for_a_missing_movie)
+
+    with pytest.raises(IntegrityError):
+        import_release(write_release(tmp_path / "ml-test", CSV_FILES))
+
+    assert not Movie.objects.exists() and not Rating.objects.exists() and not DatasetImport.objects.exists()
 
 
 def test_the_command_rejects_a_folder_without_a_release(tmp_path):

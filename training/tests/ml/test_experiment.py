@@ -1,0 +1,236 @@
+"""The closed-loop experiment end to end on the synthetic taste world: report keys, periods, no test leak."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from training.ml.data import Snapshot
+from training.ml.dqn import DQNConfig
+from training.ml.experiment import (
+    FEEDBACK,
+    TEST,
+    TRAIN,
+    ClosedLoop,
+    ExperimentConfig,
+    comparison_contexts,
+    markdown_table,
+    reward_rows,
+    run_experiment,
+    split_periods,
+    write_report,
+)
+from training.ml.ppo import PPOConfig
+from training.ml.recommender import RecommenderConfig
+from training.ml.reward_model import RewardModelConfig
+from training.ml.user_features import signal_features
+
+
+def tiny_config(**overrides) -> ExperimentConfig:
+    """One round of 40 comparisons with every model trained for a token number of steps."""
+    defaults = dict(
+        rounds=1,
+        comparisons_per_round=40,
+        annotators=2,
+        max_eval_users=40,
+        kl_users=4,
+        kl_samples=1,
+        bootstrap_rounds=50,
+        recommender=RecommenderConfig(epochs=2, embedding_dim=16),
+        reward=RewardModelConfig(epochs=2, hidden_sizes=(8,), pairs_per_user=2, validation_fraction=0.0),
+        ppo=PPOConfig(iterations=1, users_per_iteration=16, n_candidates=30, hidden_sizes=(8,), seed=1),
+        dqn=DQNConfig(
+            total_steps=4,
+            num_envs=8,
+            n_candidates=30,
+            batch_size=16,
+            learning_starts=1,
+            eval_frequency=4,
+            hidden_sizes=(8,),
+            seed=1,
+        ),
+    )
+    return ExperimentConfig(**{**defaults, **overrides})
+
+
+@pytest.fixture(scope="module")
+def report(taste_world):
+    ratings, movies = taste_world
+    return run_experiment(ratings, movies, tiny_config())
+
+
+def test_the_report_has_every_key_of_every_round(report) -> None:
+    assert len(report.rounds) == 1
+    entry = report.rounds[0]
+    assert entry["comparisons"] == 40
+    assert set(entry["reward_model"]) >= {
+        "heldout_accuracy",
+        "heldout_n",
+        "heldout_label_ceiling",
+        "train_n_comparisons",
+    }
+    assert set(entry["ndcg@10"]) == {"recommender", "ppo", "qlearning"}
+    for policy in ("ppo", "qlearning"):
+        assert set(entry["win_rate"][policy]) == {"win_rate", "low", "high", "n"}
+        assert (
+            entry["win_rate"][policy]["low"]
+            <= entry["win_rate"][policy]["win_rate"]
+            <= entry["win_rate"][policy]["high"]
+        )
+        assert np.isfinite(entry["kl"][policy])
+        assert set(entry["validation"]["win_rate"][policy]) == {"win_rate", "low", "high", "n"}
+    assert set(entry["seconds"]) == {"reward_model", "ppo", "qlearning", "reward_model+ppo"}
+    assert set(report.data["period_ratings"]) == {"train", "feedback", "test"}
+    assert report.recommender["epochs"] == 2
+
+
+def test_the_report_is_written_as_json_markdown_and_a_plot(report, tmp_path) -> None:
+    paths = write_report(
+        report, tmp_path / "experiment", command="python manage.py rlhf_experiment --rounds 1"
+    )
+    document = json.loads(paths["results"].read_text())
+    assert document["command"].startswith("python manage.py rlhf_experiment")
+    assert document["rounds"][0]["comparisons"] == 40
+    assert "| round |" in paths["table"].read_text()
+    assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert markdown_table(report).count("\n") == 3  # header, rule, one round
+
+
+def test_the_three_periods_are_disjoint_and_time_ordered_per_user(taste_snapshot: Snapshot) -> None:
+    periods = split_periods(taste_snapshot, train_fraction=0.6, feedback_fraction=0.2, min_ratings=10)
+    assert len(periods.period) == taste_snapshot.n_ratings  # each rating in exactly one period
+    for user in range(taste_snapshot.n_users):
+        lo, hi = taste_snapshot.indptr[user], taste_snapshot.indptr[user + 1]
+        period = periods.period[lo:hi]
+        stamps = taste_snapshot.timestamp[lo:hi]
+        assert np.all(np.diff(period) >= 0)  # train, then feedback, then test
+        for earlier, later in ((TRAIN, FEEDBACK), (FEEDBACK, TEST)):
+            assert stamps[period == earlier].max() <= stamps[period == later].min()
+        n = hi - lo
+        assert (period == TEST).sum() == int(0.2 * n) and (period == FEEDBACK).sum() == int(0.2 * n)
+    sizes = periods.sizes()
+    assert sum(sizes.values()) == taste_snapshot.n_ratings
+    assert (
+        periods.train.n_ratings + periods.feedback.n_ratings + periods.test.n_ratings
+        == taste_snapshot.n_ratings
+    )
+
+
+def test_users_with_too_few_ratings_stay_in_train(taste_world) -> None:
+    ratings, movies = taste_world
+    few = ratings[ratings["user"] == "user-0"].head(6)
+    snapshot = Snapshot.from_ratings(few, movies)
+    periods = split_periods(snapshot, min_ratings=10)
+    assert (periods.period == TRAIN).all()
+    assert not periods.eligible.any()
+
+
+def _pairs(snapshot: Snapshot) -> set[tuple[int, int]]:
+    return set(zip(snapshot.user_idx.tolist(), snapshot.item_idx.tolist(), strict=True))
+
+
+LOOP_CONFIG = tiny_config(recommender=RecommenderConfig(epochs=1, embedding_dim=8))
+
+
+@pytest.fixture(scope="module")
+def loop(taste_world) -> ClosedLoop:
+    ratings, movies = taste_world
+    loop = ClosedLoop.prepare(ratings, movies, LOOP_CONFIG)
+    loop.collect(30, round_number=1)
+    return loop
+
+
+def test_no_test_period_rating_reaches_training(loop: ClosedLoop) -> None:
+    periods = loop.periods
+    test_pairs = _pairs(periods.test)
+    # The recommender was fitted on the train period and nothing else.
+    assert loop.trained.data_fingerprint == periods.train.fingerprint()
+    # Every history the loop (comparisons, reward model, PPO, Q-learning) sees is train-period only.
+    train_pairs = _pairs(periods.train)
+    for user, history in loop.train_histories.items():
+        assert {(user, int(i)) for i in history.item_idx} <= train_pairs
+    for ctx in loop.refresh_contexts().values():
+        assert {(ctx.key, int(i)) for i in ctx.history.item_idx} <= train_pairs
+    # The annotators' oracle knows the feedback period only.
+    feedback_pairs = _pairs(periods.feedback)
+    oracle = loop.annotators[0].oracle
+    assert oracle is loop.feedback_oracle
+    assert {(u, int(i)) for u, (items, _) in oracle._rated.items() for i in items} == feedback_pairs
+    assert not test_pairs & feedback_pairs
+    # Test-time histories hold train + feedback, never test.
+    for user, history in loop.test_histories.items():
+        assert not {(user, int(i)) for i in history.item_idx} & test_pairs
+
+
+def test_the_test_period_ratings_cannot_change_what_the_loop_sees(taste_world, loop: ClosedLoop) -> None:
+    """Flip every test-period rating: same recommender, same comparisons, same judgements and signals.
+
+    Everything the reward model, PPO and Q-learning are trained on is a function of those, so
+    the test period cannot reach them.
+    """
+    ratings, movies = taste_world
+    snapshot = loop.periods.snapshot
+    in_test = loop.periods.period == TEST
+    flipped = {
+        (snapshot.user_keys[u], int(snapshot.item_ids[i]))
+        for u, i in zip(snapshot.user_idx[in_test].tolist(), snapshot.item_idx[in_test].tolist(), strict=True)
+    }
+    poisoned = ratings.copy()
+    rows = [(u, m) in flipped for u, m in zip(poisoned["user"], poisoned["item"], strict=True)]
+    poisoned.loc[rows, "rating"] = 5.5 - poisoned.loc[rows, "rating"]
+    changed = ClosedLoop.prepare(poisoned, movies, LOOP_CONFIG)
+    changed.collect(30, round_number=1)
+    assert np.array_equal(changed.periods.period, loop.periods.period)
+    assert not np.array_equal(changed.periods.snapshot.rating, snapshot.rating)
+    for name, array in loop.trained.arrays.items():
+        np.testing.assert_array_equal(changed.trained.arrays[name], array, err_msg=name)
+    for a, b in zip(loop.log.comparisons, changed.log.comparisons, strict=True):
+        assert (a.user, a.outcome) == (b.user, b.outcome)
+        np.testing.assert_array_equal(a.slate_a, b.slate_a)
+        np.testing.assert_array_equal(a.slate_b, b.slate_b)
+    assert changed.log.signals == loop.log.signals
+
+
+def test_a_reason_never_reaches_the_context_of_its_own_comparison(loop: ClosedLoop) -> None:
+    log = loop.log
+    assert sum(log.new_signals) > 0  # the NLP turned some templated reasons into signals
+    contexts = comparison_contexts(loop.world, loop.train_histories, log, range(len(log)))
+    for row, user in enumerate(log.users):
+        earlier = sum(log.new_signals[r] for r in range(row) if log.users[r] == user)
+        assert log.prior_signals[row] == earlier
+        expected = signal_features(log.signals[user][:earlier], loop.world.item_features.genres)
+        np.testing.assert_array_equal(contexts[log.comparisons[row].user].signals, expected)
+
+
+def test_the_policies_see_every_signal_given_so_far(loop: ClosedLoop) -> None:
+    contexts = loop.refresh_contexts()
+    for user, signals in loop.log.signals.items():
+        expected = signal_features(signals, loop.world.item_features.genres)
+        np.testing.assert_array_equal(contexts[user].signals, expected)
+
+
+def test_held_out_users_never_train_the_reward_model(loop: ClosedLoop) -> None:
+    train_rows, heldout_rows = reward_rows(loop.log, loop.heldout_users)
+    assert sorted(train_rows + heldout_rows) == list(range(len(loop.log)))
+    assert {loop.log.users[r] for r in heldout_rows} <= loop.heldout_users
+    assert not {loop.log.users[r] for r in train_rows} & loop.heldout_users
+    assert len(loop.heldout_users) == round(0.2 * len(loop.eligible))
+    assert not loop.heldout_users & loop.reward_users
+
+
+def test_later_rounds_pit_the_current_ppo_policy_against_the_recommender(loop: ClosedLoop) -> None:
+    loop.retrain_reward_model()
+    loop.retrain_ppo()
+    before = len(loop.log)
+    loop.config = replace(loop.config, on_policy_fraction=1.0)
+    loop.collect(10, round_number=2)
+    assert loop.log.kinds[:before] == ["recommender vs recommender"] * before
+    assert loop.log.kinds[before:] == ["ppo vs recommender"] * 10
+
+
+def test_the_config_can_be_replaced_field_by_field() -> None:
+    config = replace(ExperimentConfig(), rounds=2)
+    assert config.rounds == 2 and config.ppo.n_candidates == ExperimentConfig().ppo.n_candidates
