@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count
@@ -15,7 +14,6 @@ from django.views.decorators.http import require_GET
 from feedback.selectors import item_feedback_kinds
 from movies.models import Movie, Rating
 
-from . import plots
 from .models import ModelVersion, TrainingRun
 from .serving import recommendations_for_user
 
@@ -53,6 +51,8 @@ def training_run_progress(request: HttpRequest, run_id: int) -> HttpResponse:
 @staff_member_required
 @require_GET
 def training_run_plot(request: HttpRequest, run_id: int) -> HttpResponse:
+    from . import plots  # matplotlib and seaborn load only when a plot is asked for
+
     run = get_object_or_404(TrainingRun, pk=run_id)
     if not run.history:
         raise Http404("This run recorded no curves.")
@@ -69,6 +69,10 @@ def _png(data: bytes) -> HttpResponse:
 @require_GET
 @cache_page(60)
 def plot_ratings(request: HttpRequest) -> HttpResponse:
+    import pandas as pd
+
+    from . import plots
+
     rows = Rating.objects.values_list("rating", "rater__movielens_id")
     values = np.array([(value, movielens_id is None) for value, movielens_id in rows.iterator(chunk_size=50_000)], dtype=float)
     frame = pd.DataFrame({"rating": values[:, 0] if len(values) else [], "source": np.where(values[:, 1] > 0, "site accounts", "dataset") if len(values) else []})
@@ -78,6 +82,10 @@ def plot_ratings(request: HttpRequest) -> HttpResponse:
 @staff_member_required
 @require_GET
 def plot_versions(request: HttpRequest) -> HttpResponse:
+    import pandas as pd
+
+    from . import plots
+
     rows = [
         {"label": v.label, "algorithm": v.algorithm, "ndcg@10": v.metrics.get("ndcg@10"), "win_rate": v.metrics.get("gate/win_rate"), "accuracy": v.metrics.get("heldout/accuracy")}
         for v in ModelVersion.objects.order_by("algorithm", "version")
@@ -95,8 +103,11 @@ def plot_versions(request: HttpRequest) -> HttpResponse:
 @require_GET
 @cache_page(60)
 def plot_genre_mix(request: HttpRequest) -> HttpResponse:
+    import pandas as pd
+
     from movies.models import Rater
 
+    from . import plots
     from .offline import genre_shares
     from .serving import recommend
 
