@@ -359,6 +359,32 @@ def mean_ndcg(lists: dict[int, np.ndarray], relevant: dict[int, set[int]], k: in
     return float(np.mean([ndcg_at_k(lists[u], relevant[u], k) for u in users])) if users else float("nan")
 
 
+def ndcg_difference(
+    candidate: dict[int, np.ndarray],
+    incumbent: dict[int, np.ndarray],
+    relevant: dict[int, set[int]],
+    k: int,
+    bootstrap_rounds: int,
+    seed: int,
+) -> dict[str, float]:
+    """Mean per-user NDCG@k of the candidate minus the incumbent, with a paired bootstrap 95% interval."""
+    users = [u for u in candidate if relevant.get(u)]
+    diff = np.array(
+        [ndcg_at_k(candidate[u], relevant[u], k) - ndcg_at_k(incumbent[u], relevant[u], k) for u in users]
+    )
+    if len(diff) == 0:
+        return {"mean": float("nan"), "low": float("nan"), "high": float("nan"), "n": 0}
+    means = diff[np.random.default_rng(seed).integers(0, len(diff), size=(bootstrap_rounds, len(diff)))].mean(
+        axis=1
+    )
+    return {
+        "mean": float(diff.mean()),
+        "low": float(np.percentile(means, 2.5)),
+        "high": float(np.percentile(means, 97.5)),
+        "n": len(diff),
+    }
+
+
 def mean_quality(lists: dict[int, np.ndarray], oracle: OracleTaste) -> float:
     return float(np.mean([oracle.quality(user, slate) for user, slate in lists.items()]))
 
@@ -660,6 +686,7 @@ class ClosedLoop:
             "test_quality": {
                 name: mean_quality(lists, self.test_oracle) for name, lists in test_lists.items()
             },
+            "ndcg@10_difference": {},
             "win_rate": {},
             "kl": {},
             "validation": {
@@ -670,6 +697,14 @@ class ClosedLoop:
             },
         }
         for j, name in enumerate(("ppo", "qlearning")):
+            result["ndcg@10_difference"][name] = ndcg_difference(
+                test_lists[name],
+                test_lists["recommender"],
+                test_relevant,
+                K,
+                config.bootstrap_rounds,
+                config.seed,
+            )
             test_judge = SimulatedAnnotator(
                 self.test_oracle,
                 temperature=config.judge_temperature,
@@ -829,13 +864,18 @@ def _interval(win: dict[str, float]) -> str:
     return f"{win['win_rate']:.3f} [{win['low']:.3f}, {win['high']:.3f}]"
 
 
+def _difference(diff: dict[str, float]) -> str:
+    return f"{diff['mean']:+.4f} [{diff['low']:+.4f}, {diff['high']:+.4f}]"
+
+
 def markdown_table(report: ExperimentReport) -> str:
     """One row per round: reward-model accuracy, test win rates, test NDCG@10, KL and retrain timing."""
     header = (
         "| round | comparisons | RM held-out acc. (label ceiling) | PPO win rate [95% CI] | "
-        "Q-learning win rate [95% CI] | NDCG@10 rec. | NDCG@10 PPO | NDCG@10 Q | KL PPO | KL Q | "
+        "Q-learning win rate [95% CI] | NDCG@10 rec. | NDCG@10 PPO | NDCG@10 Q | PPO - rec. NDCG@10 [95% CI] | "
+        "KL PPO | KL Q | "
         "RM s | PPO s | RM+PPO s | Q s |\n"
-        "|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        "|---:|---:|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|\n"
     )
     lines = []
     for r in report.rounds:
@@ -844,6 +884,7 @@ def markdown_table(report: ExperimentReport) -> str:
             f"| {r['round']} | {r['comparisons']} | {rm['heldout_accuracy']:.3f} ({rm['heldout_label_ceiling']:.3f}) | "
             f"{_interval(r['win_rate']['ppo'])} | {_interval(r['win_rate']['qlearning'])} | "
             f"{r['ndcg@10']['recommender']:.4f} | {r['ndcg@10']['ppo']:.4f} | {r['ndcg@10']['qlearning']:.4f} | "
+            f"{_difference(r['ndcg@10_difference']['ppo'])} | "
             f"{r['kl']['ppo']:.2f} | {r['kl']['qlearning']:.2f} | "
             f"{s['reward_model']:.1f} | {s['ppo']:.1f} | {s['reward_model+ppo']:.1f} | {s['qlearning']:.1f} |"
         )

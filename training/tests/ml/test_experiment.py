@@ -73,6 +73,7 @@ def test_the_report_has_every_key_of_every_round(report) -> None:
         "train_n_comparisons",
     }
     assert set(entry["ndcg@10"]) == {"recommender", "ppo", "qlearning"}
+    assert set(entry["ndcg@10_difference"]["ppo"]) == {"mean", "low", "high", "n"}
     for policy in ("ppo", "qlearning"):
         assert set(entry["win_rate"][policy]) == {"win_rate", "low", "high", "n"}
         assert (
