@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_retrain.py                      # target: < 120 s on 2 shared cores
     .venv/bin/python bench/bench_retrain.py --comparisons 4000   # scaling
+    .venv/bin/python bench/bench_retrain.py --product-defaults   # RewardModelConfig() and PPOConfig() as the product runs them
 
 Setup (not timed): the experiment's periods, the recommender trained on the train period, and
 ``--comparisons`` judgements of the simulated annotators (``training.ml.experiment.ClosedLoop``).
@@ -24,6 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from training.ml.data import read_movielens  # noqa: E402
 from training.ml.experiment import ClosedLoop, ExperimentConfig  # noqa: E402
+from training.ml.ppo import PPOConfig  # noqa: E402
+from training.ml.reward_model import RewardModelConfig  # noqa: E402
 
 TARGET_SECONDS = 120.0
 
@@ -38,11 +41,18 @@ def main() -> None:
     parser.add_argument("--comparisons", type=int, default=2_000)
     parser.add_argument("--recommender-epochs", type=int, default=None, help="default: RecommenderConfig's")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--product-defaults",
+        action="store_true",
+        help="train with the product's default reward-model and PPO configs instead of the experiment's",
+    )
     cli = parser.parse_args()
 
     config = ExperimentConfig(seed=cli.seed)
     if cli.recommender_epochs is not None:
         config = replace(config, recommender=replace(config.recommender, epochs=cli.recommender_epochs))
+    if cli.product_defaults:  # rating pairs, 200 candidates; held-out users still replace the random split
+        config = replace(config, reward=RewardModelConfig(validation_fraction=0.0), ppo=PPOConfig())
     ratings, movies = read_movielens(cli.data)
     started = time.perf_counter()
     loop = ClosedLoop.prepare(ratings, movies, config)

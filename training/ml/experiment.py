@@ -8,7 +8,8 @@ Each user's ratings are cut by time into three periods (``split_periods``):
 2. Every round, simulated annotators compare two lists for sampled users. Their taste is an
    ``OracleTaste`` over the *feedback-period* ratings, so the feedback says something the train
    period does not. Lists come from the current policies: the recommender sampled twice
-   (round 1), then also the current PPO policy against the recommender (on-policy feedback).
+   (round 1), then also the current PPO policy against the reference policy it is held to
+   (on-policy feedback).
    Each judgement's templated reason goes through the project's NLP (``feedback.text``) and its
    signals are attached to that user's context. Comparisons accumulate over rounds.
 3. Every round the reward model, PPO and Q-learning are retrained *from scratch* on everything
@@ -41,7 +42,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,7 @@ def default_reward_config() -> RewardModelConfig:
     """The reward model as the experiment runs it (see docs/experiment.md for the choices).
 
     Slower learning and a stronger L2 than the product defaults, and no rating pairs: on the
-    feedback period both raised held-out-user accuracy (0.55 -> 0.62 with 1,600 comparisons).
+    feedback period they raised held-out-user accuracy from 0.55 to 0.61-0.63 (1,600 comparisons).
     Held-out users replace the trainer's random validation split.
     """
     return RewardModelConfig(learning_rate=1e-3, l2=0.3, pairs_per_user=0, validation_fraction=0.0)
@@ -121,11 +122,28 @@ class ExperimentConfig:
     kl_users: int = 100  # users sampled to estimate each policy's KL from the reference
     kl_samples: int = 4  # lists sampled per user for the KL estimate
     max_eval_users: int | None = None  # cap on test/validation users (None = all); for quick runs
-    seed: int = 0  # seeds the split-free randomness: user sampling, annotators, held-out users
-    recommender: RecommenderConfig = field(default_factory=RecommenderConfig)  # seed is overridden by `seed`
-    reward: RewardModelConfig = field(default_factory=default_reward_config)
-    ppo: PPOConfig = field(default_factory=default_ppo_config)
-    dqn: DQNConfig = field(default_factory=default_dqn_config)
+    seed: int = (
+        0  # seeds everything: models (their own seeds are overridden, see `seeded`), sampling, annotators
+    )
+    recommender: RecommenderConfig = field(default_factory=RecommenderConfig)  # supervised recommender
+    reward: RewardModelConfig = field(default_factory=default_reward_config)  # reward model
+    ppo: PPOConfig = field(default_factory=default_ppo_config)  # PPO slate policy
+    dqn: DQNConfig = field(default_factory=default_dqn_config)  # Q-learning slate policy
+
+
+def seeded(config: ExperimentConfig) -> ExperimentConfig:
+    """The config with every model seeded from ``config.seed`` (one seed defines the whole run).
+
+    Recommender and reward model get ``seed``, PPO and Q-learning ``seed + 1`` (as the product
+    pipeline seeds them).
+    """
+    return replace(
+        config,
+        recommender=replace(config.recommender, seed=config.seed),
+        reward=replace(config.reward, seed=config.seed),
+        ppo=replace(config.ppo, seed=config.seed + 1),
+        dqn=replace(config.dqn, seed=config.seed + 1),
+    )
 
 
 # --- 1. Periods --------------------------------------------------------------------------------
@@ -177,7 +195,7 @@ def split_periods(
         raise ValueError("train, feedback and test fractions must all be positive")
     counts = np.diff(snapshot.indptr)
     eligible = counts >= max(min_ratings, 3)
-    # 1e-9: 1 - 0.6 - 0.2 is 0.19999999999999996 in floating point, and floor(0.2 * 30) must be 6.
+    # + 1e-9: a fraction like 1 - 0.8 = 0.19999999999999996 must still give floor(0.2 * 30) = 6.
     n_test = np.where(eligible, np.maximum(1, np.floor(test_fraction * counts + 1e-9)), 0)
     n_feedback = np.where(eligible, np.maximum(1, np.floor(feedback_fraction * counts + 1e-9)), 0)
     position = np.arange(snapshot.n_ratings) - snapshot.indptr[snapshot.user_idx]
@@ -413,6 +431,19 @@ def reward_rows(log: FeedbackLog, heldout_users: set[int]) -> tuple[list[int], l
     return train_rows, heldout_rows
 
 
+def label_ceiling(log: FeedbackLog, rows: Sequence[int]) -> float:
+    """Share of the strict labels in ``rows`` that the noise-free oracle agrees with.
+
+    What a reward model that knew the annotators' true taste would score on these labels.
+    """
+    strict = [j for j in rows if log.comparisons[j].outcome in ("a", "b")]
+    if not strict:
+        return float("nan")
+    return float(
+        np.mean([(log.comparisons[j].outcome == "a") == (log.oracle_prefers_a[j] == 1.0) for j in strict])
+    )
+
+
 def _train_reward(
     log: FeedbackLog,
     world: World,
@@ -444,30 +475,16 @@ def _train_reward(
     evaluation = evaluate_reward_model(
         model, heldout, comparison_contexts(world, train_histories, log, heldout_rows)
     )
-    strict = [j for j in heldout_rows if log.comparisons[j].outcome in ("a", "b")]
-    agreement = [
-        float((log.comparisons[j].outcome == "a") == (log.oracle_prefers_a[j] == 1.0)) for j in strict
-    ]
     by_kind: dict[str, dict[str, float]] = {}
     for kind in sorted({log.kinds[j] for j in heldout_rows}):
         rows = [j for j in heldout_rows if log.kinds[j] == kind]
         kind_eval = evaluate_reward_model(
             model, [log.comparisons[j] for j in rows], comparison_contexts(world, train_histories, log, rows)
         )
-        kind_strict = [j for j in rows if log.comparisons[j].outcome in ("a", "b")]
         by_kind[kind] = {
             "accuracy": kind_eval["accuracy"],
-            "n_strict": len(kind_strict),
-            "label_ceiling": float(
-                np.mean(
-                    [
-                        (log.comparisons[j].outcome == "a") == (log.oracle_prefers_a[j] == 1.0)
-                        for j in kind_strict
-                    ]
-                )
-            )
-            if kind_strict
-            else float("nan"),
+            "n_strict": int(kind_eval["n_strict"]),
+            "label_ceiling": label_ceiling(log, rows),
         }
     metrics = {
         "heldout_accuracy": evaluation["accuracy"],
@@ -475,8 +492,7 @@ def _train_reward(
         "heldout_loss": evaluation["loss"],
         "heldout_n": len(heldout),
         "heldout_n_strict": int(evaluation["n_strict"]),
-        # What a reward model that knew the noise-free oracle would score on these labels.
-        "heldout_label_ceiling": float(np.mean(agreement)) if agreement else float("nan"),
+        "heldout_label_ceiling": label_ceiling(log, heldout_rows),
         "train_accuracy": result.final_metrics.get("accuracy", float("nan")),
         "train_n_comparisons": len(train_rows),
         "train_n_rating_pairs": len(rating_pairs),
@@ -521,12 +537,12 @@ class ClosedLoop:
         """Split into periods, train the recommender on the train period, build oracles and annotators."""
         from feedback.text import TextAnalyzer  # plain Python (VADER); imported here to keep import light
 
+        config = seeded(config)
         rng = np.random.default_rng(config.seed)
         snapshot = Snapshot.from_ratings(ratings, movies)
         periods = split_periods(snapshot, config.train_fraction, config.feedback_fraction, config.min_ratings)
         train, known = periods.train, periods.known_at_test
-        recommender_config = RecommenderConfig(**{**asdict(config.recommender), "seed": config.seed})
-        trained = train_recommender(train, recommender_config)
+        trained = train_recommender(train, config.recommender)
 
         eligible = np.flatnonzero(periods.eligible)
         movie_frame = movies.set_index("item").reindex(snapshot.item_ids)
@@ -788,6 +804,7 @@ def run_experiment(
             log_line(line)
 
     loop = ClosedLoop.prepare(ratings, movies, config)
+    config = loop.config  # with every model's seed derived from config.seed
     advance("recommender trained")
     data = loop.describe_data()
     say(f"recommender: {config.recommender.epochs} epochs in {loop.trained.train_seconds:.1f} s")
@@ -907,6 +924,9 @@ def validation_table(report: ExperimentReport) -> str:
     return header + "\n".join(lines) + "\n"
 
 
+COLOURS = {"recommender": "dimgrey", "ppo": "tab:blue", "qlearning": "tab:orange"}
+
+
 def plot_report(report: ExperimentReport, path: Path) -> None:
     """Three panels per round: reward-model accuracy, test win rates with intervals, test NDCG@10."""
     import matplotlib
@@ -919,7 +939,11 @@ def plot_report(report: ExperimentReport, path: Path) -> None:
 
     ax = axes[0]
     ax.plot(
-        rounds, [r["reward_model"]["heldout_accuracy"] for r in report.rounds], "o-", label="reward model"
+        rounds,
+        [r["reward_model"]["heldout_accuracy"] for r in report.rounds],
+        "o-",
+        color="tab:green",
+        label="reward model",
     )
     ax.plot(
         rounds,
@@ -944,7 +968,9 @@ def plot_report(report: ExperimentReport, path: Path) -> None:
                 [w["high"] - c for c, w in zip(centre, wins, strict=True)],
             ]
         )
-        ax.errorbar(np.array(rounds) + offset, centre, yerr=err, fmt="o-", capsize=3, label=label)
+        ax.errorbar(
+            np.array(rounds) + offset, centre, yerr=err, fmt="o-", capsize=3, color=COLOURS[name], label=label
+        )
     ax.axhline(0.5, color="grey", lw=0.8)
     ax.axhline(0.6, color="tab:red", lw=0.8, ls=":", label="target 0.60 (PPO)")
     ax.set(
@@ -957,7 +983,7 @@ def plot_report(report: ExperimentReport, path: Path) -> None:
 
     ax = axes[2]
     for name, label in (("recommender", "recommender"), ("ppo", "PPO"), ("qlearning", "Q-learning")):
-        ax.plot(rounds, [r["ndcg@10"][name] for r in report.rounds], "o-", label=label)
+        ax.plot(rounds, [r["ndcg@10"][name] for r in report.rounds], "o-", color=COLOURS[name], label=label)
     ax.set(title="NDCG@10 on the test period", xlabel="round", ylabel="NDCG@10")
     ax.legend(fontsize=8)
     for ax in axes:
@@ -985,6 +1011,13 @@ def write_report(
     )
     plot_report(report, paths["plot"])
     return paths
+
+
+def load_report(path: str | Path) -> ExperimentReport:
+    """Read a ``results.json`` back (e.g. to redraw the plot without rerunning)."""
+    document = json.loads(Path(path).read_text())
+    names = ("config", "data", "recommender", "rounds", "total_seconds")
+    return ExperimentReport(**{name: document[name] for name in names})
 
 
 def _json_default(value: Any) -> Any:

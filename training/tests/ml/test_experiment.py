@@ -20,6 +20,7 @@ from training.ml.experiment import (
     markdown_table,
     reward_rows,
     run_experiment,
+    seeded,
     split_periods,
     write_report,
 )
@@ -232,6 +233,7 @@ def test_later_rounds_pit_the_current_ppo_policy_against_the_recommender(loop: C
     assert loop.log.kinds[before:] == ["ppo vs recommender"] * 10
 
 
-def test_the_config_can_be_replaced_field_by_field() -> None:
-    config = replace(ExperimentConfig(), rounds=2)
-    assert config.rounds == 2 and config.ppo.n_candidates == ExperimentConfig().ppo.n_candidates
+def test_one_seed_seeds_every_model() -> None:
+    config = seeded(replace(ExperimentConfig(), seed=7))
+    assert (config.recommender.seed, config.reward.seed, config.ppo.seed, config.dqn.seed) == (7, 7, 8, 8)
+    assert config.ppo.n_candidates == ExperimentConfig().ppo.n_candidates
