@@ -183,20 +183,22 @@ def popular_diverse(*, exclude: set[int], k: int, pool_factor: int = 8) -> list[
         .order_by(F("num_ratings").desc(), "id")
         .prefetch_related("genres")[: k * pool_factor]
     )
+    genres = [[genre.name for genre in movie.genres.all()] for movie in pool]
+    remaining = list(range(len(pool)))  # pool positions not chosen yet, in popularity order
     chosen: list[Movie] = []
     shown: dict[str, int] = {}
-    while pool and len(chosen) < k:
-        window = pool[: k * 2]
 
-        def crowding(movie: Movie) -> float:
-            names = [genre.name for genre in movie.genres.all()]
-            return sum(shown.get(name, 0) for name in names) / max(1, len(names))
+    def crowding(position: int) -> float:
+        names = genres[position]
+        return sum(shown.get(name, 0) for name in names) / max(1, len(names))
 
-        best = min(window, key=lambda movie: (crowding(movie), window.index(movie)))
-        chosen.append(best)
-        pool.remove(best)
-        for genre in best.genres.all():
-            shown[genre.name] = shown.get(genre.name, 0) + 1
+    while remaining and len(chosen) < k:
+        # The least crowded of the next 2k movies; ties go to the more popular one.
+        slot = min(range(min(len(remaining), k * 2)), key=lambda i: (crowding(remaining[i]), i))
+        best = remaining.pop(slot)
+        chosen.append(pool[best])
+        for name in genres[best]:
+            shown[name] = shown.get(name, 0) + 1
     return [Recommendation(movie, float(movie.num_ratings), f"Popular: {movie.num_ratings:,} ratings") for movie in chosen]
 
 

@@ -12,7 +12,7 @@ from training.models import ModelEvent, ModelVersion, TrainingRun
 from training.serving import models as served_models
 from training.serving import recommend, recommendations_for_user
 
-from .conftest import train_base_now
+from .conftest import GENRES, train_base_now
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -171,3 +171,19 @@ def test_a_failed_run_is_recorded_and_leaves_serving_untouched(taste_world, monk
     assert run.in_flight is None
     assert ModelVersion.objects.get(status="active").pk == active_before
     assert np.isfinite(recommend(rater_id=None, k=3).items[0].score)
+
+
+def test_without_a_model_new_users_get_popular_movies_interleaved_across_genres(taste_world):
+    from movies.models import Movie
+    from training.serving import popular_diverse
+
+    assert not ModelVersion.objects.exists()
+    excluded = Movie.objects.order_by("-num_ratings", "id").values_list("id", flat=True).first()
+    picks = popular_diverse(exclude={excluded}, k=8)
+
+    assert len(picks) == 8 and excluded not in [p.movie.id for p in picks]
+    first_genres = [p.movie.genres.get().name for p in picks[:4]]
+    assert sorted(first_genres) == sorted(GENRES)  # one of each genre before any repeats
+    popular = Movie.objects.exclude(pk=excluded).order_by("-num_ratings", "id").values_list("id", flat=True)
+    assert picks[0].movie.id == popular[0]  # the most popular movie leads
+    assert all(p.reason.startswith("Popular: ") for p in picks)
