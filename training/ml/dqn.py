@@ -59,7 +59,7 @@ class DQNConfig:
     """global gradient-norm clip"""
     eval_frequency: int = 25
     """vectorised steps between greedy evaluations on the held-out users (one history row each)"""
-    ref_temperature: float = 1.0
+    ref_temperature: float = 0.25
     """temperature of the environment's reference policy (only reported, DQN does not use it)"""
     hidden_sizes: tuple[int, ...] = (64, 32)
     """widths of the shared per-candidate MLP"""

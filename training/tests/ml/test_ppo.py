@@ -36,6 +36,7 @@ def tiny_config(**overrides) -> PPOConfig:
         init_kl_coef=0.1,
         target_kl_for_controller=1.0,
         kl_horizon=200,
+        ref_temperature=1.0,
         hidden_sizes=(32, 32),
         seed=0,
     )
