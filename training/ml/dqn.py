@@ -1,4 +1,13 @@
-"""Deep Q-learning (DQN) of a slate policy: a Q-value per candidate movie, learnt from per-step reward gains."""
+"""Deep Q-learning (DQN) of a slate policy: a Q-value per candidate movie, learnt from per-step reward gains.
+
+With ``kl_coef`` (beta) > 0 it is soft Q-learning regularised towards the reference recommender, the
+Q-learning counterpart of PPO's KL penalty: the policy is ``pi(a|s) ~ pi_ref(a|s) exp(Q(s,a) / beta)``
+and the TD target uses the soft value ``V(s') = beta log sum_a' pi_ref(a'|s') exp(Q(s',a') / beta)``
+(Haarnoja et al. 2017; Jaques et al. 2019 for a KL-regularised Q-learning to a prior policy). The
+network outputs ``Q / beta + log pi_ref`` up to a per-state constant, so serving its argmax or
+softmax needs nothing new, and with a zero-initialised head the untrained agent is the reference.
+With ``kl_coef`` 0 it is plain DQN: the greedy policy ignores the reference.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from training.ml.env import SlateEnv, user_state
+from training.ml.env import NEG_INF, SlateEnv, user_state
 from training.ml.ppo import (
     build_scorer_for,
     compiled_scorer,
@@ -60,7 +69,9 @@ class DQNConfig:
     eval_frequency: int = 25
     """vectorised steps between greedy evaluations on the held-out users (one history row each)"""
     ref_temperature: float = 0.25
-    """temperature of the environment's reference policy (only reported, DQN does not use it)"""
+    """temperature of the reference policy softmax(ref_score / ref_temperature)"""
+    kl_coef: float = 0.05
+    """beta, the weight of the KL to the reference policy (soft Q-learning); 0 = plain DQN"""
     hidden_sizes: tuple[int, ...] = (64, 32)
     """widths of the shared per-candidate MLP"""
     val_fraction: float = 0.1
@@ -143,6 +154,7 @@ def train_dqn(
     rng = np.random.default_rng(config.seed)
     start_time = time.time()
     C, K = config.n_candidates, config.slate_size
+    soft = config.kl_coef > 0
 
     # 0. Environment with per-step reward gains, candidate sets, held-out users, Q and target networks
     env, eval_env = (
@@ -169,7 +181,7 @@ def train_dqn(
             item_features,
             hidden_sizes=config.hidden_sizes,
             slate_size=K,
-            ref_logit_scale=0.0,
+            ref_logit_scale=1.0 / config.ref_temperature if soft else 0.0,
             value_head=False,
             zero_init_head=True,
         )
@@ -205,20 +217,36 @@ def train_dqn(
     def huber_td_loss(td_error):
         return tf.where(tf.abs(td_error) < 1.0, 0.5 * td_error**2, tf.abs(td_error) - 0.5)
 
+    def log_normalizer(logits):
+        """logsumexp over the available candidates (unavailable ones sit at NEG_INF)."""
+        return tf.reduce_logsumexp(logits, axis=-1)
+
     @tf.function(autograph=False)
     def train_step(rows, chosen, slots, actions, rewards, dones):
         next_chosen = chosen | tf.cast(tf.one_hot(actions, C), tf.bool)
-        target_q = target_network(replay_inputs(rows, next_chosen, slots + 1))["logits"][:, 0, :]
-        target_max = tf.reduce_max(target_q, axis=-1)  # unavailable candidates sit at NEG_INF
-        td_target = rewards + config.gamma * tf.where(dones, 0.0, target_max)
+        next_inputs = replay_inputs(rows, next_chosen, slots + 1)
+        target_logits = target_network(next_inputs)["logits"][:, 0, :]
+        if soft:
+            # In units of beta: V(s')/beta = logsumexp(Q'/beta + log pi_ref) = lse(target) - lse(ref logits).
+            ref_next = tf.where(
+                next_inputs["available"][:, 0, :], next_inputs["ref_scores"] / config.ref_temperature, NEG_INF
+            )
+            next_value = log_normalizer(target_logits) - log_normalizer(ref_next)
+            td_target = rewards / config.kl_coef + config.gamma * tf.where(dones, 0.0, next_value)
+        else:
+            next_value = tf.reduce_max(target_logits, axis=-1)  # unavailable candidates sit at NEG_INF
+            td_target = rewards + config.gamma * tf.where(dones, 0.0, next_value)
+        inputs = replay_inputs(rows, chosen, slots)
         with tf.GradientTape() as tape:
-            q = q_network(replay_inputs(rows, chosen, slots), training=True)["logits"][:, 0, :]
+            q = q_network(inputs, training=True)["logits"][:, 0, :]
             old_val = tf.gather(q, actions, batch_dims=1)
+            if soft:  # the learnt part is Q/beta: take the reference logit back out
+                old_val -= tf.gather(inputs["ref_scores"], actions, batch_dims=1) / config.ref_temperature
             loss = tf.reduce_mean(huber_td_loss(td_target - old_val))
         grads = tape.gradient(loss, q_network.trainable_variables)
         grads, _ = tf.clip_by_global_norm(grads, config.max_grad_norm)
         optimizer.apply_gradients(zip(grads, q_network.trainable_variables, strict=True))
-        return loss, tf.reduce_mean(old_val)
+        return loss, tf.reduce_mean(old_val) * (config.kl_coef if soft else 1.0)
 
     def update_target() -> None:
         for target_var, q_var in zip(target_network.weights, q_network.weights, strict=True):

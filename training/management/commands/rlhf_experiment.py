@@ -54,6 +54,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--recommender-epochs", type=int, default=None, help="Override the recommender's epochs."
         )
+        parser.add_argument(
+            "--qlearning-kl-coef",
+            type=float,
+            default=None,
+            help=f"Override Q-learning's KL weight to the recommender (default {DEFAULTS.dqn.kl_coef}; 0 = plain DQN).",
+        )
         parser.add_argument("--out", default="docs/experiment", help="Output folder for the report files.")
         parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
 
@@ -76,6 +82,11 @@ class Command(BaseCommand):
             config = replace(
                 config, recommender=replace(config.recommender, epochs=options["recommender_epochs"])
             )
+
+        if options["qlearning_kl_coef"] is not None:
+            if options["qlearning_kl_coef"] < 0:
+                raise CommandError("--qlearning-kl-coef must be at least 0")
+            config = replace(config, dqn=replace(config.dqn, kl_coef=options["qlearning_kl_coef"]))
 
         ratings, movies = read_movielens(data)
         bar = tqdm(

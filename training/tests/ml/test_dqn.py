@@ -18,10 +18,8 @@ METRIC_KEYS = {
 }
 
 
-@pytest.fixture(scope="module")
-def trained():
-    problem = make_problem(n_users=200)  # 20 held out
-    config = DQNConfig(
+def tiny_config(**overrides) -> DQNConfig:
+    defaults = dict(
         total_steps=100,
         num_envs=32,
         n_candidates=50,
@@ -30,8 +28,25 @@ def trained():
         learning_starts=10,
         eval_frequency=50,
         hidden_sizes=(32, 32),
+        kl_coef=0.0,  # plain DQN
         seed=0,
     )
+    return DQNConfig(**{**defaults, **overrides})
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return make_problem(n_users=200)  # 20 held out
+
+
+def final_rewards(problem, config: DQNConfig) -> dict[str, float]:
+    result = train_dqn(problem.users, problem.reference, problem.reward_model, problem.item_features, config)
+    return result.metrics
+
+
+@pytest.fixture(scope="module")
+def trained(problem):
+    config = tiny_config()
     logged = []
     result = train_dqn(
         problem.users, problem.reference, problem.reward_model, problem.item_features, config, logged.append
@@ -64,6 +79,19 @@ def test_it_exports_a_q_network_without_a_reference_term(trained):
     arrays = trained[0].arrays
     assert float(arrays["ref_logit_scale"]) == 0.0
     assert "value_head/kernel" not in arrays
+
+
+def test_with_a_kl_coefficient_the_untrained_agent_is_the_reference(problem):
+    metrics = final_rewards(problem, tiny_config(kl_coef=0.05, total_steps=5, eval_frequency=5))
+    assert metrics["val/mean_reward"] == pytest.approx(metrics["val/ref_mean_reward"], abs=1e-6)
+
+
+def test_the_kl_coefficient_trades_reward_for_staying_near_the_reference(problem):
+    gains = {beta: final_rewards(problem, tiny_config(kl_coef=beta)) for beta in (0.05, 1.0)}
+    gain = {beta: m["val/mean_reward"] - m["val/ref_mean_reward"] for beta, m in gains.items()}
+    assert gain[0.05] > 0.5  # a light penalty still finds much better lists
+    assert abs(gain[1.0]) < 0.2  # a heavy one keeps close to the reference's lists
+    assert gain[0.05] > gain[1.0] + 0.5
 
 
 def test_epsilon_decays_linearly_then_stays_at_its_floor():
