@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from training.ml.data import Split, item_genres
-from training.ml.metrics import evaluate_rankings, popularity_probabilities
+from training.ml.metrics import evaluate_rankings, ndcg_at_k, popularity_probabilities
 from training.ml.scoring import Scorer
 
 
@@ -75,3 +76,37 @@ def compare(
     genres = _genres_by_index(split, movies_genres)
     rows = {name: evaluate_model(s, split, k_values, genres) for name, s in scorers.items()}
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def ndcg_by_activity(
+    scorers: Mapping[str, Scorer],
+    split: Split,
+    edges: Sequence[int] = (20, 50, 100, 300),
+    k: int = 10,
+    relevance_threshold: float = 4.0,
+) -> pd.DataFrame:
+    """Mean NDCG@k per group of users by their number of train ratings, one column per scorer.
+
+    ``edges`` split the users into ``[0, e0), [e0, e1), ..., [e_last, inf)``; the ``users`` column
+    counts the users with a relevant held-out movie in each group.
+    """
+    relevant = split.relevant(relevance_threshold)
+    users = sorted(relevant)
+    activity = np.diff(split.train.indptr)[users]
+    bounds = [0, *edges, None]
+    labels = [f"{low}+" if high is None else f"{low}-{high - 1}" for low, high in itertools.pairwise(bounds)]
+    group = np.searchsorted(np.asarray(edges), activity, side="right")
+    table = pd.DataFrame(
+        {"users": np.bincount(group, minlength=len(labels))}, index=pd.Index(labels, name="train ratings")
+    )
+    for name, scorer in scorers.items():
+        rankings = rank_users(scorer, split, users, k)
+        per_user = np.array([ndcg_at_k(rankings[user], relevant[user], k) for user in users])
+        sums = np.bincount(group, weights=per_user, minlength=len(labels))
+        table[name] = np.divide(
+            sums,
+            table["users"].to_numpy(),
+            out=np.full(len(labels), np.nan),
+            where=table["users"].to_numpy() > 0,
+        )
+    return table

@@ -1,19 +1,28 @@
 """Compare popularity, EASE and the Keras recommender on a per-user temporal holdout.
 
-Usage: ``python -m training.ml.experiment_compare data/ml-latest-small [--holdout 0.2] [--seed 0]``
+Usage::
+
+    python -m training.ml.experiment_compare data/ml-latest-small [--holdout 0.2] [--seed 0]
+        [--validation] [--set embedding_dim=128 ...] [--by-activity]
+
+``--validation`` evaluates on the tuning protocol instead of the test: the same temporal split
+carved again from the train part (what EASE's lambda and the recommender's defaults are chosen
+on), so the held-out test period is never looked at. ``--set`` overrides a RecommenderConfig field.
+``--by-activity`` adds NDCG@10 per group of users by their number of train ratings.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 import pandas as pd
 
 from training.ml.baselines import EASEConfig, Popularity, tune_ease
-from training.ml.data import Snapshot, read_movielens, temporal_split
-from training.ml.evaluation import compare
+from training.ml.data import Snapshot, Split, read_movielens, temporal_split
+from training.ml.evaluation import compare, ndcg_by_activity
 from training.ml.recommender import RecommenderConfig, train_recommender
 from training.ml.scoring import Scorer
 
@@ -26,6 +35,7 @@ class ComparisonResult:
     scorers: dict[str, Scorer]  # the fitted policies, by row name
     fit_seconds: dict[str, float] = field(default_factory=dict)  # wall-clock fit time per policy
     ease_validation: dict[float, float] = field(default_factory=dict)  # validation NDCG@10 per lambda
+    split: Split | None = None  # the split the table was measured on
 
 
 def run_comparison(
@@ -36,9 +46,15 @@ def run_comparison(
     k_values: tuple[int, ...] = (10, 20),
     recommender_config: RecommenderConfig | None = None,
     ease_config: EASEConfig | None = None,
+    validation: bool = False,
 ) -> ComparisonResult:
-    """Split, fit the three policies on train (EASE's lambda picked on a split of train), evaluate."""
+    """Split, fit the three policies on train (EASE's lambda picked on a split of train), evaluate.
+
+    With ``validation`` the whole comparison runs inside the train part, split again the same way.
+    """
     split = temporal_split(Snapshot.from_ratings(ratings, movies), holdout=holdout)
+    if validation:
+        split = temporal_split(split.train, holdout=holdout)
     seconds: dict[str, float] = {}
 
     started = time.perf_counter()
@@ -55,7 +71,24 @@ def run_comparison(
 
     scorers: dict[str, Scorer] = {"popularity": popularity, "ease": ease, "recommender": result.scorer}
     table = compare(scorers, split, k_values, movies_genres=movies)
-    return ComparisonResult(table, scorers, seconds, ease_validation)
+    return ComparisonResult(table, scorers, seconds, ease_validation, split)
+
+
+def recommender_config(assignments: list[str], parser: argparse.ArgumentParser) -> RecommenderConfig:
+    """RecommenderConfig with ``FIELD=VALUE`` overrides (values are Python literals)."""
+    names = {f.name for f in fields(RecommenderConfig)}
+    overrides = {}
+    for assignment in assignments:
+        name, _, text = assignment.partition("=")
+        if name not in names or not text:
+            parser.error(
+                f"--set {assignment!r}: expected FIELD=VALUE with FIELD one of {', '.join(sorted(names))}"
+            )
+        try:
+            overrides[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            parser.error(f"--set {assignment!r}: {text!r} is not a number, tuple or string literal")
+    return replace(RecommenderConfig(), **overrides)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -65,15 +98,38 @@ def main(argv: list[str] | None = None) -> None:
         "--holdout", type=float, default=0.2, help="share of each user's latest ratings held out"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the recommender")
+    parser.add_argument(
+        "--validation", action="store_true", help="evaluate on a split of the train part, never the test"
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=VALUE", help="override a RecommenderConfig field"
+    )
+    parser.add_argument(
+        "--by-activity", action="store_true", help="also print NDCG@10 by users' number of train ratings"
+    )
     args = parser.parse_args(argv)
+    config = recommender_config(args.set, parser)
 
     ratings, movies = read_movielens(args.data)
-    result = run_comparison(ratings, movies, holdout=args.holdout, seed=args.seed)
-    print(f"temporal holdout {args.holdout}, seed {args.seed}, {len(ratings)} ratings")
+    result = run_comparison(
+        ratings,
+        movies,
+        holdout=args.holdout,
+        seed=args.seed,
+        recommender_config=config,
+        validation=args.validation,
+    )
+    where = "validation (a split of train)" if args.validation else "test"
+    print(f"temporal holdout {args.holdout} on {where}, seed {args.seed}, {len(ratings)} ratings")
+    if args.set:
+        print("recommender overrides:", ", ".join(args.set))
     print("EASE validation NDCG@10 by lambda:", {k: round(v, 4) for k, v in result.ease_validation.items()})
     print("fit seconds:", {k: round(v, 1) for k, v in result.fit_seconds.items()})
     with pd.option_context("display.width", 200, "display.max_columns", 50, "display.precision", 4):
         print(result.table)
+        if args.by_activity:
+            print("\nNDCG@10 by number of train ratings:")
+            print(ndcg_by_activity(result.scorers, result.split))
 
 
 if __name__ == "__main__":

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from training.ml.baselines import EASE, EASEConfig, Popularity
-from training.ml.evaluation import compare, evaluate_model, rank_users
+from training.ml.evaluation import compare, evaluate_model, ndcg_by_activity, rank_users
 
 
 def test_rankings_exclude_the_users_train_movies(taste_split):
@@ -44,3 +45,19 @@ def test_compare_builds_one_row_per_scorer(taste_split):
     )
     assert list(table.index) == ["popularity", "ease"]
     assert table.loc["ease", "ndcg@10"] > table.loc["popularity", "ndcg@10"]
+
+
+def test_ndcg_by_activity_groups_users_by_train_ratings_and_matches_the_overall_mean(taste_split):
+    popularity = Popularity.fit(taste_split.train)
+    activity = np.diff(taste_split.train.indptr)
+    edge = int(np.median(activity))
+    table = ndcg_by_activity({"popularity": popularity}, taste_split, edges=(edge,))
+
+    relevant = taste_split.relevant(4.0)
+    counts = activity[sorted(relevant)]
+    assert table.index.tolist() == [f"0-{edge - 1}", f"{edge}+"]
+    assert table["users"].tolist() == [int((counts < edge).sum()), int((counts >= edge).sum())]
+    # the user-weighted mean of the groups is the overall NDCG@10
+    overall = evaluate_model(popularity, taste_split, k_values=(10,))["ndcg@10"]
+    weighted = (table["users"] * table["popularity"]).sum() / table["users"].sum()
+    assert weighted == pytest.approx(overall)

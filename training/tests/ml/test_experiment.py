@@ -237,3 +237,17 @@ def test_one_seed_seeds_every_model() -> None:
     config = seeded(replace(ExperimentConfig(), seed=7))
     assert (config.recommender.seed, config.reward.seed, config.ppo.seed, config.dqn.seed) == (7, 7, 8, 8)
     assert config.ppo.n_candidates == ExperimentConfig().ppo.n_candidates
+
+
+def test_experiment_compare_reads_recommender_overrides_and_refuses_unknown_fields():
+    import argparse
+
+    from training.ml.experiment_compare import recommender_config
+
+    parser = argparse.ArgumentParser()
+    config = recommender_config(["embedding_dim=128", "input_dropout=0.25"], parser)
+    assert (config.embedding_dim, config.input_dropout, config.epochs) == (128, 0.25, RecommenderConfig().epochs)
+    with pytest.raises(SystemExit):
+        recommender_config(["embeding_dim=128"], parser)
+    with pytest.raises(SystemExit):
+        recommender_config(["epochs=many"], parser)
