@@ -70,8 +70,9 @@ class DQNConfig:
     """vectorised steps between greedy evaluations on the held-out users (one history row each)"""
     ref_temperature: float = 0.25
     """temperature of the reference policy softmax(ref_score / ref_temperature)"""
-    kl_coef: float = 0.05
-    """beta, the weight of the KL to the reference policy (soft Q-learning); 0 = plain DQN"""
+    kl_coef: float = 0.5
+    """beta, the weight of the KL to the reference policy (soft Q-learning); 0 = plain DQN. 0.5 was
+    chosen over 0.05 and 0.2 on the closed-loop experiment's feedback period (docs/experiment.md)"""
     hidden_sizes: tuple[int, ...] = (64, 32)
     """widths of the shared per-candidate MLP"""
     val_fraction: float = 0.1
