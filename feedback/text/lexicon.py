@@ -12,30 +12,6 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-# The 20 MovieLens genres. "(no genres listed)" is a catalogue placeholder and is never matched.
-MOVIELENS_GENRES: tuple[str, ...] = (
-    "Action",
-    "Adventure",
-    "Animation",
-    "Children",
-    "Comedy",
-    "Crime",
-    "Documentary",
-    "Drama",
-    "Fantasy",
-    "Film-Noir",
-    "Horror",
-    "IMAX",
-    "Musical",
-    "Mystery",
-    "Romance",
-    "Sci-Fi",
-    "Thriller",
-    "War",
-    "Western",
-    "(no genres listed)",
-)
-
 # Aspect words that also judge ("Toy Story is funny", "the comedies weren't funny", "these are
 # classics"): VADER still reads them when scoring the clause, while other aspect words are hidden
 # from it.

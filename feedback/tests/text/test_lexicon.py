@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from feedback.text.lexicon import CUES, GENRE_ALIASES, MOVIELENS_GENRES, POPULARITY_ALIASES
+from feedback.text.lexicon import CUES, GENRE_ALIASES, POPULARITY_ALIASES
 from feedback.text.phrases import phrase_key
+from training.ml.user_features import GENRES, NO_GENRE
 
 
 def test_every_genre_alias_names_a_movielens_genre():
-    matchable = set(MOVIELENS_GENRES) - {"(no genres listed)"}
+    matchable = set(GENRES) - {NO_GENRE}
     assert {genre for genres in GENRE_ALIASES.values() for genre in genres} == matchable
 
 
 def test_every_matchable_genre_is_found_by_its_own_name():
     names = {phrase_key(alias) for alias in GENRE_ALIASES}
-    for genre in set(MOVIELENS_GENRES) - {"(no genres listed)"}:
+    for genre in set(GENRES) - {NO_GENRE}:
         assert phrase_key(genre) in names, genre
 
 
