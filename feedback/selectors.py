@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import statistics
 from collections import defaultdict
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from itertools import combinations
 
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db.models import Avg, Count, Exists, F, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
@@ -23,6 +25,7 @@ from .models import AnnotatorStatus, Comparison, ComparisonTask, ItemFeedback, T
 PERSONA_FAVOURITES = 5
 PERSONA_RECENT = 5
 PERSONA_GENRES = 8
+LEADERBOARD_CACHE_SECONDS = 24 * 3600  # keyed by the judgments' content, so never stale
 
 
 # --- Comparison tasks -----------------------------------------------------------------------
@@ -388,16 +391,38 @@ class Leaderboard:
 
 
 def leaderboard_table(*, include_simulated: bool, rounds: int = 200, seed: int = 0) -> Leaderboard:
-    """Every source ranked by Bradley-Terry strength with bootstrap intervals and a win-rate heatmap."""
-    import base64
+    """Every source ranked by Bradley-Terry strength with bootstrap intervals and a win-rate heatmap.
 
-    from .leaderboard import PairData, bootstrap_intervals, bradley_terry, plot_win_rates, win_rate_matrix
+    The fits and the plot are cached under a hash of the judgments they are computed from, so a
+    page view reads the judgments (one query) and recomputes only when they changed.
+    """
+    from .leaderboard import PairData
 
     pairs = leaderboard_pairs(include_simulated=include_simulated)
     data = PairData.from_pairs(pairs)
     same_source = len(pairs) - len(data.score)
     if not len(data.score):
         return Leaderboard(rows=[], comparisons=0, same_source=same_source, plot_png_base64="")
+    digest = hashlib.sha256(
+        "\x1f".join(data.labels).encode()
+        + data.first.tobytes()
+        + data.second.tobytes()
+        + data.score.tobytes()
+        + f"{rounds}:{seed}:{same_source}".encode()
+    ).hexdigest()
+    key = f"feedback:leaderboard:{digest}"
+    board = cache.get(key)
+    if board is None:
+        board = _leaderboard_compute(data, same_source, rounds=rounds, seed=seed)
+        cache.set(key, board, timeout=LEADERBOARD_CACHE_SECONDS)
+    return board
+
+
+def _leaderboard_compute(data, same_source: int, *, rounds: int, seed: int) -> Leaderboard:
+    import base64
+
+    from .leaderboard import bootstrap_intervals, bradley_terry, plot_win_rates, win_rate_matrix
+
     strengths = bradley_terry(data)
     intervals = bootstrap_intervals(data, rounds=rounds, seed=seed)
     wins, games = data.matrices()

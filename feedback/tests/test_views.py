@@ -278,6 +278,34 @@ def test_the_leaderboard_ranks_sources_with_intervals_and_a_heatmap(base_model, 
     assert {row.label for row in with_simulated.rows} == {"base v1", "random", "popularity"}
 
 
+def test_the_leaderboard_is_recomputed_only_when_the_judgments_change(base_model, annie, sam, monkeypatch):
+    from django.core.cache import cache
+
+    from feedback import selectors
+
+    cache.clear()
+    computed = []
+    compute = selectors._leaderboard_compute
+    monkeypatch.setattr(selectors, "_leaderboard_compute", lambda *a, **kw: computed.append(1) or compute(*a, **kw))
+    persona = Rater.objects.get(movielens_id=2)
+
+    def judge(seed: int) -> None:
+        task = services.comparison_task_create(
+            context_rater=persona, sources=("base", "random"), rng=np.random.default_rng(seed)
+        )
+        TaskAssignment.objects.create(task=task, annotator=annie)
+        services.comparison_submit(annotator=annie, task_id=task.pk, choice="left")
+
+    judge(0)
+    client = client_for(sam)
+    first = client.get("/staff/leaderboard/").context["board"]
+    second = client.get("/staff/leaderboard/").context["board"]
+    assert len(computed) == 1 and second.rows == first.rows
+    judge(1)
+    third = client.get("/staff/leaderboard/").context["board"]
+    assert len(computed) == 2 and third.comparisons == 2
+
+
 # --- Admin ----------------------------------------------------------------------------------
 
 
