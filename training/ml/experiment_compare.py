@@ -76,7 +76,7 @@ def run_comparison(
 
 def recommender_config(assignments: list[str], parser: argparse.ArgumentParser) -> RecommenderConfig:
     """RecommenderConfig with ``FIELD=VALUE`` overrides (values are Python literals)."""
-    names = {f.name for f in fields(RecommenderConfig)}
+    names = {f.name for f in fields(RecommenderConfig)} - {"seed"}  # --seed sets it
     overrides = {}
     for assignment in assignments:
         name, _, text = assignment.partition("=")

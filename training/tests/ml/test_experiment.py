@@ -251,3 +251,5 @@ def test_experiment_compare_reads_recommender_overrides_and_refuses_unknown_fiel
         recommender_config(["embeding_dim=128"], parser)
     with pytest.raises(SystemExit):
         recommender_config(["epochs=many"], parser)
+    with pytest.raises(SystemExit):  # --seed is the one way to set it
+        recommender_config(["seed=3"], parser)
