@@ -103,6 +103,9 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": VAR_DIR / "db.sqlite3",
+            # Reused across requests like PostgreSQL's: opening SQLite and running the pragmas
+            # below costs ~0.9 ms, a sixth of a recommendation request.
+            "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 60),
         }
     }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

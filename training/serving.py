@@ -81,12 +81,18 @@ class ModelCache:
             .values_list("id", "version", "artifact")
             .first()
         )
+        return None if row is None else self._current(algorithm, *row)
+
+    def served(self) -> LoadedModel | None:
+        """``active(served_algorithm())`` in one query: the model end users get."""
+        row = _served_versions().values_list("algorithm", "id", "version", "artifact").first()
+        return None if row is None else self._current(*row)
+
+    def _current(self, algorithm: str, version_id: int, number: int, relative: str) -> LoadedModel | None:
         current = self._active.get(algorithm)
-        if row is None:
-            return None
-        if current is not None and current.version_id == row[0]:
+        if current is not None and current.version_id == version_id:
             return current
-        loaded = self._load(row[0], algorithm, row[1], row[2])
+        loaded = self._load(version_id, algorithm, number, relative)
         if loaded is None:
             return current  # keep serving what we had
         with self._lock:
@@ -146,15 +152,16 @@ class RecommendationList:
     items: list[Recommendation]
 
 
+def _served_versions():
+    """Active servable versions, the one end users get first: the most recently activated."""
+    return ModelVersion.objects.filter(
+        status=ModelVersion.Status.ACTIVE, algorithm__in=SERVABLE_ALGORITHMS
+    ).order_by(F("activated_at").desc(nulls_last=True), "-id")
+
+
 def served_algorithm() -> str | None:
     """The policy end users get: the most recently activated of the active policies and recommender."""
-    row = (
-        ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE, algorithm__in=SERVABLE_ALGORITHMS)
-        .order_by(F("activated_at").desc(nulls_last=True), "-id")
-        .values_list("algorithm", flat=True)
-        .first()
-    )
-    return row
+    return _served_versions().values_list("algorithm", flat=True).first()
 
 
 def rater_history(*, rater_id: int | None, loaded: LoadedModel) -> tuple[History, np.ndarray]:
@@ -237,8 +244,11 @@ def recommend(*, rater_id: int | None, policy: str = "active", k: int = 20, with
     """Top-k for a rater (a site account's or a dataset user's), never a movie they rated."""
     if policy not in POLICY_CHOICES:
         raise UnknownPolicy(f"Unknown policy {policy!r}; choose one of {', '.join(POLICY_CHOICES)}.")
-    algorithm = served_algorithm() if policy == "active" else policy
-    loaded = models.active(algorithm) if algorithm in SERVABLE_ALGORITHMS else None
+    if policy == "active":
+        loaded = models.served()
+    else:
+        loaded = models.active(policy) if policy in SERVABLE_ALGORITHMS else None
+    algorithm = loaded.algorithm if loaded is not None else None
     hidden: set[int] = set()
     if rater_id:  # movies the account marked "not interested" never come back
         not_interested = ItemFeedback.objects.filter(user__rater__id=rater_id, kind=ItemFeedback.Kind.NOT_INTERESTED)
