@@ -49,6 +49,9 @@ class SlatePolicyScorer:
     def explain(self, history: History, item_idx: int) -> int:
         return self.reference.explain(history, item_idx)
 
+    def explain_many(self, history: History, item_idx: np.ndarray) -> np.ndarray:
+        return self.reference.explain_many(history, item_idx)
+
 
 def load_slate_policy(path: Path, algorithm: str):
     """Load a PPO or Q-learning artifact with the recommender version it was trained against."""

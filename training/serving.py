@@ -269,7 +269,7 @@ def recommend(*, rater_id: int | None, policy: str = "active", k: int = 20, with
     movie_ids = loaded.item_ids[best]
     keep = ~np.isin(movie_ids, excluded)  # also drop rated movies the model's catalogue lacks
     best, scores, movie_ids = best[keep][:k], scores[keep][:k], movie_ids[keep][:k]
-    because = [int(loaded.item_ids[loaded.scorer.explain(history, int(i))]) for i in best]
+    because = loaded.item_ids[loaded.scorer.explain_many(history, best)].tolist()
     queryset = Movie.objects.prefetch_related("genres") if with_genres else Movie.objects.all()
     movies = queryset.in_bulk([*movie_ids.tolist(), *because])
     items = []

@@ -79,6 +79,10 @@ class Scorer:
         """Catalogue index of the rated movie that most supports recommending ``item_idx``."""
         raise NotImplementedError
 
+    def explain_many(self, history: History, item_idx: np.ndarray) -> np.ndarray:
+        """``explain`` for each of several recommended movies: int64 ``[len(item_idx)]``."""
+        return np.fromiter((self.explain(history, int(i)) for i in item_idx), np.int64, len(item_idx))
+
     def export_arrays(self) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
@@ -158,6 +162,10 @@ class NumpyRecommender(Scorer):
 
         "Positively" means rated at least 4, or the user's best rating when none is that high.
         """
+        return int(self.explain_many(history, np.asarray([item_idx]))[0])
+
+    def explain_many(self, history: History, item_idx: np.ndarray) -> np.ndarray:
+        """``explain`` for several movies with one matrix product."""
         if not len(history):
             raise ValueError("cannot explain a recommendation for an empty history")
         if self._unit_items is None:
@@ -165,8 +173,8 @@ class NumpyRecommender(Scorer):
             self._unit_items = self.item_embeddings / np.maximum(norms, 1e-12)
         liked = history.ratings >= min(4.0, float(history.ratings.max()))
         candidates = history.item_idx[liked]
-        similarity = self._unit_items[candidates] @ self._unit_items[item_idx]
-        return int(candidates[int(np.argmax(similarity))])
+        similarity = self._unit_items[np.asarray(item_idx, np.int64)] @ self._unit_items[candidates].T
+        return candidates[np.argmax(similarity, axis=1)].astype(np.int64)
 
     def export_arrays(self) -> dict[str, np.ndarray]:
         return {

@@ -80,6 +80,16 @@ def test_explain_points_at_a_movie_the_user_rated(policies, taste_split, name):
     assert model.explain(history, item) in set(history.item_idx.tolist())
 
 
+@pytest.mark.parametrize("name", ["recommender", "popularity", "ease"])
+def test_explaining_a_whole_list_matches_explaining_each_movie(policies, taste_split, name):
+    model = policies[name]
+    for user in (2, 11):
+        history = taste_split.train.history(user)
+        items = model.top_k(history, 10)[0]
+        expected = [model.explain(history, int(item)) for item in items]
+        assert model.explain_many(history, items).tolist() == expected
+
+
 def test_the_recommender_explains_with_the_most_similar_liked_movie():
     model = random_recommender()
     history = History([1, 2, 3], [5.0, 1.0, 4.0], [10, 20, 30])
