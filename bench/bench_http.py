@@ -266,7 +266,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=20, help="Load duration per endpoint.")
     parser.add_argument("--concurrency", type=int, default=16, help="Open connections (requests in flight).")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers.")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers.")
+    parser.add_argument("--worker-class", default="sync", help="gunicorn worker class (sync, gthread).")
+    parser.add_argument("--threads", type=int, default=1, help="Threads per gthread worker.")
     parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto",
                         help="Load generator; auto uses wrk when it is installed.")  # fmt: skip
     args = parser.parse_args()
@@ -293,6 +295,10 @@ def main() -> None:
             f"{HOST}:{port}",
             "--workers",
             str(args.workers),
+            "--worker-class",
+            args.worker_class,
+            "--threads",
+            str(args.threads),
         ]
         print(f"\n== {' '.join(command[1:])} ==")
         with log.open("wb") as log_file:
@@ -306,7 +312,7 @@ def main() -> None:
         generator = "wrk" if use_wrk else "Python threads (sharing the GIL and the cores with the server)"
         print(
             f"\n== load: {args.seconds} s per endpoint, concurrency {args.concurrency}, "
-            f"{args.workers} workers, generator {generator} =="
+            f"{args.workers} {args.worker_class} workers, generator {generator} =="
         )
         print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
         results = {}
