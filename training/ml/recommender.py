@@ -43,10 +43,10 @@ ProgressCallback = Callable[[int, int, dict[str, float]], None]
 class RecommenderConfig:
     """Hyperparameters of the autoencoder recommender."""
 
-    embedding_dim: int = 64  # size of user and item embeddings (also the RLHF item features)
+    embedding_dim: int = 128  # size of user and item embeddings (also the RLHF item features)
     epochs: int = 60  # passes over the users; each pass draws fresh timeline cuts
     batch_size: int = 64  # users per gradient step
-    learning_rate: float = 5e-3  # initial Adam step size
+    learning_rate: float = 8e-3  # initial Adam step size
     cosine_decay: bool = True  # anneal the step size to 0 along a cosine over the run
     weight_decay: float = 1e-4  # decoupled weight decay (AdamW) on every weight
     input_dropout: float = 0.5  # share of a user's past movies hidden from the input each epoch (denoising)
