@@ -68,9 +68,10 @@ def genre_list() -> QuerySet[Genre]:
 
 
 def rater_for_user(user) -> Rater | None:
+    """The account's rater: no query when it was loaded with the user (token authentication)."""
     if not user.is_authenticated:
         return None
-    return Rater.objects.filter(user=user).first()
+    return getattr(user, "rater", None)  # a missing rater raises RelatedObjectDoesNotExist, an AttributeError
 
 
 def user_ratings(*, user) -> QuerySet[Rating]:

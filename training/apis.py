@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from movies.models import Rater
+from movies.selectors import rater_for_user
 
 from .serving import POLICY_CHOICES, recommend
 
@@ -68,6 +69,7 @@ class RecommendationApi(APIView):
             if rater_id is None:
                 raise NotFound(f"No dataset user {params['user']}.")
         else:
-            rater_id = Rater.objects.filter(user=request.user).values_list("id", flat=True).first()
+            rater = rater_for_user(request.user)
+            rater_id = rater.pk if rater is not None else None
         recs = recommend(rater_id=rater_id, policy=params["policy"], k=params["k"])
         return Response(RecommendationListSerializer(recs).data)

@@ -20,7 +20,8 @@ from django.db import connection
 from django.db.models import F, prefetch_related_objects
 
 from feedback.models import ItemFeedback
-from movies.models import Movie, Rater, Rating
+from movies.models import Movie, Rating
+from movies.selectors import rater_for_user
 from training.ml.artifacts import ArtifactError, load_scorer
 from training.ml.data import History
 from training.ml.scoring import Scorer
@@ -236,10 +237,6 @@ def rater_signal_vector(rater_id: int | None, loaded: LoadedModel) -> np.ndarray
     return signal_features(signals, GENRES) if signals else None
 
 
-def _rater_id_of(user) -> int | None:
-    return Rater.objects.filter(user=user).values_list("id", flat=True).first()
-
-
 def recommend(*, rater_id: int | None, policy: str = "active", k: int = 20, with_genres: bool = False) -> RecommendationList:
     """Top-k for a rater (a site account's or a dataset user's), never a movie they rated."""
     if policy not in POLICY_CHOICES:
@@ -284,7 +281,8 @@ def recommend(*, rater_id: int | None, policy: str = "active", k: int = 20, with
 
 def recommendations_for_user(*, user, k: int = 20, policy: str = "active") -> RecommendationList:
     """For pages: the list with each movie's genres loaded."""
-    return recommend(rater_id=_rater_id_of(user), policy=policy, k=k, with_genres=True)
+    rater = rater_for_user(user)
+    return recommend(rater_id=rater.pk if rater else None, policy=policy, k=k, with_genres=True)
 
 
 @dataclass

@@ -77,3 +77,32 @@ def test_bad_parameters_are_refused_with_the_field_named(trained, sam, query):
 
 def test_anonymous_requests_are_refused(trained):
     assert APIClient().get("/api/recommendations/").status_code in (401, 403)
+
+
+def test_token_authentication_loads_the_rater_with_the_account(trained, alice):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from rest_framework.authtoken.models import Token
+
+    services.rating_set(user=alice, movie_id=trained["movies"][0].pk, value=5.0)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=alice).key}")
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get("/api/recommendations/?k=3")
+    assert response.status_code == 200 and response.json()["policy"] == "base"
+    assert not [q["sql"] for q in queries.captured_queries if q["sql"].startswith('SELECT "movies_rater"')]
+
+
+def test_a_bad_or_inactive_token_is_refused(trained, alice):
+    from rest_framework.authtoken.models import Token
+
+    key = Token.objects.create(user=alice).key
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Token not-a-token")
+    response = client.get("/api/recommendations/")  # 403, not 401: session authentication comes first
+    assert response.status_code == 403 and response.json()["detail"] == "Invalid token."
+    alice.is_active = False
+    alice.save()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    response = client.get("/api/recommendations/")
+    assert response.status_code == 403 and "inactive" in response.json()["detail"]
