@@ -3,12 +3,14 @@
 Usage::
 
     python -m training.ml.experiment_compare data/ml-latest-small [--holdout 0.2] [--seed 0]
-        [--validation] [--set embedding_dim=128 ...] [--by-activity]
+        [--validation] [--set embedding_dim=96 ...] [--by-activity] [--more-seeds 1 2 ...]
 
 ``--validation`` evaluates on the tuning protocol instead of the test: the same temporal split
 carved again from the train part (what EASE's lambda and the recommender's defaults are chosen
 on), so the held-out test period is never looked at. ``--set`` overrides a RecommenderConfig field.
 ``--by-activity`` adds NDCG@10 per group of users by their number of train ratings.
+``--more-seeds`` trains the recommender again with other seeds on the same split: differences
+between settings smaller than the spread between seeds are noise.
 """
 
 from __future__ import annotations
@@ -74,6 +76,17 @@ def run_comparison(
     return ComparisonResult(table, scorers, seconds, ease_validation, split)
 
 
+def ndcg_by_seed(
+    split: Split, movies: pd.DataFrame, config: RecommenderConfig, seeds: list[int], k: int = 10
+) -> dict[int, float]:
+    """The recommender's NDCG@k on ``split`` for each training seed: seed noise, measured."""
+    scores = {}
+    for seed in seeds:
+        scorer = train_recommender(split.train, replace(config, seed=seed)).scorer
+        scores[seed] = float(compare({"recommender": scorer}, split, (k,), movies).loc["recommender", f"ndcg@{k}"])
+    return scores
+
+
 def recommender_config(assignments: list[str], parser: argparse.ArgumentParser) -> RecommenderConfig:
     """RecommenderConfig with ``FIELD=VALUE`` overrides (values are Python literals)."""
     names = {f.name for f in fields(RecommenderConfig)} - {"seed"}  # --seed sets it
@@ -107,6 +120,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--by-activity", action="store_true", help="also print NDCG@10 by users' number of train ratings"
     )
+    parser.add_argument(
+        "--more-seeds",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="S",
+        help="also train the recommender with these seeds on the same split; print NDCG@10 per seed and the mean",
+    )
     args = parser.parse_args(argv)
     config = recommender_config(args.set, parser)
 
@@ -130,6 +151,14 @@ def main(argv: list[str] | None = None) -> None:
         if args.by_activity:
             print("\nNDCG@10 by number of train ratings:")
             print(ndcg_by_activity(result.scorers, result.split))
+    if args.more_seeds:
+        scores = {args.seed: float(result.table.loc["recommender", "ndcg@10"])}
+        scores |= ndcg_by_seed(result.split, movies, config, [s for s in args.more_seeds if s != args.seed])
+        print(
+            "\nrecommender NDCG@10 by seed:",
+            ", ".join(f"{seed}: {score:.4f}" for seed, score in scores.items()),
+            f"- mean {sum(scores.values()) / len(scores):.4f} over {len(scores)} seeds",
+        )
 
 
 if __name__ == "__main__":

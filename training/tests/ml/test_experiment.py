@@ -245,11 +245,21 @@ def test_experiment_compare_reads_recommender_overrides_and_refuses_unknown_fiel
     from training.ml.experiment_compare import recommender_config
 
     parser = argparse.ArgumentParser()
-    config = recommender_config(["embedding_dim=128", "input_dropout=0.25"], parser)
-    assert (config.embedding_dim, config.input_dropout, config.epochs) == (128, 0.25, RecommenderConfig().epochs)
+    config = recommender_config(["embedding_dim=96", "input_dropout=0.25"], parser)
+    assert (config.embedding_dim, config.input_dropout, config.epochs) == (96, 0.25, RecommenderConfig().epochs)
     with pytest.raises(SystemExit):
         recommender_config(["embeding_dim=128"], parser)
     with pytest.raises(SystemExit):
         recommender_config(["epochs=many"], parser)
     with pytest.raises(SystemExit):  # --seed is the one way to set it
         recommender_config(["seed=3"], parser)
+
+
+def test_ndcg_by_seed_scores_each_seed_once_and_reproducibly(taste_world, taste_split):
+    from training.ml.experiment_compare import ndcg_by_seed
+
+    config = RecommenderConfig(epochs=3, batch_size=16, embedding_dim=8)
+    scores = ndcg_by_seed(taste_split, taste_world[1], config, [0, 1, 0])
+    again = ndcg_by_seed(taste_split, taste_world[1], config, [1])
+    assert set(scores) == {0, 1} and all(0.0 < score <= 1.0 for score in scores.values())
+    assert again[1] == scores[1]
