@@ -44,7 +44,6 @@ from training.serving import (
     Slate,
     UnknownPolicy,
     popular_diverse,
-    served_algorithm,
     slate_for,
 )
 from training.serving import models as served_models
@@ -127,13 +126,12 @@ def comparison_sources_default(*, rng: np.random.Generator) -> tuple[SourceSpec,
 
 def comparison_sources_gold(*, rng: np.random.Generator) -> tuple[SourceSpec, SourceSpec]:
     """(good, bad): the served policy's top k against "worst" or "random"."""
-    served = served_algorithm()
-    good = SourceSpec(policy=served) if served and served_models.active(served) is not None else None
-    if good is None:
+    served = served_models.served()
+    if served is None:
         return SourceSpec(policy="popularity"), SourceSpec(policy="random")
     has_base = served_models.active("base") is not None
     bad = SourceSpec(policy="worst") if has_base and rng.random() < 0.5 else SourceSpec(policy="random")
-    return good, bad
+    return SourceSpec(policy=served.algorithm), bad
 
 
 def _slate(spec: SourceSpec, *, rater_id: int, k: int, rng: np.random.Generator) -> Slate:

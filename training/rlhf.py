@@ -205,13 +205,10 @@ def _split_users(world: World, seed: int) -> tuple[list, list]:
 
 def _incumbent(world: World, base: LoadedModel) -> tuple[SlateSource, str]:
     """The policy end users get now: the active PPO or Q-learning policy, else the recommender."""
-    from .serving import served_algorithm
-
-    algorithm = served_algorithm()
-    if algorithm in ("ppo", "qlearning"):
-        loaded = served_models.active(algorithm)
-        if loaded is not None and np.array_equal(loaded.item_ids, base.item_ids):
-            return SlateSource(f"{algorithm} v{loaded.version}", loaded.scorer.policy), f"{algorithm} v{loaded.version}"
+    loaded = served_models.served()
+    if loaded is not None and loaded.algorithm in ("ppo", "qlearning") and np.array_equal(loaded.item_ids, base.item_ids):
+        name = f"{loaded.algorithm} v{loaded.version}"
+        return SlateSource(name, loaded.scorer.policy), name
     return SlateSource(f"base v{base.version}"), f"base v{base.version}"
 
 

@@ -349,8 +349,12 @@ def slate_for(
         picks = rng.choice(pool, size=min(k, len(pool)), replace=False)
         probability = float(np.exp(-np.sum(np.log(len(pool) - np.arange(len(picks))))))
         return Slate(picks.tolist(), "random", None, None, True, probability)
-    algorithm = "base" if policy == "worst" else (served_algorithm() if policy == "active" else policy)
-    loaded = (models.version(version) if version is not None else models.active(algorithm)) if algorithm else None
+    if version is not None:
+        loaded = models.version(version)
+    elif policy == "active":
+        loaded = models.served()
+    else:
+        loaded = models.active("base" if policy == "worst" else policy)
     if loaded is None:
         raise UnknownPolicy(f"No servable model for {policy!r}.")
     history, rated_ids = rater_history(rater_id=rater_id, loaded=loaded)
