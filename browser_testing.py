@@ -30,5 +30,11 @@ def page():
         context = browser.new_context(viewport={"width": 1200, "height": 900})
         context.set_default_timeout(15_000)
         yield context.new_page()
+        # While Playwright's event loop runs, Django gives the test body's queries a connection of
+        # their own (connections are per asyncio context, not per thread). Close it here, inside that
+        # context: left open, it keeps PostgreSQL from dropping the test database at the session's end.
+        from django.db import connections
+
+        connections.close_all()
         context.close()
         browser.close()
