@@ -58,7 +58,10 @@ def catalogue(db):
 
     from movies.models import Genre, Movie, Rater, Rating
 
-    genres = {name: Genre.objects.create(name=name) for name in ["Action", "Comedy", "Drama", "Horror", "Sci-Fi", "Romance"]}
+    genres = {
+        name: Genre.objects.create(name=name)
+        for name in ["Action", "Comedy", "Drama", "Horror", "Sci-Fi", "Romance"]
+    }
     specs = [
         (1, "Toy Story", 1995, ["Comedy"]),
         (2, "Alien", 1979, ["Horror", "Sci-Fi"]),
@@ -82,7 +85,9 @@ def catalogue(db):
     raters = [Rater.objects.create(movielens_id=n) for n in range(1, 6)]
     for i, rater in enumerate(raters):
         for movie_id in range(1, 12 - i):
-            Rating.objects.create(rater=rater, movie_id=movie_id, rating=1.0 + (movie_id + i) % 9 / 2, rated_at=when)
+            Rating.objects.create(
+                rater=rater, movie_id=movie_id, rating=1.0 + (movie_id + i) % 9 / 2, rated_at=when
+            )
     from movies.stats import movie_stats_refresh
 
     movie_stats_refresh()

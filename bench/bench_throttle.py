@@ -24,7 +24,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsys_site.settings")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=20_000, help="Requests in the window at the last mark.")
+    parser.add_argument(
+        "--requests", type=int, default=20_000, help="Requests in the window at the last mark."
+    )
     args = parser.parse_args()
 
     import django
@@ -44,7 +46,9 @@ def main() -> None:
     print(f"mean ms per allow_request at N requests in the window (limit 120000/minute), N = {marks}")
     for name, base in [("DRF UserRateThrottle (history list)", throttling.UserRateThrottle),
                        ("recsys_site UserRateThrottle (fixed window)", UserRateThrottle)]:  # fmt: skip
-        throttle_class = type("Throttle", (base,), {"rate": "120000/minute", "cache": LocMemCache(str(uuid.uuid4()), {})})
+        throttle_class = type(
+            "Throttle", (base,), {"rate": "120000/minute", "cache": LocMemCache(str(uuid.uuid4()), {})}
+        )
         costs = []
         for count in range(1, marks[-1] + 1):
             if count in marks:
@@ -53,7 +57,10 @@ def main() -> None:
                     throttle_class().allow_request(request, None)
                 costs.append((time.perf_counter() - started) / 100 * 1e3)
             throttle_class().allow_request(request, None)
-        print(f"  {name:<46}" + "  ".join(f"{n:>6}: {cost:.3f} ms" for n, cost in zip(marks, costs, strict=True)))
+        print(
+            f"  {name:<46}"
+            + "  ".join(f"{n:>6}: {cost:.3f} ms" for n, cost in zip(marks, costs, strict=True))
+        )
 
 
 if __name__ == "__main__":

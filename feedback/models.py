@@ -27,7 +27,9 @@ class ComparisonTask(models.Model):
     right_items = models.JSONField(help_text="MovieLens ids, in display order.")
     left_source = models.JSONField(help_text="{policy, version, version_id, explore, probability}.")
     right_source = models.JSONField(help_text="{policy, version, version_id, explore, probability}.")
-    is_gold = models.BooleanField(default=False, help_text="One list is clearly worse; its side is gold_worse.")
+    is_gold = models.BooleanField(
+        default=False, help_text="One list is clearly worse; its side is gold_worse."
+    )
     gold_worse = models.CharField(max_length=8, blank=True, help_text="left or right, for gold tasks.")
     required_judgments = models.PositiveSmallIntegerField(default=1)
     simulated = models.BooleanField(default=False, help_text="Created for simulated annotators.")
@@ -45,12 +47,16 @@ class TaskAssignment(models.Model):
     """A task handed to an annotator: only the assignee may answer it."""
 
     task = models.ForeignKey(ComparisonTask, on_delete=models.CASCADE, related_name="assignments")
-    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
+    )
     assigned_at = models.DateTimeField(auto_now_add=True)
     skipped = models.BooleanField(default=False)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["task", "annotator"], name="one_assignment_per_annotator")]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "annotator"], name="one_assignment_per_annotator")
+        ]
 
     def __str__(self) -> str:
         return f"task {self.task_id} for user {self.annotator_id}"
@@ -69,11 +75,15 @@ class Comparison(models.Model):
     annotator = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="comparisons"
     )
-    simulator = models.CharField(max_length=64, blank=True, help_text="Name of the simulated annotator, if simulated.")
+    simulator = models.CharField(
+        max_length=64, blank=True, help_text="Name of the simulated annotator, if simulated."
+    )
     choice = models.CharField(max_length=16, choices=Choice.choices)
     confidence = models.PositiveSmallIntegerField(null=True, blank=True, help_text="1 (unsure) to 3 (sure).")
     reason = models.TextField(blank=True, max_length=2000)
-    signals = models.JSONField(default=list, blank=True, help_text="Parsed text signals: [{aspect, value, polarity}].")
+    signals = models.JSONField(
+        default=list, blank=True, help_text="Parsed text signals: [{aspect, value, polarity}]."
+    )
     sentiment = models.FloatField(null=True, blank=True)
     decision_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time from display to answer.")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -82,7 +92,9 @@ class Comparison(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["task", "annotator"], condition=Q(annotator__isnull=False), name="one_judgment_per_annotator"
+                fields=["task", "annotator"],
+                condition=Q(annotator__isnull=False),
+                name="one_judgment_per_annotator",
             ),
             models.UniqueConstraint(
                 fields=["task", "simulator"], condition=~Q(simulator=""), name="one_judgment_per_simulator"
@@ -100,7 +112,9 @@ class Comparison(models.Model):
 class AnnotatorStatus(models.Model):
     """Staff's decision to leave an annotator's judgments out of training."""
 
-    annotator = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="annotator_status")
+    annotator = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="annotator_status"
+    )
     excluded = models.BooleanField(default=False)
     note = models.TextField(blank=True)
     changed_by = models.ForeignKey(

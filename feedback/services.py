@@ -389,8 +389,12 @@ def comparison_submit(
         elapsed = timezone.now() - assignment.assigned_at
         decision_ms = min(max(0, int(elapsed.total_seconds() * 1000)), MAX_DECISION_MS)
     return _judgment_store(
-        task=task, judge={"annotator": annotator}, choice=choice, reason=reason,
-        confidence=confidence, decision_ms=decision_ms,
+        task=task,
+        judge={"annotator": annotator},
+        choice=choice,
+        reason=reason,
+        confidence=confidence,
+        decision_ms=decision_ms,
     )
 
 
@@ -456,8 +460,12 @@ def comparison_record_simulated(
     if errors:
         raise InvalidFeedback(errors)
     return _judgment_store(
-        task=task, judge={"simulator": simulator}, choice=choice, reason=reason,
-        confidence=confidence, decision_ms=decision_ms,
+        task=task,
+        judge={"simulator": simulator},
+        choice=choice,
+        reason=reason,
+        confidence=confidence,
+        decision_ms=decision_ms,
     )
 
 

@@ -26,7 +26,18 @@ class MovieOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Movie
-        fields = ["id", "title", "year", "genres", "num_ratings", "avg_rating", "imdb_id", "tmdb_id", "imdb_url", "tmdb_url"]
+        fields = [
+            "id",
+            "title",
+            "year",
+            "genres",
+            "num_ratings",
+            "avg_rating",
+            "imdb_id",
+            "tmdb_id",
+            "imdb_url",
+            "tmdb_url",
+        ]
 
 
 MOVIE_FILTER_PARAMETERS = [
@@ -136,13 +147,22 @@ class RatingListCreateApi(APIView):
         movie_id = serializer.validated_data["movie"]
         if Rating.objects.filter(rater__user=request.user, movie_id=movie_id).exists():
             raise serializers.ValidationError(
-                {"movie": [f"You already rated movie {movie_id}; use PUT /api/ratings/{movie_id}/ to change it."]}
+                {
+                    "movie": [
+                        f"You already rated movie {movie_id}; use PUT /api/ratings/{movie_id}/ to change it."
+                    ]
+                }
             )
         try:
-            rating = services.rating_set(user=request.user, movie_id=movie_id, value=serializer.validated_data["rating"])
+            rating = services.rating_set(
+                user=request.user, movie_id=movie_id, value=serializer.validated_data["rating"]
+            )
         except UnknownMovie as error:
             raise serializers.ValidationError({"movie": [str(error)]}) from None
-        return Response(RatingOutputSerializer(_rating_of_user(request.user, rating.movie_id)).data, status=status.HTTP_201_CREATED)
+        return Response(
+            RatingOutputSerializer(_rating_of_user(request.user, rating.movie_id)).data,
+            status=status.HTTP_201_CREATED,
+        )
 
 
 class RatingDetailApi(APIView):
@@ -175,7 +195,9 @@ class TokenApi(ObtainAuthToken):
     """POST username and password; returns a token for `Authorization: Token <key>`."""
 
     @extend_schema(
-        request=inline_serializer("TokenRequest", {"username": serializers.CharField(), "password": serializers.CharField()}),
+        request=inline_serializer(
+            "TokenRequest", {"username": serializers.CharField(), "password": serializers.CharField()}
+        ),
         responses=inline_serializer("TokenResponse", {"token": serializers.CharField()}),
     )
     def post(self, request, *args, **kwargs):

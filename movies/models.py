@@ -28,7 +28,9 @@ class Movie(models.Model):
     title = models.CharField(max_length=512, db_index=True, help_text="Title without the year suffix.")
     year = models.PositiveSmallIntegerField(null=True, blank=True, db_index=True)
     genres = models.ManyToManyField(Genre, related_name="movies", blank=True)
-    imdb_id = models.CharField(max_length=16, blank=True, help_text="Digits only, as MovieLens links.csv has it.")
+    imdb_id = models.CharField(
+        max_length=16, blank=True, help_text="Digits only, as MovieLens links.csv has it."
+    )
     tmdb_id = models.PositiveIntegerField(null=True, blank=True)
     # Denormalised so that sorting and filtering 62,000 movies never aggregates 25 M ratings.
     num_ratings = models.PositiveIntegerField(default=0, db_index=True)
@@ -110,7 +112,9 @@ class Rating(models.Model):
 
 class Tag(models.Model):
     rater = models.ForeignKey(Rater, on_delete=models.CASCADE, related_name="tags")
-    movie = models.ForeignKey(Movie, on_delete=models.CASCADE, related_name="tags", db_index=False)  # tag_movie_idx
+    movie = models.ForeignKey(
+        Movie, on_delete=models.CASCADE, related_name="tags", db_index=False
+    )  # tag_movie_idx
     tag = models.CharField(max_length=255)
     tagged_at = models.DateTimeField()
 

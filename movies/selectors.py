@@ -40,7 +40,9 @@ def movie_list(*, filters: MovieFilters) -> QuerySet[Movie]:
     if filters.min_ratings:
         movies = movies.filter(num_ratings__gte=filters.min_ratings)
     ordering = SORTS.get(filters.sort, SORTS[DEFAULT_SORT])
-    return movies.order_by(*ordering).prefetch_related(Prefetch("genres", queryset=Genre.objects.order_by("name")))
+    return movies.order_by(*ordering).prefetch_related(
+        Prefetch("genres", queryset=Genre.objects.order_by("name"))
+    )
 
 
 def movie_get(*, movie_id: int) -> Movie | None:
@@ -87,7 +89,9 @@ def user_ratings_for_movies(*, user, movie_ids) -> dict[int, float]:
     """The user's ratings of the given movies, in one query."""
     if not user.is_authenticated:
         return {}
-    rows = Rating.objects.filter(rater__user=user, movie_id__in=list(movie_ids)).values_list("movie_id", "rating")
+    rows = Rating.objects.filter(rater__user=user, movie_id__in=list(movie_ids)).values_list(
+        "movie_id", "rating"
+    )
     return dict(rows)
 
 
@@ -103,7 +107,11 @@ def onboarding_movies(*, user, count: int = 12, pool: int = 300) -> list[Movie]:
     Greedy over the most-rated movies: take a movie when it brings a genre not yet covered,
     then fill up with the most popular of the rest.
     """
-    rated = set(Rating.objects.filter(rater__user=user).values_list("movie_id", flat=True)) if user.is_authenticated else set()
+    rated = (
+        set(Rating.objects.filter(rater__user=user).values_list("movie_id", flat=True))
+        if user.is_authenticated
+        else set()
+    )
     candidates = [
         movie
         for movie in Movie.objects.filter(num_ratings__gt=0)
@@ -129,4 +137,8 @@ def onboarding_movies(*, user, count: int = 12, pool: int = 300) -> list[Movie]:
 
 
 def movie_search_ids(*, q: str, limit: int = 10) -> list[int]:
-    return list(Movie.objects.filter(Q(title__icontains=q)).order_by(F("num_ratings").desc()).values_list("id", flat=True)[:limit])
+    return list(
+        Movie.objects.filter(Q(title__icontains=q))
+        .order_by(F("num_ratings").desc())
+        .values_list("id", flat=True)[:limit]
+    )

@@ -79,7 +79,9 @@ def _movie_stats_add(*, movie_id: int, added: float | None, removed: float | Non
 
 
 @transaction.atomic
-def account_create(*, username: str, password: str, email: str = "", annotator: bool = False, staff: bool = False):
+def account_create(
+    *, username: str, password: str, email: str = "", annotator: bool = False, staff: bool = False
+):
     """A login-capable site account with its rater profile."""
     from django.contrib.auth.models import Group
 

@@ -21,13 +21,17 @@ from .models import RATING_MAX, RATING_MIN, RATING_STEP
 PAGE_SIZE = 24
 STAR_VALUES = [
     {"value": value, "half": value % 1 != 0}
-    for value in (RATING_MIN + RATING_STEP * i for i in range(int((RATING_MAX - RATING_MIN) / RATING_STEP) + 1))
+    for value in (
+        RATING_MIN + RATING_STEP * i for i in range(int((RATING_MAX - RATING_MIN) / RATING_STEP) + 1)
+    )
 ]
 
 
 def _safe_next(request: HttpRequest, fallback: str) -> str:
     target = request.POST.get("next") or request.GET.get("next") or ""
-    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+    if url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         return target
     return fallback
 
@@ -91,7 +95,9 @@ def movie_rate(request: HttpRequest, movie_id: int) -> HttpResponse:
     error, value = "", None
     if form.is_valid():
         try:
-            value = services.rating_set(user=request.user, movie_id=movie_id, value=form.cleaned_data["rating"]).rating
+            value = services.rating_set(
+                user=request.user, movie_id=movie_id, value=form.cleaned_data["rating"]
+            ).rating
         except MoviesError as failure:
             error = str(failure)
     else:
@@ -102,7 +108,9 @@ def movie_rate(request: HttpRequest, movie_id: int) -> HttpResponse:
         response = render(
             request,
             "movies/_stars.html",
-            star_context(movie_id=movie_id, rating=value, error=error, next_url=_safe_next(request, fallback)),
+            star_context(
+                movie_id=movie_id, rating=value, error=error, next_url=_safe_next(request, fallback)
+            ),
         )
         if not error:
             response["HX-Trigger"] = "ratings-changed"
@@ -121,7 +129,9 @@ def movie_unrate(request: HttpRequest, movie_id: int) -> HttpResponse:
     fallback = reverse("movie-detail", args=[movie_id])
     if request.htmx:
         response = render(
-            request, "movies/_stars.html", star_context(movie_id=movie_id, rating=None, next_url=_safe_next(request, fallback))
+            request,
+            "movies/_stars.html",
+            star_context(movie_id=movie_id, rating=None, next_url=_safe_next(request, fallback)),
         )
         response["HX-Trigger"] = "ratings-changed"
         return response

@@ -16,7 +16,10 @@ from .runs import training_run_start
 
 
 def _pretty(value) -> str:
-    return format_html("<pre style='white-space:pre-wrap;max-width:70em'>{}</pre>", json.dumps(value, indent=2, sort_keys=True))
+    return format_html(
+        "<pre style='white-space:pre-wrap;max-width:70em'>{}</pre>",
+        json.dumps(value, indent=2, sort_keys=True),
+    )
 
 
 class ModelVersionInline(admin.TabularInline):
@@ -30,12 +33,35 @@ class ModelVersionInline(admin.TabularInline):
 
 @admin.register(TrainingRun)
 class TrainingRunAdmin(admin.ModelAdmin):
-    list_display = ["id", "kind", "status", "progress_bar", "step", "trigger", "created_by", "created_at", "duration"]
+    list_display = [
+        "id",
+        "kind",
+        "status",
+        "progress_bar",
+        "step",
+        "trigger",
+        "created_by",
+        "created_at",
+        "duration",
+    ]
     list_filter = ["status", "kind", "trigger"]
     search_fields = ["=id", "step", "error"]
     readonly_fields = [
-        "kind", "status", "trigger", "created_by", "seed", "live_progress", "error", "metrics_pretty", "plots",
-        "log_text", "celery_task_id", "created_at", "started_at", "finished_at", "heartbeat_at",
+        "kind",
+        "status",
+        "trigger",
+        "created_by",
+        "seed",
+        "live_progress",
+        "error",
+        "metrics_pretty",
+        "plots",
+        "log_text",
+        "celery_task_id",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "heartbeat_at",
     ]
     exclude = ["step", "progress", "log", "metrics", "history"]
     inlines = [ModelVersionInline]
@@ -45,7 +71,12 @@ class TrainingRunAdmin(admin.ModelAdmin):
         return False
 
     def get_urls(self):
-        return [path("retrain/", self.admin_site.admin_view(self.retrain_now), name="training_trainingrun_retrain"), *super().get_urls()]
+        return [
+            path(
+                "retrain/", self.admin_site.admin_view(self.retrain_now), name="training_trainingrun_retrain"
+            ),
+            *super().get_urls(),
+        ]
 
     def retrain_now(self, request: HttpRequest):
         if request.method != "POST":
@@ -64,7 +95,9 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
     @admin.display(description="progress")
     def progress_bar(self, run: TrainingRun) -> str:
-        return format_html("<progress max='100' value='{}'></progress> {}%", int(run.progress), int(run.progress))
+        return format_html(
+            "<progress max='100' value='{}'></progress> {}%", int(run.progress), int(run.progress)
+        )
 
     @admin.display(description="duration")
     def duration(self, run: TrainingRun) -> str:
@@ -76,7 +109,10 @@ class TrainingRunAdmin(admin.ModelAdmin):
         url = reverse("training-run-progress", args=[run.pk])
         return format_html(
             "<div hx-get='{}' hx-trigger='load' hx-swap='outerHTML'><progress max='100' value='{}'></progress> {}% {}</div>",
-            url, int(run.progress), int(run.progress), run.step,
+            url,
+            int(run.progress),
+            int(run.progress),
+            run.step,
         )
 
     @admin.display(description="metrics")
@@ -87,7 +123,10 @@ class TrainingRunAdmin(admin.ModelAdmin):
     def plots(self, run: TrainingRun) -> str:
         if not run.history:
             return "—"
-        return format_html("<img src='{}' style='max-width:100%' alt='training curves'>", reverse("training-run-plot", args=[run.pk]))
+        return format_html(
+            "<img src='{}' style='max-width:100%' alt='training curves'>",
+            reverse("training-run-plot", args=[run.pk]),
+        )
 
     @admin.display(description="log")
     def log_text(self, run: TrainingRun) -> str:
@@ -104,12 +143,32 @@ class ModelEventInline(admin.TabularInline):
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ["label", "kind", "status", "headline", "gate_verdict", "created_at", "activated_at", "run"]
+    list_display = [
+        "label",
+        "kind",
+        "status",
+        "headline",
+        "gate_verdict",
+        "created_at",
+        "activated_at",
+        "run",
+    ]
     list_filter = ["algorithm", "status", "kind"]
     search_fields = ["algorithm", "=version", "artifact"]
     readonly_fields = [
-        "kind", "algorithm", "version", "status", "artifact", "seed", "run", "created_at", "activated_at",
-        "metrics_pretty", "config_pretty", "snapshot_pretty", "gate_pretty",
+        "kind",
+        "algorithm",
+        "version",
+        "status",
+        "artifact",
+        "seed",
+        "run",
+        "created_at",
+        "activated_at",
+        "metrics_pretty",
+        "config_pretty",
+        "snapshot_pretty",
+        "gate_pretty",
     ]
     exclude = ["metrics", "config", "data_snapshot", "gate"]
     inlines = [ModelEventInline]
@@ -123,7 +182,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def gate_verdict(self, version: ModelVersion) -> str:
         if not version.gate:
             return ""
-        return ("passed: " if version.gate.get("passed") else "held back: ") + str(version.gate.get("reason", ""))
+        return ("passed: " if version.gate.get("passed") else "held back: ") + str(
+            version.gate.get("reason", "")
+        )
 
     @admin.display(description="metrics")
     def metrics_pretty(self, version: ModelVersion) -> str:
@@ -150,15 +211,21 @@ class ModelVersionAdmin(admin.ModelAdmin):
         registry.model_version_promote(version=version, actor=request.user, note="promoted in the admin")
         self.message_user(request, f"{version.label} is now active.", messages.SUCCESS)
 
-    @admin.action(description="Roll back: reactivate the version active before the selected algorithm's current one")
+    @admin.action(
+        description="Roll back: reactivate the version active before the selected algorithm's current one"
+    )
     def roll_back(self, request, queryset) -> None:
         for algorithm in sorted(set(queryset.values_list("algorithm", flat=True))):
             try:
-                version = registry.model_version_rollback(algorithm=algorithm, actor=request.user, note="rolled back in the admin")
+                version = registry.model_version_rollback(
+                    algorithm=algorithm, actor=request.user, note="rolled back in the admin"
+                )
             except TrainingError as error:
                 self.message_user(request, str(error), messages.ERROR)
             else:
-                self.message_user(request, f"Rolled back {algorithm} to v{version.version}.", messages.SUCCESS)
+                self.message_user(
+                    request, f"Rolled back {algorithm} to v{version.version}.", messages.SUCCESS
+                )
 
 
 @admin.register(ModelEvent)

@@ -18,7 +18,9 @@ from .serving import POLICY_CHOICES, recommend
 class RecommendationQuerySerializer(serializers.Serializer):
     k = serializers.IntegerField(min_value=1, max_value=100, default=20)
     policy = serializers.ChoiceField(choices=POLICY_CHOICES, default="active")
-    user = serializers.IntegerField(min_value=1, required=False, help_text="A dataset (MovieLens) user id; staff only.")
+    user = serializers.IntegerField(
+        min_value=1, required=False, help_text="A dataset (MovieLens) user id; staff only."
+    )
 
 
 class RecommendationItemSerializer(serializers.Serializer):
@@ -40,7 +42,12 @@ class RecommendationListSerializer(serializers.Serializer):
             "policy": recs.policy,
             "version": recs.version,
             "results": [
-                {"movie": item.movie.pk, "title": item.movie.display_title, "score": item.score, "reason": item.reason}
+                {
+                    "movie": item.movie.pk,
+                    "title": item.movie.display_title,
+                    "score": item.score,
+                    "reason": item.reason,
+                }
                 for item in recs.items
             ],
         }
@@ -52,8 +59,12 @@ class RecommendationApi(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("k", int, description="How many movies (1 to 100, default 20)."),
-            OpenApiParameter("policy", str, enum=list(POLICY_CHOICES), description="Staff only, except 'active'."),
-            OpenApiParameter("user", int, description="Staff only: a MovieLens user id of the imported dataset."),
+            OpenApiParameter(
+                "policy", str, enum=list(POLICY_CHOICES), description="Staff only, except 'active'."
+            ),
+            OpenApiParameter(
+                "user", int, description="Staff only: a MovieLens user id of the imported dataset."
+            ),
         ],
         responses=RecommendationListSerializer,
     )

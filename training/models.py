@@ -41,7 +41,9 @@ class TrainingRun(models.Model):
     progress = models.FloatField(default=0.0, help_text="Percent done, 0 to 100.")
     log = models.TextField(blank=True)
     metrics = models.JSONField(default=dict, blank=True)
-    history = models.JSONField(default=dict, blank=True, help_text="Per-epoch or per-iteration metric series.")
+    history = models.JSONField(
+        default=dict, blank=True, help_text="Per-epoch or per-iteration metric series."
+    )
     error = models.TextField(blank=True)
     celery_task_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -90,9 +92,13 @@ class ModelVersion(models.Model):
     metrics = models.JSONField(default=dict, blank=True)
     config = models.JSONField(default=dict, blank=True)
     seed = models.PositiveIntegerField(default=0)
-    data_snapshot = models.JSONField(default=dict, blank=True, help_text="Counts and latest timestamps of the training data.")
+    data_snapshot = models.JSONField(
+        default=dict, blank=True, help_text="Counts and latest timestamps of the training data."
+    )
     gate = models.JSONField(default=dict, blank=True, help_text="The promotion gate's checks and verdict.")
-    run = models.ForeignKey(TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="versions")
+    run = models.ForeignKey(
+        TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="versions"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     activated_at = models.DateTimeField(null=True, blank=True)
 

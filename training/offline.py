@@ -24,8 +24,15 @@ from .snapshots import movies_frame, ratings_frame
 
 EXPORT_POLICIES = ("popularity", "ease", "base", "ppo", "qlearning", "active")
 METRIC_COLUMNS = [
-    "ndcg@10", "recall@10", "recall@20", "precision@10", "hit_rate@10", "map@10",
-    "coverage@10", "novelty@10", "diversity@10",
+    "ndcg@10",
+    "recall@10",
+    "recall@20",
+    "precision@10",
+    "hit_rate@10",
+    "map@10",
+    "coverage@10",
+    "novelty@10",
+    "diversity@10",
 ]
 
 
@@ -39,14 +46,20 @@ def _loaded_scorer(algorithm: str, item_ids: np.ndarray) -> Scorer:
     if loaded is None:
         raise PolicyUnavailable(f"No active {algorithm} version.")
     if not np.array_equal(loaded.item_ids, item_ids):
-        raise PolicyUnavailable(f"{algorithm} v{loaded.version} was trained on another catalogue; retrain it.")
+        raise PolicyUnavailable(
+            f"{algorithm} v{loaded.version} was trained on another catalogue; retrain it."
+        )
     return loaded.scorer
 
 
-def evaluation_report(*, out: Path, include_ease: bool = True, progress: Callable[[str], None] = print) -> pd.DataFrame:
+def evaluation_report(
+    *, out: Path, include_ease: bool = True, progress: Callable[[str], None] = print
+) -> pd.DataFrame:
     """Popularity, EASE and every active model on the per-user temporal holdout; table, JSON and plots."""
     snapshot, split, movies, summary = load_split()
-    progress(f"Holdout: {split.test.n_ratings:,} ratings of {len(split.relevant()):,} users with a relevant movie")
+    progress(
+        f"Holdout: {split.test.n_ratings:,} ratings of {len(split.relevant()):,} users with a relevant movie"
+    )
     scorers: dict[str, Scorer] = {"popularity": Popularity.fit(split.train)}
     if include_ease:
         progress("Fitting EASE (lambda chosen on a validation split of train)")
@@ -63,7 +76,10 @@ def evaluation_report(*, out: Path, include_ease: bool = True, progress: Callabl
     table = pd.DataFrame.from_dict(rows, orient="index")
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(
-        json.dumps({"snapshot": summary, "holdout": split.holdout, "metrics": table.to_dict(orient="index")}, indent=2)
+        json.dumps(
+            {"snapshot": summary, "holdout": split.holdout, "metrics": table.to_dict(orient="index")},
+            indent=2,
+        )
     )
     table.to_csv(out / "metrics.csv")
     _plot_metrics(table, out / "metrics.png")
@@ -78,7 +94,11 @@ def _plot_metrics(table: pd.DataFrame, path: Path) -> None:
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    accuracy = [c for c in ["ndcg@10", "recall@10", "recall@20", "precision@10", "hit_rate@10", "map@10"] if c in table]
+    accuracy = [
+        c
+        for c in ["ndcg@10", "recall@10", "recall@20", "precision@10", "hit_rate@10", "map@10"]
+        if c in table
+    ]
     beyond = [c for c in ["coverage@10", "novelty@10", "diversity@10"] if c in table]
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), gridspec_kw={"width_ratios": [2, 1]})
     long = table[accuracy].reset_index(names="policy").melt(id_vars="policy", var_name="metric")
@@ -105,7 +125,9 @@ def genre_shares(lists: list[np.ndarray], genres: list[frozenset[str]]) -> pd.Se
     return series / series.sum() if series.sum() else series
 
 
-def _plot_genre_mix(scorers: dict[str, Scorer], split, movies: pd.DataFrame, path: Path, users: int = 300) -> None:
+def _plot_genre_mix(
+    scorers: dict[str, Scorer], split, movies: pd.DataFrame, path: Path, users: int = 300
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -122,14 +144,18 @@ def _plot_genre_mix(scorers: dict[str, Scorer], split, movies: pd.DataFrame, pat
         shares[name] = genre_shares(list(rank_users(scorer, split, sample, 10).values()), genres)
     frame = pd.DataFrame(shares).fillna(0.0)
     fig, ax = plt.subplots(figsize=(9, 0.35 * len(frame) + 1.5))
-    sns.heatmap(frame.sort_values("users' histories", ascending=False), annot=True, fmt=".2f", cmap="YlOrBr", ax=ax)
+    sns.heatmap(
+        frame.sort_values("users' histories", ascending=False), annot=True, fmt=".2f", cmap="YlOrBr", ax=ax
+    )
     ax.set_title("Genre mix: top-10 recommendations vs users' histories")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def export_recommendations(*, policy: str, k: int, out: Path, progress: Callable[[int, int], None] | None = None) -> int:
+def export_recommendations(
+    *, policy: str, k: int, out: Path, progress: Callable[[int, int], None] | None = None
+) -> int:
     """Write ``user_id,movie_id,rank,score`` for every dataset user; never a movie the user rated.
 
     Users are MovieLens user ids and movies MovieLens movie ids, as imported. Each user's history
@@ -174,7 +200,9 @@ def export_recommendations(*, policy: str, k: int, out: Path, progress: Callable
                 if movie_id in rated or not np.isfinite(score):
                     continue
                 rank += 1
-                writer.writerow([dataset_users[int(snapshot.user_keys[user])], movie_id, rank, f"{score:.6f}"])
+                writer.writerow(
+                    [dataset_users[int(snapshot.user_keys[user])], movie_id, rank, f"{score:.6f}"]
+                )
                 written += 1
                 if rank == k:
                     break

@@ -47,7 +47,10 @@ def load_split(*, holdout: float = 0.2) -> tuple[Snapshot, Split, object, dict]:
 
 
 def train_base(
-    *, reporter: RunReporter, config: RecommenderConfig | None = None, span: tuple[float, float] = (0.0, 100.0)
+    *,
+    reporter: RunReporter,
+    config: RecommenderConfig | None = None,
+    span: tuple[float, float] = (0.0, 100.0),
 ) -> ModelVersion:
     """Train, evaluate and register a recommender; activate it if there is none or it is better."""
     run = reporter.run
@@ -61,7 +64,9 @@ def train_base(
     )
 
     def on_epoch(epoch: int, epochs: int, logs: dict) -> None:
-        reporter.progress(step=f"Recommender epoch {epoch}/{epochs}", percent=start + (end - start) * 0.85 * epoch / epochs)
+        reporter.progress(
+            step=f"Recommender epoch {epoch}/{epochs}", percent=start + (end - start) * 0.85 * epoch / epochs
+        )
         reporter.record_history("recommender", {"epoch": epoch, **{k: float(v) for k, v in logs.items()}})
 
     result = train_recommender(split.train, config, progress=on_epoch)
@@ -70,17 +75,27 @@ def train_base(
     metrics = _jsonable(evaluate_model(result.scorer, split, movies_genres=movies))
     popularity = _jsonable(evaluate_model(Popularity.fit(split.train), split, movies_genres=movies))
     metrics["train_seconds"] = round(result.train_seconds, 2)
-    reporter.log(f"Candidate {PRIMARY_METRIC}={metrics[PRIMARY_METRIC]:.4f} (popularity {popularity[PRIMARY_METRIC]:.4f})")
+    reporter.log(
+        f"Candidate {PRIMARY_METRIC}={metrics[PRIMARY_METRIC]:.4f} (popularity {popularity[PRIMARY_METRIC]:.4f})"
+    )
 
     active = registry.active_version(algorithm="base")
     active_score = None
     if active is not None:
         loaded = served_models.version(active)
-        if loaded is not None and len(loaded.item_ids) == snapshot.n_items and (loaded.item_ids == snapshot.item_ids).all():
+        if (
+            loaded is not None
+            and len(loaded.item_ids) == snapshot.n_items
+            and (loaded.item_ids == snapshot.item_ids).all()
+        ):
             active_score = evaluate_model(loaded.scorer, split)[PRIMARY_METRIC]
-            reporter.log(f"Active base v{active.version} on the same holdout: {PRIMARY_METRIC}={active_score:.4f}")
+            reporter.log(
+                f"Active base v{active.version} on the same holdout: {PRIMARY_METRIC}={active_score:.4f}"
+            )
         else:
-            reporter.log(f"Active base v{active.version} has another catalogue; comparing with its recorded metric")
+            reporter.log(
+                f"Active base v{active.version} has another catalogue; comparing with its recorded metric"
+            )
             active_score = active.metrics.get(PRIMARY_METRIC)
 
     number = registry.next_version_number(algorithm="base")
@@ -99,7 +114,11 @@ def train_base(
         metrics={**metrics, "baseline/popularity_ndcg@10": popularity[PRIMARY_METRIC]},
         config=asdict(config),
         seed=config.seed,
-        data_snapshot={**summary, "fingerprint": snapshot.fingerprint(), "holdout_ratings": split.test.n_ratings},
+        data_snapshot={
+            **summary,
+            "fingerprint": snapshot.fingerprint(),
+            "holdout_ratings": split.test.n_ratings,
+        },
         run=run,
     )
     better = active_score is None or metrics[PRIMARY_METRIC] >= active_score
@@ -108,7 +127,9 @@ def train_base(
         "candidate": metrics[PRIMARY_METRIC],
         "active": active_score,
         "passed": better,
-        "reason": "no active recommender" if active is None else ("better than or equal to the active version" if better else "worse than the active version"),
+        "reason": "no active recommender"
+        if active is None
+        else ("better than or equal to the active version" if better else "worse than the active version"),
     }
     version.gate = gate
     version.save(update_fields=["gate"])

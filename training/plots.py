@@ -34,7 +34,11 @@ def _png(fig) -> bytes:
 
 def run_curves(history: dict) -> bytes:
     """One small panel per metric series the run recorded."""
-    panels = [(key, metric, title) for key, metric, title in RUN_PANELS if any(metric in row for row in history.get(key, []))]
+    panels = [
+        (key, metric, title)
+        for key, metric, title in RUN_PANELS
+        if any(metric in row for row in history.get(key, []))
+    ]
     if not panels:
         panels = [(key, next(iter(rows[0]), ""), key) for key, rows in history.items() if rows]
     columns = min(3, max(1, len(panels)))
@@ -45,7 +49,7 @@ def run_curves(history: dict) -> bytes:
         ax.plot(range(1, len(series) + 1), series, marker="o", markersize=2.5)
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     return _png(fig)
 
@@ -54,7 +58,17 @@ def rating_distribution(ratings: pd.DataFrame) -> bytes:
     """Histogram of rating values, dataset users against site accounts."""
     fig, ax = plt.subplots(figsize=(7, 3.2))
     if len(ratings):
-        sns.histplot(ratings, x="rating", hue="source", discrete=True, stat="probability", common_norm=False, multiple="dodge", shrink=0.8, ax=ax)
+        sns.histplot(
+            ratings,
+            x="rating",
+            hue="source",
+            discrete=True,
+            stat="probability",
+            common_norm=False,
+            multiple="dodge",
+            shrink=0.8,
+            ax=ax,
+        )
     ax.set_title("Rating distribution")
     return _png(fig)
 

@@ -15,7 +15,9 @@ from training.ml.user_features import UserContext
 class SlatePolicyScorer:
     """A trained slate policy served like any scorer: greedy lists over the reference's candidates."""
 
-    def __init__(self, *, policy: NumpySlatePolicy, kind: str, reference, item_features: np.ndarray, signal_dim: int):
+    def __init__(
+        self, *, policy: NumpySlatePolicy, kind: str, reference, item_features: np.ndarray, signal_dim: int
+    ):
         self.policy = policy
         self.kind = kind
         self.reference = reference
@@ -30,12 +32,21 @@ class SlatePolicyScorer:
     def top_k(
         self, history: History, k: int = 10, exclude_rated: bool = True, signals: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        items, scores = self.policy.recommend(self.context(history, signals), self.reference, self.item_features, k=k)
+        items, scores = self.policy.recommend(
+            self.context(history, signals), self.reference, self.item_features, k=k
+        )
         return np.asarray(items, np.int64), np.asarray(scores, np.float32)
 
-    def sample(self, history: History, k: int, rng: np.random.Generator, signals=None, temperature: float = 1.0):
+    def sample(
+        self, history: History, k: int, rng: np.random.Generator, signals=None, temperature: float = 1.0
+    ):
         items, probs = self.policy.sample(
-            self.context(history, signals), self.reference, self.item_features, k=k, rng=rng, temperature=temperature
+            self.context(history, signals),
+            self.reference,
+            self.item_features,
+            k=k,
+            rng=rng,
+            temperature=temperature,
         )
         return np.asarray(items, np.int64), float(np.prod(probs))
 
@@ -64,7 +75,9 @@ def load_slate_policy(path: Path, algorithm: str):
     reference_version = ModelVersion.objects.filter(pk=meta.get("base_version_id")).first()
     reference = cache.version(reference_version) if reference_version else None
     if reference is None:
-        raise ArtifactError(f"{path}: its reference recommender (version id {meta.get('base_version_id')}) is unavailable")
+        raise ArtifactError(
+            f"{path}: its reference recommender (version id {meta.get('base_version_id')}) is unavailable"
+        )
     item_ids = np.asarray(arrays.pop("item_ids"))
     if len(item_ids) != len(reference.item_ids) or not np.array_equal(item_ids, reference.item_ids):
         raise ArtifactError(f"{path}: catalogue does not match its reference recommender")

@@ -46,7 +46,9 @@ def model_version_register(
         data_snapshot=json_safe(data_snapshot),
         run=run,
     )
-    ModelEvent.objects.create(version=model_version, action=ModelEvent.Action.REGISTERED, actor=run.created_by if run else None)
+    ModelEvent.objects.create(
+        version=model_version, action=ModelEvent.Action.REGISTERED, actor=run.created_by if run else None
+    )
     return model_version
 
 
@@ -71,7 +73,10 @@ def model_version_activate(
         previous.status = ModelVersion.Status.RETIRED
         previous.save(update_fields=["status"])
         ModelEvent.objects.create(
-            version=previous, action=ModelEvent.Action.RETIRED, actor=actor, note=f"replaced by v{version.version}"
+            version=previous,
+            action=ModelEvent.Action.RETIRED,
+            actor=actor,
+            note=f"replaced by v{version.version}",
         )
     version.status = ModelVersion.Status.ACTIVE
     version.activated_at = timezone.now()
@@ -106,12 +111,17 @@ def model_version_rollback(*, algorithm: str, actor, note: str = "") -> ModelVer
         raise VersionStateError(f"{current.label} has no earlier active version to roll back to.")
     current.status = ModelVersion.Status.RETIRED
     current.save(update_fields=["status"])
-    ModelEvent.objects.create(version=current, action=ModelEvent.Action.RETIRED, actor=actor, note="rolled back")
+    ModelEvent.objects.create(
+        version=current, action=ModelEvent.Action.RETIRED, actor=actor, note="rolled back"
+    )
     previous.status = ModelVersion.Status.ACTIVE
     previous.activated_at = timezone.now()
     previous.save(update_fields=["status", "activated_at"])
     ModelEvent.objects.create(
-        version=previous, action=ModelEvent.Action.ROLLED_BACK, actor=actor, note=note or f"rolled back from v{current.version}"
+        version=previous,
+        action=ModelEvent.Action.ROLLED_BACK,
+        actor=actor,
+        note=note or f"rolled back from v{current.version}",
     )
     return previous
 
@@ -119,5 +129,7 @@ def model_version_rollback(*, algorithm: str, actor, note: str = "") -> ModelVer
 def model_version_reject(*, version: ModelVersion, gate: dict) -> ModelVersion:
     version.gate = json_safe(gate)
     version.save(update_fields=["gate"])
-    ModelEvent.objects.create(version=version, action=ModelEvent.Action.GATE_REJECTED, note=gate.get("reason", ""))
+    ModelEvent.objects.create(
+        version=version, action=ModelEvent.Action.GATE_REJECTED, note=gate.get("reason", "")
+    )
     return version

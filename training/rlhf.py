@@ -94,27 +94,40 @@ def load_world(*, base: LoadedModel, rows: list[dict], seed: int) -> World:
     rng = np.random.default_rng(seed)
     counts = ratings.groupby("user").size()
     eligible = counts.index[counts >= 5].to_numpy()
-    sampled = set(rng.choice(eligible, size=min(MAX_CONTEXT_USERS, len(eligible)), replace=False).tolist()) if len(eligible) else set()
+    sampled = (
+        set(rng.choice(eligible, size=min(MAX_CONTEXT_USERS, len(eligible)), replace=False).tolist())
+        if len(eligible)
+        else set()
+    )
     keep = ratings["user"].isin(context_raters | sampled)
     ratings = ratings[keep]
     index, known = base.indices(ratings["item"].to_numpy(np.int64))
     ratings = ratings[known].assign(idx=index).sort_values(["user", "timestamp"], kind="stable")
     histories: dict[int, History] = {}
     for user, group in ratings.groupby("user", sort=False):
-        histories[int(user)] = History(group["idx"].to_numpy(), group["rating"].to_numpy(), group["timestamp"].to_numpy())
+        histories[int(user)] = History(
+            group["idx"].to_numpy(), group["rating"].to_numpy(), group["timestamp"].to_numpy()
+        )
     for rater in context_raters:
         histories.setdefault(int(rater), History.empty())
     signals: dict[int, list[dict]] = {}
     for row in rows:
         signals.setdefault(row["task__context_rater_id"], []).extend(row["signals"] or [])
-    for rater_id, batch in ListFeedback.objects.filter(user__rater__id__in=list(histories)).values_list("user__rater__id", "signals"):
+    for rater_id, batch in ListFeedback.objects.filter(user__rater__id__in=list(histories)).values_list(
+        "user__rater__id", "signals"
+    ):
         signals.setdefault(rater_id, []).extend(batch or [])
     movies = movies_frame().set_index("item").reindex(base.item_ids)
     genres = [list(g) if isinstance(g, list) else [] for g in movies["genres"]]
     years = movies["year"].to_numpy(dtype=np.float64, na_value=np.nan)
     popularity = np.bincount(index, minlength=len(base.item_ids)).astype(np.float64)
     return build_world(
-        recommender=base.scorer, histories=histories, genres=genres, years=years, popularity=popularity, signals=signals
+        recommender=base.scorer,
+        histories=histories,
+        genres=genres,
+        years=years,
+        popularity=popularity,
+        signals=signals,
     )
 
 
@@ -141,15 +154,27 @@ def _artifact_name(algorithm: str, number: int, run_id: int) -> str:
 
 
 def stage_reward(
-    *, reporter: RunReporter, world: World, base: LoadedModel, train, heldout, span, config: RewardModelConfig | None = None
+    *,
+    reporter: RunReporter,
+    world: World,
+    base: LoadedModel,
+    train,
+    heldout,
+    span,
+    config: RewardModelConfig | None = None,
 ) -> tuple[ModelVersion, NumpyRewardModel, dict]:
     run = reporter.run
     start, end = span
     config = config or RewardModelConfig(seed=run.seed)
-    reporter.log(f"Reward model: {len(train)} training and {len(heldout)} held-out comparisons, {len(world.contexts)} users")
+    reporter.log(
+        f"Reward model: {len(train)} training and {len(heldout)} held-out comparisons, {len(world.contexts)} users"
+    )
 
     def on_epoch(epoch: int, metrics: dict) -> None:
-        reporter.progress(step=f"Reward model epoch {epoch}/{config.epochs}", percent=start + (end - start) * epoch / config.epochs)
+        reporter.progress(
+            step=f"Reward model epoch {epoch}/{config.epochs}",
+            percent=start + (end - start) * epoch / config.epochs,
+        )
         reporter.record_history("reward_model", {"epoch": epoch, **{k: float(v) for k, v in metrics.items()}})
 
     result = train_reward_model(train, None, world.contexts, world.item_features, config, progress=on_epoch)
@@ -166,7 +191,13 @@ def stage_reward(
         Path(settings.ARTIFACTS_DIR),
         name,
         {**model.export_arrays(), "item_ids": base.item_ids},
-        {"kind": "reward", "algorithm": "reward", "version": number, "base_version_id": base.version_id, "metrics": metrics},
+        {
+            "kind": "reward",
+            "algorithm": "reward",
+            "version": number,
+            "base_version_id": base.version_id,
+            "metrics": metrics,
+        },
     )
     version = registry.model_version_register(
         algorithm="reward",
@@ -175,16 +206,26 @@ def stage_reward(
         metrics=metrics,
         config={**asdict(config), "base_version_id": base.version_id},
         seed=config.seed,
-        data_snapshot={"comparisons": len(train) + len(heldout), "heldout": len(heldout), "users": len(world.contexts)},
+        data_snapshot={
+            "comparisons": len(train) + len(heldout),
+            "heldout": len(heldout),
+            "users": len(world.contexts),
+        },
         run=run,
     )
     gate = gate_config()
-    trusted = accuracy is not None and len(heldout) >= gate.min_heldout_comparisons and accuracy >= gate.min_reward_accuracy
+    trusted = (
+        accuracy is not None
+        and len(heldout) >= gate.min_heldout_comparisons
+        and accuracy >= gate.min_reward_accuracy
+    )
     report = {
         "passed": trusted,
         "reward_accuracy": accuracy,
         "heldout_comparisons": len(heldout),
-        "reason": "held-out accuracy above the threshold" if trusted else "not enough held-out evidence or accuracy below the threshold",
+        "reason": "held-out accuracy above the threshold"
+        if trusted
+        else "not enough held-out evidence or accuracy below the threshold",
     }
     version.gate = json_safe(report)
     version.save(update_fields=["gate"])
@@ -206,7 +247,11 @@ def _split_users(world: World, seed: int) -> tuple[list, list]:
 def _incumbent(world: World, base: LoadedModel) -> tuple[SlateSource, str]:
     """The policy end users get now: the active PPO or Q-learning policy, else the recommender."""
     loaded = served_models.served()
-    if loaded is not None and loaded.algorithm in ("ppo", "qlearning") and np.array_equal(loaded.item_ids, base.item_ids):
+    if (
+        loaded is not None
+        and loaded.algorithm in ("ppo", "qlearning")
+        and np.array_equal(loaded.item_ids, base.item_ids)
+    ):
         name = f"{loaded.algorithm} v{loaded.version}"
         return SlateSource(name, loaded.scorer.policy), name
     return SlateSource(f"base v{base.version}"), f"base v{base.version}"
@@ -242,14 +287,33 @@ def stage_policy(
     def on_iteration(metrics: dict) -> None:
         counter["n"] += 1
         step = metrics.get("iteration", metrics.get("global_step", counter["n"]))
-        reporter.progress(step=f"{algorithm} {int(step)}/{total}", percent=start + (end - start) * 0.85 * min(1.0, float(step) / total))
-        reporter.record_history(algorithm, {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
+        reporter.progress(
+            step=f"{algorithm} {int(step)}/{total}",
+            percent=start + (end - start) * 0.85 * min(1.0, float(step) / total),
+        )
+        reporter.record_history(
+            algorithm, {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+        )
 
     reporter.log(f"{algorithm}: {len(contexts)} training users, {len(gate_users)} held-out users")
     if algorithm == "ppo":
-        result = train_ppo(contexts, world.recommender, reward_model, world.item_features.matrix, config, progress=on_iteration)
+        result = train_ppo(
+            contexts,
+            world.recommender,
+            reward_model,
+            world.item_features.matrix,
+            config,
+            progress=on_iteration,
+        )
     else:
-        result = train_dqn(contexts, world.recommender, reward_model, world.item_features.matrix, config, progress=on_iteration)
+        result = train_dqn(
+            contexts,
+            world.recommender,
+            reward_model,
+            world.item_features.matrix,
+            config,
+            progress=on_iteration,
+        )
     policy = NumpySlatePolicy.from_arrays(result.arrays, kind=algorithm)
 
     reporter.progress(step=f"{algorithm}: gate", percent=start + (end - start) * 0.9, force=True)
@@ -264,9 +328,15 @@ def stage_policy(
 
     outcomes = head_to_head(world, gate_users, SlateSource(algorithm, policy), incumbent, judge)
     win = bootstrap_win_rate(outcomes, seed=run.seed)
-    report = promotion_gate(reward_accuracy=reward_accuracy, n_heldout=n_heldout, kl=kl, win=win, config=gate_config())
+    report = promotion_gate(
+        reward_accuracy=reward_accuracy, n_heldout=n_heldout, kl=kl, win=win, config=gate_config()
+    )
     gate = {**report.as_dict(), "incumbent": incumbent_label, "judge": "reward model on held-out users"}
-    metrics = {**{k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))}, "gate/kl": kl, "gate/win_rate": win["win_rate"]}
+    metrics = {
+        **{k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))},
+        "gate/kl": kl,
+        "gate/win_rate": win["win_rate"],
+    }
     reporter.log(f"{algorithm} gate vs {incumbent_label}: {report.reason}")
 
     number = registry.next_version_number(algorithm=algorithm)
@@ -297,7 +367,9 @@ def stage_policy(
     version.gate = json_safe(gate)
     version.save(update_fields=["gate"])
     if report.passed:
-        registry.model_version_activate(version=version, actor=run.created_by, action="promoted", note="passed the gate")
+        registry.model_version_activate(
+            version=version, actor=run.created_by, action="promoted", note="passed the gate"
+        )
     else:
         registry.model_version_reject(version=version, gate=gate)
     reporter.progress(step=f"{algorithm} done", percent=end, force=True)
@@ -341,7 +413,11 @@ def run_rlhf_stage(*, kind: str, reporter: RunReporter, configs: dict | None = N
         arrays.pop("item_ids", None)
         reward_model = NumpyRewardModel.from_arrays(arrays)
         accuracy = reward_version.metrics.get("heldout/accuracy")
-    spans = {"all": {"ppo": (35, 75), "qlearning": (75, 99)}, "ppo": {"ppo": (5, 99)}, "qlearning": {"qlearning": (5, 99)}}
+    spans = {
+        "all": {"ppo": (35, 75), "qlearning": (75, 99)},
+        "ppo": {"ppo": (5, 99)},
+        "qlearning": {"qlearning": (5, 99)},
+    }
     for algorithm, span in spans.get(kind, {}).items():
         versions.append(
             stage_policy(
@@ -375,4 +451,3 @@ def new_feedback_since_last_run() -> int:
         judgments = judgments.filter(created_at__gt=last)
         comments = comments.filter(created_at__gt=last)
     return judgments.count() + comments.count()
-

@@ -45,7 +45,9 @@ def training_run_reap_stale(*, now=None) -> int:
         run.status = TrainingRun.Status.FAILED
         run.in_flight = None
         run.finished_at = now
-        run.error = run.error or "The worker stopped reporting (killed or lost); the active models were not changed."
+        run.error = (
+            run.error or "The worker stopped reporting (killed or lost); the active models were not changed."
+        )
         run.save(update_fields=["status", "in_flight", "finished_at", "error"])
         count += 1
         logger.warning("Reaped stale training run %s", run.pk)
@@ -59,7 +61,9 @@ def training_run_create(*, kind: str, trigger: str, user=None, seed: int = 0) ->
             return TrainingRun.objects.create(kind=kind, trigger=trigger, created_by=user, seed=seed)
     except IntegrityError:
         current = TrainingRun.objects.filter(in_flight=True).first()
-        raise RunAlreadyInFlight(f"Training run {current.pk if current else '?'} is still in progress.") from None
+        raise RunAlreadyInFlight(
+            f"Training run {current.pk if current else '?'} is still in progress."
+        ) from None
 
 
 class RunReporter:
@@ -130,7 +134,17 @@ class RunReporter:
         self.run.finished_at = timezone.now()
         self.run.log = "\n".join(self._log)[-MAX_LOG_CHARS:]
         self.run.save(
-            update_fields=["status", "in_flight", "finished_at", "metrics", "progress", "error", "log", "history", "step"]
+            update_fields=[
+                "status",
+                "in_flight",
+                "finished_at",
+                "metrics",
+                "progress",
+                "error",
+                "log",
+                "history",
+                "step",
+            ]
         )
 
 

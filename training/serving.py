@@ -192,7 +192,9 @@ def popular_diverse(*, exclude: set[int], k: int, pool_factor: int = 8) -> list[
     )
     # Genre names as plain tuples: prefetching Genre objects for the whole pool costs ~15 ms.
     names_by_movie: dict[int, list[str]] = {movie.pk: [] for movie in pool}
-    pairs = Movie.genres.through.objects.filter(movie_id__in=list(names_by_movie)).values_list("movie_id", "genre__name")
+    pairs = Movie.genres.through.objects.filter(movie_id__in=list(names_by_movie)).values_list(
+        "movie_id", "genre__name"
+    )
     for movie_id, name in pairs:
         names_by_movie[movie_id].append(name)
     genres = [names_by_movie[movie.pk] for movie in pool]
@@ -212,7 +214,10 @@ def popular_diverse(*, exclude: set[int], k: int, pool_factor: int = 8) -> list[
         for name in genres[best]:
             shown[name] = shown.get(name, 0) + 1
     prefetch_related_objects(chosen, "genres")  # pages show them; 2 queries for the k chosen
-    return [Recommendation(movie, float(movie.num_ratings), f"Popular: {movie.num_ratings:,} ratings") for movie in chosen]
+    return [
+        Recommendation(movie, float(movie.num_ratings), f"Popular: {movie.num_ratings:,} ratings")
+        for movie in chosen
+    ]
 
 
 def rater_signals(rater_id: int) -> list[dict]:
@@ -221,9 +226,17 @@ def rater_signals(rater_id: int) -> list[dict]:
     from feedback.models import Comparison, ListFeedback
 
     signals: list[dict] = []
-    for batch in Comparison.objects.filter(task__context_rater_id=rater_id).exclude(signals=[]).values_list("signals", flat=True):
+    for batch in (
+        Comparison.objects.filter(task__context_rater_id=rater_id)
+        .exclude(signals=[])
+        .values_list("signals", flat=True)
+    ):
         signals.extend(batch)
-    for batch in ListFeedback.objects.filter(user__rater__id=rater_id).exclude(signals=[]).values_list("signals", flat=True):
+    for batch in (
+        ListFeedback.objects.filter(user__rater__id=rater_id)
+        .exclude(signals=[])
+        .values_list("signals", flat=True)
+    ):
         signals.extend(batch)
     return signals
 
@@ -237,7 +250,9 @@ def rater_signal_vector(rater_id: int | None, loaded: LoadedModel) -> np.ndarray
     return signal_features(signals, GENRES) if signals else None
 
 
-def recommend(*, rater_id: int | None, policy: str = "active", k: int = 20, with_genres: bool = False) -> RecommendationList:
+def recommend(
+    *, rater_id: int | None, policy: str = "active", k: int = 20, with_genres: bool = False
+) -> RecommendationList:
     """Top-k for a rater (a site account's or a dataset user's), never a movie they rated."""
     if policy not in POLICY_CHOICES:
         raise UnknownPolicy(f"Unknown policy {policy!r}; choose one of {', '.join(POLICY_CHOICES)}.")
@@ -248,19 +263,29 @@ def recommend(*, rater_id: int | None, policy: str = "active", k: int = 20, with
     algorithm = loaded.algorithm if loaded is not None else None
     hidden: set[int] = set()
     if rater_id:  # movies the account marked "not interested" never come back
-        not_interested = ItemFeedback.objects.filter(user__rater__id=rater_id, kind=ItemFeedback.Kind.NOT_INTERESTED)
+        not_interested = ItemFeedback.objects.filter(
+            user__rater__id=rater_id, kind=ItemFeedback.Kind.NOT_INTERESTED
+        )
         hidden = set(not_interested.values_list("movie_id", flat=True))
     if loaded is None:
-        rated = set(Rating.objects.filter(rater_id=rater_id).values_list("movie_id", flat=True)) if rater_id else set()
+        rated = (
+            set(Rating.objects.filter(rater_id=rater_id).values_list("movie_id", flat=True))
+            if rater_id
+            else set()
+        )
         return RecommendationList("popularity", None, popular_diverse(exclude=rated | hidden, k=k))
     history, rated_ids = rater_history(rater_id=rater_id, loaded=loaded)
     if not len(history):
-        return RecommendationList("popularity", None, popular_diverse(exclude=set(rated_ids.tolist()) | hidden, k=k))
+        return RecommendationList(
+            "popularity", None, popular_diverse(exclude=set(rated_ids.tolist()) | hidden, k=k)
+        )
     excluded = np.union1d(rated_ids, np.fromiter(hidden, np.int64, len(hidden)))
     # Rated movies in the history are excluded by the scorer; the others need spare slots.
     spare = len(np.setdiff1d(excluded, loaded.item_ids[history.item_idx]))
     if algorithm in ("ppo", "qlearning"):
-        best, scores = loaded.scorer.top_k(history, k=k + spare, signals=rater_signal_vector(rater_id, loaded))
+        best, scores = loaded.scorer.top_k(
+            history, k=k + spare, signals=rater_signal_vector(rater_id, loaded)
+        )
     else:
         best, scores = loaded.scorer.top_k(history, k=k + spare, exclude_rated=True)
     movie_ids = loaded.item_ids[best]
@@ -306,7 +331,9 @@ class Slate:
         }
 
 
-def _plackett_luce_sample(scores: np.ndarray, k: int, temperature: float, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+def _plackett_luce_sample(
+    scores: np.ndarray, k: int, temperature: float, rng: np.random.Generator
+) -> tuple[np.ndarray, float]:
     """k items without replacement from softmax(scores / temperature); returns them and log-probability."""
     logits = scores.astype(np.float64) / max(temperature, 1e-6)
     logits -= logits[np.isfinite(logits)].max()
@@ -344,7 +371,12 @@ def slate_for(
     if policy == "random":
         rated = set(Rating.objects.filter(rater_id=rater_id).values_list("movie_id", flat=True))
         pool = np.array(
-            [m for m in Movie.objects.filter(num_ratings__gt=0).values_list("id", flat=True) if m not in rated], np.int64
+            [
+                m
+                for m in Movie.objects.filter(num_ratings__gt=0).values_list("id", flat=True)
+                if m not in rated
+            ],
+            np.int64,
         )
         picks = rng.choice(pool, size=min(k, len(pool)), replace=False)
         probability = float(np.exp(-np.sum(np.log(len(pool) - np.arange(len(picks))))))
@@ -362,7 +394,11 @@ def slate_for(
     scores[history.item_idx] = -np.inf
     scores[np.isin(loaded.item_ids, rated_ids)] = -np.inf
     if policy == "worst":
-        popular = list(Movie.objects.filter(num_ratings__gt=0).order_by("-num_ratings").values_list("id", flat=True)[:500])
+        popular = list(
+            Movie.objects.filter(num_ratings__gt=0)
+            .order_by("-num_ratings")
+            .values_list("id", flat=True)[:500]
+        )
         index, _ = loaded.indices(np.asarray(popular, np.int64))
         pool = index[np.isfinite(scores[index])]
         picks = pool[np.argsort(scores[pool], kind="stable")[:k]]
@@ -377,4 +413,11 @@ def slate_for(
         items, _ = loaded.scorer.top_k(history, k=k + len(rated_ids), exclude_rated=True)
         items = items[~np.isin(loaded.item_ids[items], rated_ids)][:k]
         probability = 1.0
-    return Slate(loaded.item_ids[items].tolist(), loaded.algorithm, loaded.version, loaded.version_id, explore, probability)
+    return Slate(
+        loaded.item_ids[items].tolist(),
+        loaded.algorithm,
+        loaded.version,
+        loaded.version_id,
+        explore,
+        probability,
+    )

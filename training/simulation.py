@@ -38,7 +38,9 @@ def read_oracle_ratings(path: Path) -> pd.DataFrame:
             engine="python" if separator == "::" else "c",
             encoding="latin-1",
         )
-        frame = frame.astype({"user": np.int64, "item": np.int64, "rating": np.float64, "timestamp": np.int64})
+        frame = frame.astype(
+            {"user": np.int64, "item": np.int64, "rating": np.float64, "timestamp": np.int64}
+        )
     except (ValueError, pd.errors.ParserError) as error:
         raise OracleFileError(f"{path}: not a MovieLens ratings file ({error})") from None
     if frame.empty:
@@ -62,7 +64,11 @@ def simulate_feedback(
     is its position-discounted oracle utility, and the choice follows Bradley-Terry with temperature.
     """
     oracle_ratings = read_oracle_ratings(oracle_path)
-    raters = dict(Rater.objects.filter(movielens_id__in=oracle_ratings["user"].unique().tolist()).values_list("movielens_id", "pk"))
+    raters = dict(
+        Rater.objects.filter(movielens_id__in=oracle_ratings["user"].unique().tolist()).values_list(
+            "movielens_id", "pk"
+        )
+    )
     if not raters:
         raise OracleFileError(f"{oracle_path}: none of its users is a dataset user of the imported release")
     movie_ids = np.array(sorted(Movie.objects.values_list("id", flat=True)), np.int64)
@@ -79,13 +85,17 @@ def simulate_feedback(
     counts: dict[str, int] = {}
     for n in range(comparisons):
         user = users[int(rng.integers(len(users)))]
-        task = comparison_task_create(context_rater=Rater.objects.get(pk=raters[user]), k=k, simulated=True, rng=rng)
+        task = comparison_task_create(
+            context_rater=Rater.objects.get(pk=raters[user]), k=k, simulated=True, rng=rng
+        )
         j = n % annotators
         left = np.array([item_index[m] for m in task.left_items], np.int64)
         right = np.array([item_index[m] for m in task.right_items], np.int64)
         judgement = judges[j].compare(user, left, right)
         choice = CHOICE_OF_OUTCOME[judgement.outcome]
-        comparison_record_simulated(task=task, simulator=f"oracle-s{seed}-a{j}", choice=choice, reason=judgement.reason or "")
+        comparison_record_simulated(
+            task=task, simulator=f"oracle-s{seed}-a{j}", choice=choice, reason=judgement.reason or ""
+        )
         counts[choice] = counts.get(choice, 0) + 1
         if progress:
             progress(n + 1, comparisons)

@@ -59,7 +59,9 @@ def movies_frame() -> pd.DataFrame:
     """Every movie as ``item, title, year, genres`` (genres a list of names)."""
     genre_names = dict(Genre.objects.values_list("id", "name"))
     genres: dict[int, list[str]] = {}
-    for movie_id, genre_id in Movie.genres.through.objects.values_list("movie_id", "genre_id").iterator(chunk_size=50_000):
+    for movie_id, genre_id in Movie.genres.through.objects.values_list("movie_id", "genre_id").iterator(
+        chunk_size=50_000
+    ):
         genres.setdefault(movie_id, []).append(genre_names[genre_id])
     rows = list(Movie.objects.values_list("id", "title", "year").iterator(chunk_size=50_000))
     frame = pd.DataFrame(rows, columns=["item", "title", "year"])

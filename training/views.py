@@ -35,7 +35,9 @@ def staff_dashboard(request: HttpRequest) -> HttpResponse:
     context = {
         "runs": TrainingRun.objects.select_related("created_by")[:10],
         "versions": ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).order_by("algorithm"),
-        "candidates": ModelVersion.objects.filter(status=ModelVersion.Status.CANDIDATE).order_by("-created_at")[:10],
+        "candidates": ModelVersion.objects.filter(status=ModelVersion.Status.CANDIDATE).order_by(
+            "-created_at"
+        )[:10],
         "counts": Rating.objects.aggregate(total=Count("id")),
     }
     return render(request, "training/dashboard.html", context)
@@ -74,8 +76,16 @@ def plot_ratings(request: HttpRequest) -> HttpResponse:
     from . import plots
 
     rows = Rating.objects.values_list("rating", "rater__movielens_id")
-    values = np.array([(value, movielens_id is None) for value, movielens_id in rows.iterator(chunk_size=50_000)], dtype=float)
-    frame = pd.DataFrame({"rating": values[:, 0] if len(values) else [], "source": np.where(values[:, 1] > 0, "site accounts", "dataset") if len(values) else []})
+    values = np.array(
+        [(value, movielens_id is None) for value, movielens_id in rows.iterator(chunk_size=50_000)],
+        dtype=float,
+    )
+    frame = pd.DataFrame(
+        {
+            "rating": values[:, 0] if len(values) else [],
+            "source": np.where(values[:, 1] > 0, "site accounts", "dataset") if len(values) else [],
+        }
+    )
     return _png(plots.rating_distribution(frame))
 
 
@@ -87,14 +97,24 @@ def plot_versions(request: HttpRequest) -> HttpResponse:
     from . import plots
 
     rows = [
-        {"label": v.label, "algorithm": v.algorithm, "ndcg@10": v.metrics.get("ndcg@10"), "win_rate": v.metrics.get("gate/win_rate"), "accuracy": v.metrics.get("heldout/accuracy")}
+        {
+            "label": v.label,
+            "algorithm": v.algorithm,
+            "ndcg@10": v.metrics.get("ndcg@10"),
+            "win_rate": v.metrics.get("gate/win_rate"),
+            "accuracy": v.metrics.get("heldout/accuracy"),
+        }
         for v in ModelVersion.objects.order_by("algorithm", "version")
     ]
     frame = pd.DataFrame(rows)
     metric = request.GET.get("metric", "win_rate")
     if metric not in ("ndcg@10", "win_rate", "accuracy"):
         raise Http404("Unknown metric.")
-    titles = {"ndcg@10": "Recommender NDCG@10 by version", "win_rate": "Policy win rate vs the incumbent (gate)", "accuracy": "Reward model held-out accuracy"}
+    titles = {
+        "ndcg@10": "Recommender NDCG@10 by version",
+        "win_rate": "Policy win rate vs the incumbent (gate)",
+        "accuracy": "Reward model held-out accuracy",
+    }
     frame = frame.dropna(subset=[metric]) if not frame.empty else frame
     return _png(plots.version_metric(frame, metric, titles[metric]))
 
@@ -111,9 +131,13 @@ def plot_genre_mix(request: HttpRequest) -> HttpResponse:
     from .offline import genre_shares
     from .serving import recommend
 
-    raters = list(Rater.objects.filter(movielens_id__isnull=False).order_by("id").values_list("id", flat=True)[:60])
+    raters = list(
+        Rater.objects.filter(movielens_id__isnull=False).order_by("id").values_list("id", flat=True)[:60]
+    )
     genre_of: dict[int, set[str]] = {}
-    for movie_id, name in Movie.genres.through.objects.values_list("movie_id", "genre__name").iterator(chunk_size=50_000):
+    for movie_id, name in Movie.genres.through.objects.values_list("movie_id", "genre__name").iterator(
+        chunk_size=50_000
+    ):
         genre_of.setdefault(movie_id, set()).add(name)
     index = {movie_id: i for i, movie_id in enumerate(genre_of)}
     genres = [frozenset(genre_of[m]) for m in genre_of]

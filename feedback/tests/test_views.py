@@ -149,7 +149,9 @@ def test_the_recommendations_page_has_feedback_buttons_per_movie_and_a_box_for_t
     assert html.count('class="item-feedback"') == 20 and 'aria-pressed="true"' not in html
     assert 'value="not_interested"' in html and 'id="list-feedback"' in html
     services.item_feedback_set(user=alice, movie_id=page.context["recs"].items[3].movie.pk, kind="down")
-    assert client.get("/for-you/").content.decode().count('aria-pressed="true"') == 1  # the current reaction shows
+    assert (
+        client.get("/for-you/").content.decode().count('aria-pressed="true"') == 1
+    )  # the current reaction shows
 
 
 def test_thumbs_up_toggles_with_htmx(base_model, alice):
@@ -286,7 +288,9 @@ def test_the_leaderboard_is_recomputed_only_when_the_judgments_change(base_model
     cache.clear()
     computed = []
     compute = selectors._leaderboard_compute
-    monkeypatch.setattr(selectors, "_leaderboard_compute", lambda *a, **kw: computed.append(1) or compute(*a, **kw))
+    monkeypatch.setattr(
+        selectors, "_leaderboard_compute", lambda *a, **kw: computed.append(1) or compute(*a, **kw)
+    )
     persona = Rater.objects.get(movielens_id=2)
 
     def judge(seed: int) -> None:

@@ -11,7 +11,8 @@ pytestmark = pytest.mark.django_db
 
 def test_signing_up_logs_in_and_asks_for_onboarding_ratings(client, catalogue):
     response = client.post(
-        "/accounts/signup/", {"username": "carol", "password1": "a-long-pass-991", "password2": "a-long-pass-991"}
+        "/accounts/signup/",
+        {"username": "carol", "password1": "a-long-pass-991", "password2": "a-long-pass-991"},
     )
     assert response.status_code == 302 and response["Location"] == "/welcome/"
     user = get_user_model().objects.get(username="carol")
@@ -20,12 +21,17 @@ def test_signing_up_logs_in_and_asks_for_onboarding_ratings(client, catalogue):
 
 
 def test_signup_rejects_mismatched_passwords(client, catalogue):
-    response = client.post("/accounts/signup/", {"username": "dan", "password1": "a-long-pass-991", "password2": "other-pass-992"})
+    response = client.post(
+        "/accounts/signup/",
+        {"username": "dan", "password1": "a-long-pass-991", "password2": "other-pass-992"},
+    )
     assert response.status_code == 200
     assert not get_user_model().objects.filter(username="dan").exists()
 
 
-def test_onboarding_offers_well_known_genre_diverse_movies_and_unlocks_home(client, alice, catalogue, settings):
+def test_onboarding_offers_well_known_genre_diverse_movies_and_unlocks_home(
+    client, alice, catalogue, settings
+):
     settings.ONBOARDING_MIN_RATINGS = 3
     client.force_login(alice)
     movies = client.get("/welcome/").context["movies"]
@@ -43,10 +49,17 @@ def test_onboarding_offers_well_known_genre_diverse_movies_and_unlocks_home(clie
 
 
 def test_log_in_log_out_and_change_password(client, alice):
-    assert client.post("/accounts/login/", {"username": "alice", "password": "alice-pass-123"}).status_code == 302
+    assert (
+        client.post("/accounts/login/", {"username": "alice", "password": "alice-pass-123"}).status_code
+        == 302
+    )
     response = client.post(
         "/accounts/password/",
-        {"old_password": "alice-pass-123", "new_password1": "brand-new-pass-77", "new_password2": "brand-new-pass-77"},
+        {
+            "old_password": "alice-pass-123",
+            "new_password1": "brand-new-pass-77",
+            "new_password2": "brand-new-pass-77",
+        },
     )
     assert response.status_code == 302
     client.post("/accounts/logout/")

@@ -35,13 +35,25 @@ def test_movie_detail_is_addressed_by_movielens_id(api, catalogue):
 
 
 def test_genres_are_listed(api, catalogue):
-    assert [g["name"] for g in api.get("/api/genres/").json()] == ["Action", "Comedy", "Drama", "Horror", "Romance", "Sci-Fi"]
+    assert [g["name"] for g in api.get("/api/genres/").json()] == [
+        "Action",
+        "Comedy",
+        "Drama",
+        "Horror",
+        "Romance",
+        "Sci-Fi",
+    ]
 
 
 def test_a_token_authenticates_api_calls(api, alice, catalogue):
-    response = api.post("/api/auth/token/", {"username": "alice", "password": "alice-pass-123"}, format="json")
+    response = api.post(
+        "/api/auth/token/", {"username": "alice", "password": "alice-pass-123"}, format="json"
+    )
     token = response.json()["token"]
-    assert api.post("/api/auth/token/", {"username": "alice", "password": "nope"}, format="json").status_code == 400
+    assert (
+        api.post("/api/auth/token/", {"username": "alice", "password": "nope"}, format="json").status_code
+        == 400
+    )
     api.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     assert api.post("/api/ratings/", {"movie": 1, "rating": 4.5}, format="json").status_code == 201
 
@@ -109,6 +121,12 @@ def test_another_users_rating_is_neither_readable_nor_writable(api, alice, bob, 
 
 def test_the_openapi_schema_describes_the_endpoints(api):
     schema = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
-    for path in ["/api/movies/", "/api/movies/{movie_id}/", "/api/genres/", "/api/ratings/", "/api/auth/token/"]:
+    for path in [
+        "/api/movies/",
+        "/api/movies/{movie_id}/",
+        "/api/genres/",
+        "/api/ratings/",
+        "/api/auth/token/",
+    ]:
         assert path in schema["paths"]
     assert api.get("/api/docs/").status_code == 200

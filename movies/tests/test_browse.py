@@ -78,11 +78,24 @@ def test_the_movie_page_shows_genres_tags_links_stats_and_the_users_own_rating(c
     movie = Movie.objects.get(pk=4)
     movie.imdb_id, movie.tmdb_id = "0133093", 603
     movie.save()
-    Tag.objects.create(rater=Rater.objects.get(movielens_id=1), movie=movie, tag="cyberpunk", tagged_at=datetime(2020, 1, 1, tzinfo=UTC))
+    Tag.objects.create(
+        rater=Rater.objects.get(movielens_id=1),
+        movie=movie,
+        tag="cyberpunk",
+        tagged_at=datetime(2020, 1, 1, tzinfo=UTC),
+    )
     services.rating_set(user=alice, movie_id=4, value=3.5)
     client.force_login(alice)
     body = client.get("/movies/4/").content.decode()
-    for expected in ["Matrix, The", "1999", "Sci-Fi", "cyberpunk", "tt0133093", "themoviedb.org/movie/603", "Your rating: <strong>3.5</strong>"]:
+    for expected in [
+        "Matrix, The",
+        "1999",
+        "Sci-Fi",
+        "cyberpunk",
+        "tt0133093",
+        "themoviedb.org/movie/603",
+        "Your rating: <strong>3.5</strong>",
+    ]:
         assert expected in body
 
 

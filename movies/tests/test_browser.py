@@ -8,7 +8,9 @@ from playwright.sync_api import expect
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_a_visitor_signs_up_rates_a_movie_from_the_list_and_sees_it_on_my_ratings(page, live_server, catalogue):
+def test_a_visitor_signs_up_rates_a_movie_from_the_list_and_sees_it_on_my_ratings(
+    page, live_server, catalogue
+):
     page.goto(f"{live_server.url}/accounts/signup/")
     page.fill("#id_username", "newcomer")
     page.fill("#id_password1", "correct-horse-77")

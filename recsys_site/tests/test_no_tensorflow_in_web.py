@@ -34,7 +34,11 @@ def test_the_web_process_never_imports_tensorflow(tmp_path):
         capture_output=True,
         text=True,
         timeout=120,
-        env={"PATH": "/usr/bin:/bin", "VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "recsys_site.settings"},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "VAR_DIR": str(tmp_path),
+            "DJANGO_SETTINGS_MODULE": "recsys_site.settings",
+        },
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "False"]

@@ -41,7 +41,12 @@ def _check_deploy(tmp_path, **extra) -> subprocess.CompletedProcess:
     for name in ("DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE"):
         env.pop(name, None)
     return subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "manage.py", "check", "--deploy"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -53,7 +58,10 @@ def test_check_deploy_is_clean_apart_from_the_https_settings_the_proxy_owns(tmp_
 
 def test_check_deploy_is_silent_once_https_is_switched_on(tmp_path):
     result = _check_deploy(
-        tmp_path, SECURE_SSL_REDIRECT="1", SESSION_COOKIE_SECURE="1", CSRF_COOKIE_SECURE="1",
+        tmp_path,
+        SECURE_SSL_REDIRECT="1",
+        SESSION_COOKIE_SECURE="1",
+        CSRF_COOKIE_SECURE="1",
         SECURE_HSTS_SECONDS="31536000",
         SECURE_HSTS_PRELOAD="1",
     )

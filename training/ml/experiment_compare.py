@@ -83,7 +83,9 @@ def ndcg_by_seed(
     scores = {}
     for seed in seeds:
         scorer = train_recommender(split.train, replace(config, seed=seed)).scorer
-        scores[seed] = float(compare({"recommender": scorer}, split, (k,), movies).loc["recommender", f"ndcg@{k}"])
+        scores[seed] = float(
+            compare({"recommender": scorer}, split, (k,), movies).loc["recommender", f"ndcg@{k}"]
+        )
     return scores
 
 

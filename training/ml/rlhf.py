@@ -67,7 +67,9 @@ class SlateSource:
         items, _ = self.policy.recommend(ctx, world.recommender, world.item_features.matrix, k=k)
         return np.asarray(items, np.int64)
 
-    def sample(self, world: World, ctx: UserContext, k: int, rng: np.random.Generator, temperature: float = 1.0):
+    def sample(
+        self, world: World, ctx: UserContext, k: int, rng: np.random.Generator, temperature: float = 1.0
+    ):
         """A sampled list and its probability (Plackett-Luce over the reference's top 200 for the reference)."""
         if self.policy is not None:
             items, probs = self.policy.sample(
@@ -196,7 +198,9 @@ def promotion_gate(
     if n_heldout < config.min_heldout_comparisons or reward_accuracy is None:
         failures.append(f"only {n_heldout} held-out comparisons (need {config.min_heldout_comparisons})")
     elif reward_accuracy < config.min_reward_accuracy:
-        failures.append(f"reward-model held-out accuracy {reward_accuracy:.3f} < {config.min_reward_accuracy}")
+        failures.append(
+            f"reward-model held-out accuracy {reward_accuracy:.3f} < {config.min_reward_accuracy}"
+        )
     if not kl <= config.max_kl:
         failures.append(f"KL from the reference {kl:.2f} > {config.max_kl}")
     low = win.get("low")

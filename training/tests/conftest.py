@@ -23,7 +23,9 @@ def taste_world(db):
     movies = []
     for g, name in enumerate(GENRES):
         for j in range(MOVIES_PER_GENRE):
-            movie = Movie.objects.create(id=100 + g * MOVIES_PER_GENRE + j, title=f"{name} movie {j}", year=1980 + j)
+            movie = Movie.objects.create(
+                id=100 + g * MOVIES_PER_GENRE + j, title=f"{name} movie {j}", year=1980 + j
+            )
             movie.genres.set([genres[name]])
             movies.append(movie)
     start = datetime(2015, 1, 1, tzinfo=UTC)
@@ -35,8 +37,12 @@ def taste_world(db):
         for step, index in enumerate(picks):
             movie = movies[index]
             in_taste = movie.title.startswith(loved)
-            value = float(np.clip(np.round((4.5 if in_taste else 1.5) + rng.normal(0, 0.5)) , 0.5, 5.0))
-            ratings.append(Rating(rater=rater, movie=movie, rating=value, rated_at=start + timedelta(days=r, minutes=step)))
+            value = float(np.clip(np.round((4.5 if in_taste else 1.5) + rng.normal(0, 0.5)), 0.5, 5.0))
+            ratings.append(
+                Rating(
+                    rater=rater, movie=movie, rating=value, rated_at=start + timedelta(days=r, minutes=step)
+                )
+            )
     Rating.objects.bulk_create(ratings)
     movie_stats_refresh()
     return {"movies": movies, "genres": genres}
@@ -50,4 +56,6 @@ def train_base_now(epochs: int = 4, seed: int = 0):
     from training.runs import training_run_create
 
     run = training_run_create(kind="base", trigger=TrainingRun.Trigger.COMMAND, seed=seed)
-    return training_run_execute(run_id=run.pk, config=RecommenderConfig(seed=seed, epochs=epochs, batch_size=16))
+    return training_run_execute(
+        run_id=run.pk, config=RecommenderConfig(seed=seed, epochs=epochs, batch_size=16)
+    )

@@ -60,7 +60,9 @@ def test_only_staff_choose_the_policy_or_the_user(trained, alice, sam):
     dataset_user = Rater.objects.order_by("id").first()
     for query in ("policy=base", f"user={dataset_user.movielens_id}"):
         assert client_for(alice).get(f"/api/recommendations/?{query}").status_code == 403
-    response = client_for(sam).get(f"/api/recommendations/?user={dataset_user.movielens_id}&policy=popularity&k=5")
+    response = client_for(sam).get(
+        f"/api/recommendations/?user={dataset_user.movielens_id}&policy=popularity&k=5"
+    )
     assert response.status_code == 200 and response.json()["policy"] == "popularity"
     inspected = client_for(sam).get(f"/api/recommendations/?user={dataset_user.movielens_id}&k=10").json()
     rated = set(Rating.objects.filter(rater=dataset_user).values_list("movie_id", flat=True))

@@ -43,7 +43,9 @@ def test_a_worse_candidate_stays_a_candidate_and_says_why(taste_world):
     first = ModelVersion.objects.get(algorithm="base", version=1)
     first.metrics["ndcg@10"] = 2.0  # no model can beat this; the active one is compared on the same holdout
     first.save()
-    ModelVersion.objects.filter(pk=first.pk).update(artifact="missing-folder")  # force the recorded-metric path
+    ModelVersion.objects.filter(pk=first.pk).update(
+        artifact="missing-folder"
+    )  # force the recorded-metric path
     served_models.clear()
     train_base_now(epochs=1, seed=1)
     second = ModelVersion.objects.get(algorithm="base", version=2)
@@ -143,7 +145,16 @@ def test_evaluate_prints_every_metric_and_writes_the_report(taste_world, tmp_pat
     train_base_now(epochs=4)
     call_command("evaluate", out=tmp_path / "report")
     printed = capsys.readouterr().out
-    for name in ("popularity", "ease", "base", "ndcg@10", "recall@20", "coverage@10", "novelty@10", "diversity@10"):
+    for name in (
+        "popularity",
+        "ease",
+        "base",
+        "ndcg@10",
+        "recall@20",
+        "coverage@10",
+        "novelty@10",
+        "diversity@10",
+    ):
         assert name in printed
     report = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert report["metrics"]["base"]["ndcg@10"] > report["metrics"]["popularity"]["ndcg@10"]

@@ -20,7 +20,16 @@ pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 TINY = {
     "reward": RewardModelConfig(epochs=8, batch_size=64, seed=0),
     "ppo": PPOConfig(iterations=4, users_per_iteration=32, n_candidates=30, slate_size=5, seed=1),
-    "qlearning": DQNConfig(total_steps=30, num_envs=16, n_candidates=30, slate_size=5, batch_size=64, learning_starts=5, eval_frequency=10, seed=1),
+    "qlearning": DQNConfig(
+        total_steps=30,
+        num_envs=16,
+        n_candidates=30,
+        slate_size=5,
+        batch_size=64,
+        learning_starts=5,
+        eval_frequency=10,
+        seed=1,
+    ),
 }
 
 
@@ -31,7 +40,9 @@ def oracle_file(taste_world, tmp_path):
     path = tmp_path / "oracle.csv"
     lines = ["userId,movieId,rating,timestamp"]
     for rating in Rating.objects.select_related("rater"):
-        lines.append(f"{rating.rater.movielens_id},{rating.movie_id},{rating.rating},{int(rating.rated_at.timestamp())}")
+        lines.append(
+            f"{rating.rater.movielens_id},{rating.movie_id},{rating.rating},{int(rating.rated_at.timestamp())}"
+        )
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -40,7 +51,15 @@ def oracle_file(taste_world, tmp_path):
 def with_feedback(taste_world, oracle_file):
     served_models.clear()
     train_base_now(epochs=20)
-    call_command("simulate_feedback", oracle_ratings=oracle_file, comparisons=60, annotators=2, noise=0.05, k=5, no_progress=True)
+    call_command(
+        "simulate_feedback",
+        oracle_ratings=oracle_file,
+        comparisons=60,
+        annotators=2,
+        noise=0.05,
+        k=5,
+        no_progress=True,
+    )
     yield
     served_models.clear()
 
@@ -68,15 +87,27 @@ def test_the_full_pipeline_registers_reward_ppo_and_qlearning_with_gate_verdicts
     for algorithm in ("ppo", "qlearning"):
         gate = versions[algorithm].gate
         assert {"passed", "reason", "kl", "win_rate", "win_rate_low", "reward_accuracy"} <= set(gate)
-        assert versions[algorithm].status == (ModelVersion.Status.ACTIVE if gate["passed"] else ModelVersion.Status.CANDIDATE)
+        assert versions[algorithm].status == (
+            ModelVersion.Status.ACTIVE if gate["passed"] else ModelVersion.Status.CANDIDATE
+        )
     ppo_history = run.history["ppo"]
     assert len(ppo_history) == 4
-    for key in ("objective/kl", "objective/rlhf_reward", "objective/entropy", "policy/approxkl", "policy/clipfrac", "loss/policy", "loss/value"):
+    for key in (
+        "objective/kl",
+        "objective/rlhf_reward",
+        "objective/entropy",
+        "policy/approxkl",
+        "policy/clipfrac",
+        "loss/policy",
+        "loss/value",
+    ):
         assert key in ppo_history[0]
     assert run.history["reward_model"] and run.history["qlearning"]
 
 
-def test_a_policy_is_held_back_when_the_reward_model_has_too_little_held_out_evidence(with_feedback, settings):
+def test_a_policy_is_held_back_when_the_reward_model_has_too_little_held_out_evidence(
+    with_feedback, settings
+):
     settings.GATE_MIN_HELDOUT_COMPARISONS = 10_000
     run = run_pipeline("all")
     assert run.status == TrainingRun.Status.SUCCEEDED, run.error

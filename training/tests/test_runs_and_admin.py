@@ -15,8 +15,13 @@ pytestmark = pytest.mark.django_db
 
 def make_version(algorithm: str = "base", number: int = 1) -> ModelVersion:
     return registry.model_version_register(
-        algorithm=algorithm, version=number, artifact=f"{algorithm}-{number}", metrics={"ndcg@10": 0.1 * number},
-        config={}, seed=0, data_snapshot={},
+        algorithm=algorithm,
+        version=number,
+        artifact=f"{algorithm}-{number}",
+        metrics={"ndcg@10": 0.1 * number},
+        config={},
+        seed=0,
+        data_snapshot={},
     )
 
 
@@ -28,7 +33,9 @@ def test_only_one_run_can_be_in_flight():
 
 def test_a_run_whose_worker_died_is_marked_failed_and_the_next_run_starts_cleanly():
     dead = training_run_create(kind="all", trigger="schedule")
-    TrainingRun.objects.filter(pk=dead.pk).update(status="running", heartbeat_at=timezone.now() - timedelta(hours=1))
+    TrainingRun.objects.filter(pk=dead.pk).update(
+        status="running", heartbeat_at=timezone.now() - timedelta(hours=1)
+    )
     run = training_run_create(kind="base", trigger="command")
     dead.refresh_from_db()
     assert dead.status == TrainingRun.Status.FAILED and dead.in_flight is None
@@ -62,9 +69,14 @@ def test_roll_back_reactivates_the_version_active_before_the_current_one():
     assert registry.model_version_rollback(algorithm="base", actor=None) == second
 
 
-def test_the_admin_retrain_button_queues_a_run_and_shows_its_progress(client, sam, settings, django_capture_on_commit_callbacks, monkeypatch):
+def test_the_admin_retrain_button_queues_a_run_and_shows_its_progress(
+    client, sam, settings, django_capture_on_commit_callbacks, monkeypatch
+):
     sent = []
-    monkeypatch.setattr("training.tasks.execute_training_run.delay", lambda run_id: sent.append(run_id) or type("R", (), {"id": "t-1"})())
+    monkeypatch.setattr(
+        "training.tasks.execute_training_run.delay",
+        lambda run_id: sent.append(run_id) or type("R", (), {"id": "t-1"})(),
+    )
     client.force_login(sam)
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post("/admin/training/trainingrun/retrain/", {"kind": "base"})
@@ -103,7 +115,11 @@ def test_staff_pages_are_for_staff_only(client, alice, sam, catalogue):
     assert client.get("/staff/dashboard/").status_code == 302
     client.force_login(sam)
     assert client.get("/staff/dashboard/").status_code == 200
-    for url in ["/staff/plots/ratings.png", "/staff/plots/versions.png?metric=ndcg@10", "/staff/plots/genre-mix.png"]:
+    for url in [
+        "/staff/plots/ratings.png",
+        "/staff/plots/versions.png?metric=ndcg@10",
+        "/staff/plots/genre-mix.png",
+    ]:
         response = client.get(url)
         assert response.status_code == 200 and response["Content-Type"] == "image/png", url
 
@@ -115,7 +131,9 @@ def test_periodic_retraining_waits_for_enough_new_feedback(settings, monkeypatch
     assert "waiting" in retrain_if_enough_feedback()
     assert not TrainingRun.objects.exists()
     monkeypatch.setattr("training.rlhf.new_feedback_since_last_run", lambda: 5)
-    monkeypatch.setattr("training.tasks.execute_training_run.delay", lambda run_id: type("R", (), {"id": "x"})())
+    monkeypatch.setattr(
+        "training.tasks.execute_training_run.delay", lambda run_id: type("R", (), {"id": "x"})()
+    )
     assert "started run" in retrain_if_enough_feedback()
     assert TrainingRun.objects.get().trigger == "schedule"
 

@@ -27,4 +27,6 @@ class Command(BaseCommand):
                 user.set_password(password)
                 user.save(update_fields=["password"])
             self.stdout.write(f"  {username:<10} password: {password}")
-        self.stdout.write(self.style.SUCCESS("Demo accounts ready (log in at http://127.0.0.1:8000/accounts/login/)."))
+        self.stdout.write(
+            self.style.SUCCESS("Demo accounts ready (log in at http://127.0.0.1:8000/accounts/login/).")
+        )

@@ -16,8 +16,12 @@ class Command(BaseCommand):
     help = "Evaluate popularity, EASE and the active models (NDCG, recall, coverage, novelty, diversity)."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--out", type=Path, default=None, help="Report folder (default var/reports/evaluate-<time>).")
-        parser.add_argument("--no-ease", action="store_true", help="Skip EASE (it inverts an items x items matrix).")
+        parser.add_argument(
+            "--out", type=Path, default=None, help="Report folder (default var/reports/evaluate-<time>)."
+        )
+        parser.add_argument(
+            "--no-ease", action="store_true", help="Skip EASE (it inverts an items x items matrix)."
+        )
 
     def handle(self, *args, out: Path | None, no_ease: bool, **options) -> None:
         out = out or Path(settings.VAR_DIR) / "reports" / f"evaluate-{timezone.now():%Y%m%d-%H%M%S}"
@@ -27,4 +31,8 @@ class Command(BaseCommand):
             raise CommandError(str(error)) from None
         columns = [c for c in METRIC_COLUMNS if c in table.columns]
         self.stdout.write(table[columns].to_string(float_format=lambda v: f"{v:.4f}"))
-        self.stdout.write(self.style.SUCCESS(f"Report written to {out}/ (metrics.json, metrics.csv, metrics.png, genre_mix.png)"))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Report written to {out}/ (metrics.json, metrics.csv, metrics.png, genre_mix.png)"
+            )
+        )

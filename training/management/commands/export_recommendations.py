@@ -12,7 +12,9 @@ from training.offline import EXPORT_POLICIES, PolicyUnavailable, export_recommen
 
 
 class Command(BaseCommand):
-    help = "Write user_id,movie_id,rank,score (MovieLens ids) for every dataset user; rated movies never appear."
+    help = (
+        "Write user_id,movie_id,rank,score (MovieLens ids) for every dataset user; rated movies never appear."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--policy", choices=EXPORT_POLICIES, default="active")

@@ -13,25 +13,49 @@ from training.simulation import OracleFileError, simulate_feedback
 
 
 class Command(BaseCommand):
-    help = "Create comparison tasks through the web page's services and answer them from an oracle ratings file."
+    help = (
+        "Create comparison tasks through the web page's services and answer them from an oracle ratings file."
+    )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--oracle-ratings", type=Path, required=True, help="MovieLens ratings file of dataset users.")
+        parser.add_argument(
+            "--oracle-ratings", type=Path, required=True, help="MovieLens ratings file of dataset users."
+        )
         parser.add_argument("--comparisons", type=int, required=True)
         parser.add_argument("--annotators", type=int, default=3)
-        parser.add_argument("--noise", type=float, default=0.1, help="Bradley-Terry temperature T of the choice.")
+        parser.add_argument(
+            "--noise", type=float, default=0.1, help="Bradley-Terry temperature T of the choice."
+        )
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--k", type=int, default=10, help="Movies per list.")
         parser.add_argument("--no-progress", action="store_true")
 
-    def handle(self, *args, oracle_ratings: Path, comparisons: int, annotators: int, noise: float, seed: int, k: int, no_progress: bool, **options):
+    def handle(
+        self,
+        *args,
+        oracle_ratings: Path,
+        comparisons: int,
+        annotators: int,
+        noise: float,
+        seed: int,
+        k: int,
+        no_progress: bool,
+        **options,
+    ):
         if comparisons < 1 or annotators < 1 or noise <= 0 or not 1 <= k <= 50:
-            raise CommandError("--comparisons and --annotators must be positive, --noise > 0 and 1 <= --k <= 50")
+            raise CommandError(
+                "--comparisons and --annotators must be positive, --noise > 0 and 1 <= --k <= 50"
+            )
         bar = tqdm(total=comparisons, unit=" comparisons", disable=no_progress or not sys.stderr.isatty())
         try:
             counts = simulate_feedback(
-                oracle_path=oracle_ratings, comparisons=comparisons, annotators=annotators, temperature=noise,
-                seed=seed, k=k, progress=lambda done, total: bar.update(done - bar.n),
+                oracle_path=oracle_ratings,
+                comparisons=comparisons,
+                annotators=annotators,
+                temperature=noise,
+                seed=seed,
+                k=k,
+                progress=lambda done, total: bar.update(done - bar.n),
             )
         except (OracleFileError, FeedbackError) as error:
             raise CommandError(str(error)) from None

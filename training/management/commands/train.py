@@ -20,12 +20,19 @@ class Command(BaseCommand):
         parser.add_argument("kind", choices=[choice for choice, _ in TrainingRun.Kind.choices])
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--epochs", type=int, default=None, help="Override the recommender's epochs.")
-        parser.add_argument("--if-missing", action="store_true", help="Do nothing if an active version exists.")
+        parser.add_argument(
+            "--if-missing", action="store_true", help="Do nothing if an active version exists."
+        )
         parser.add_argument("--no-progress", action="store_true", help="No progress bar (logs only).")
 
-    def handle(self, *args, kind: str, seed: int, epochs: int | None, if_missing: bool, no_progress: bool, **options):
+    def handle(
+        self, *args, kind: str, seed: int, epochs: int | None, if_missing: bool, no_progress: bool, **options
+    ):
         algorithm = {"all": "ppo"}.get(kind, kind)
-        if if_missing and ModelVersion.objects.filter(algorithm=algorithm, status=ModelVersion.Status.ACTIVE).exists():
+        if (
+            if_missing
+            and ModelVersion.objects.filter(algorithm=algorithm, status=ModelVersion.Status.ACTIVE).exists()
+        ):
             self.stdout.write(f"An active {algorithm} version exists; nothing to do.")
             return
         try:
@@ -37,16 +44,25 @@ class Command(BaseCommand):
             from training.ml.recommender import RecommenderConfig
 
             config = RecommenderConfig(seed=seed, epochs=epochs)
-        bar = tqdm(total=100, unit="%", disable=no_progress or not sys.stderr.isatty(), bar_format="{l_bar}{bar}| {n:.0f}/100 [{elapsed}<{remaining}]")
+        bar = tqdm(
+            total=100,
+            unit="%",
+            disable=no_progress or not sys.stderr.isatty(),
+            bar_format="{l_bar}{bar}| {n:.0f}/100 [{elapsed}<{remaining}]",
+        )
 
         def on_progress(step: str, percent: float) -> None:
             bar.set_description_str(step[:40])
             bar.update(percent - bar.n)
 
-        run = training_run_execute(run_id=run.pk, echo=lambda line: bar.write(line), on_progress=on_progress, config=config)
+        run = training_run_execute(
+            run_id=run.pk, echo=lambda line: bar.write(line), on_progress=on_progress, config=config
+        )
         bar.close()
         if run.status != TrainingRun.Status.SUCCEEDED:
             raise CommandError(f"Training run {run.pk} failed: {run.error}")
         for version in run.versions.order_by("id"):
             verdict = version.gate.get("reason", "") if version.gate else ""
-            self.stdout.write(self.style.SUCCESS(f"{version.label}: {version.status}; {version.headline}; {verdict}"))
+            self.stdout.write(
+                self.style.SUCCESS(f"{version.label}: {version.status}; {version.headline}; {verdict}")
+            )

@@ -246,7 +246,11 @@ def test_experiment_compare_reads_recommender_overrides_and_refuses_unknown_fiel
 
     parser = argparse.ArgumentParser()
     config = recommender_config(["embedding_dim=96", "input_dropout=0.25"], parser)
-    assert (config.embedding_dim, config.input_dropout, config.epochs) == (96, 0.25, RecommenderConfig().epochs)
+    assert (config.embedding_dim, config.input_dropout, config.epochs) == (
+        96,
+        0.25,
+        RecommenderConfig().epochs,
+    )
     with pytest.raises(SystemExit):
         recommender_config(["embeding_dim=128"], parser)
     with pytest.raises(SystemExit):
