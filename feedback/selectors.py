@@ -134,9 +134,7 @@ def task_view(*, task: ComparisonTask, viewer=None) -> TaskView:
 
     def shown(ids: list[int]) -> list[ShownMovie]:
         return [
-            ShownMovie(
-                m, movies[m].title, movies[m].year, [g.name for g in movies[m].genres.all()], m in both
-            )
+            ShownMovie(m, movies[m].name, movies[m].year, [g.name for g in movies[m].genres.all()], m in both)
             for m in ids
             if m in movies  # a movie removed from the catalogue since the task was made
         ]

@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from .titles import natural_title
+
 RATING_MIN = 0.5
 RATING_MAX = 5.0
 RATING_STEP = 0.5
@@ -43,8 +45,13 @@ class Movie(models.Model):
         return self.display_title
 
     @property
+    def name(self) -> str:
+        """The title as people write it: MovieLens's "Matrix, The" is "The Matrix" (``movies.titles``)."""
+        return natural_title(self.title)
+
+    @property
     def display_title(self) -> str:
-        return f"{self.title} ({self.year})" if self.year else self.title
+        return f"{self.name} ({self.year})" if self.year else self.name
 
     @property
     def imdb_url(self) -> str:

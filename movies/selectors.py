@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from django.db.models import F, Prefetch, Q, QuerySet
 
 from .models import Genre, Movie, Rater, Rating, Tag
+from .titles import article_last
 
 SORTS = {
     "popularity": (F("num_ratings").desc(), "id"),
@@ -27,10 +29,21 @@ class MovieFilters:
     sort: str = DEFAULT_SORT
 
 
+def title_matches(query: str) -> Q:
+    """Titles containing the query, as stored or as written: "the matrix" finds "Matrix, The"."""
+    query = query.strip()
+    condition = Q(title__icontains=query)
+    split = article_last(query)
+    if split is not None:
+        rest, article = split
+        condition |= Q(title__icontains=rest) & Q(title__iregex=rf",\s*{re.escape(article)}(\s*[()]|$)")
+    return condition
+
+
 def movie_list(*, filters: MovieFilters) -> QuerySet[Movie]:
     movies = Movie.objects.all()
     if filters.q:
-        movies = movies.filter(title__icontains=filters.q.strip())
+        movies = movies.filter(title_matches(filters.q))
     if filters.genre:
         movies = movies.filter(genres__name=filters.genre)
     if filters.year_min is not None:
@@ -138,7 +151,7 @@ def onboarding_movies(*, user, count: int = 12, pool: int = 300) -> list[Movie]:
 
 def movie_search_ids(*, q: str, limit: int = 10) -> list[int]:
     return list(
-        Movie.objects.filter(Q(title__icontains=q))
+        Movie.objects.filter(title_matches(q))
         .order_by(F("num_ratings").desc())
         .values_list("id", flat=True)[:limit]
     )

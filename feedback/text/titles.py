@@ -30,6 +30,7 @@ from typing import NamedTuple
 from feedback.text.lexicon import FUNCTION_WORDS
 from feedback.text.normalise import Token, clean
 from feedback.text.phrases import Key, PhraseIndex, key_variants, phrase_key
+from movies.titles import front_article
 
 MIN_UNGUARDED_CHARS = 4
 """Keys shorter than this (spaces excluded) need quotes or capitals to match."""
@@ -38,11 +39,6 @@ NO_GUARD, GUARD_CAPITALS, GUARD_MID_SENTENCE = 0, 1, 2
 _YEAR = re.compile(r"\s*\(\s*\d{4}\s*(?:-\s*\d{0,4}\s*)?\)\s*$")
 _TRAILING_PARENTHESIS = re.compile(r"^(.*\S)\s*\(([^()]*)\)\s*$")
 _AKA = re.compile(r"^\s*(?:a\.k\.a\.|aka)\s+", re.IGNORECASE)
-_TRAILING_ARTICLE = re.compile(
-    r"^(?P<name>.+?),\s*(?P<article>the|a|an|les|la|le|l'|il|el|los|las|der|die|das|den|det|lo|"
-    r"gli|i|un|une|una|uno|ein|eine)$",
-    re.IGNORECASE,
-)
 _LEADING_ARTICLES = frozenset({"the", "a", "an"})
 _QUOTES = frozenset("'\"")
 
@@ -53,16 +49,6 @@ class TitleEntry(NamedTuple):
     ends_with_period: bool  # "Monsters, Inc.": the "." after the words belongs to the title
 
 
-def _front_article(name: str) -> str:
-    """Move a trailing article to the front: "Matrix, The" -> "The Matrix", "Avventura, L'" -> "L'Avventura"."""
-    match = _TRAILING_ARTICLE.match(name)
-    if not match:
-        return name
-    article = match.group("article")
-    separator = "" if article.endswith("'") else " "
-    return f"{article}{separator}{match.group('name')}"
-
-
 def title_names(title: str) -> tuple[list[str], list[str]]:
     """(primary names, secondary names) a catalogue title is known by."""
     name = _YEAR.sub("", clean(title))
@@ -70,8 +56,8 @@ def title_names(title: str) -> tuple[list[str], list[str]]:
     while name.endswith(")") and (match := _TRAILING_PARENTHESIS.match(name)):
         name, alternative = match.group(1), _AKA.sub("", match.group(2))
         alternatives.append(alternative)
-    primary = [_front_article(name) if "," in name else name]
-    secondary = [_front_article(alternative) for alternative in alternatives]
+    primary = [front_article(name) if "," in name else name]
+    secondary = [front_article(alternative) for alternative in alternatives]
     for full in (*primary, *secondary):
         if ":" in full:
             secondary.append(full.split(":", 1)[0])

@@ -18,6 +18,40 @@ def test_the_list_searches_titles_case_insensitively(client, catalogue):
     assert sorted(titles(response)) == ["Alien", "Aliens"]
 
 
+@pytest.mark.parametrize(
+    ("query", "found"),
+    [
+        ("the matrix", ["Matrix, The"]),  # stored with the article last, searched as written
+        ("The Godfather", ["Godfather, The"]),
+        ("matrix, the", ["Matrix, The"]),  # the stored form still matches
+        ("the shin", ["Shining, The"]),  # a prefix, as while typing
+        ("the heat", []),  # "Heat" has no article
+        # An article alone is an ordinary substring.
+        (
+            "a",
+            [
+                "Airplane!",
+                "Alien",
+                "Aliens",
+                "Amelie",
+                "Casablanca",
+                "Godfather, The",
+                "Heat",
+                "Matrix, The",
+            ],
+        ),
+    ],
+)
+def test_the_list_finds_titles_with_their_article_in_front(client, catalogue, query, found):
+    assert sorted(titles(client.get("/movies/", {"q": query}))) == found
+
+
+def test_pages_show_titles_as_written(client, catalogue):
+    body = client.get("/movies/", {"q": "matrix"}).content.decode()
+    assert "The Matrix" in body and "Matrix, The" not in body
+    assert "<h1>The Godfather" in client.get("/movies/7/").content.decode()
+
+
 def test_the_list_filters_by_genre_and_year_range(client, catalogue):
     response = client.get("/movies/", {"genre": "Sci-Fi", "year_min": 1980, "year_max": 1999})
     assert sorted(titles(response)) == ["Aliens", "Matrix, The"]
@@ -88,7 +122,7 @@ def test_the_movie_page_shows_genres_tags_links_stats_and_the_users_own_rating(c
     client.force_login(alice)
     body = client.get("/movies/4/").content.decode()
     for expected in [
-        "Matrix, The",
+        "The Matrix",
         "1999",
         "Sci-Fi",
         "cyberpunk",
