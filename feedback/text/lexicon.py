@@ -293,6 +293,7 @@ CUES: dict[str, tuple[int, float, str]] = {
     "lacking": (1, 0.5, "quantity"),
     "can't get enough of": (1, 0.8, "quantity"),
     "give me": (1, 0.5, "quantity"),
+    "show me": (1, 0.5, "quantity"),
     "how about": (1, 0.4, "quantity"),
     "what about": (1, 0.4, "quantity"),
     # liking
@@ -313,6 +314,8 @@ CUES: dict[str, tuple[int, float, str]] = {
     "would like": (1, 0.5, "preference"),
     "fan of": (1, 0.5, "preference"),
     "into": (1, 0.4, "preference"),
+    "looking for": (1, 0.5, "preference"),
+    "in the mood for": (1, 0.6, "preference"),
     "don't mind": (1, 0.3, "preference"),
     "wouldn't mind": (1, 0.3, "preference"),
     "please": (1, 0.4, "request"),

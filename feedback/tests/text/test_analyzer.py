@@ -112,6 +112,13 @@ CASES: list[tuple[str, set[tuple[str, str, str]]]] = [
     ("too popular", {("popularity", "popular", "-")}),
     ("I want more obscure stuff", {("popularity", "niche", "+")}),
     ("hidden gems please", {("popularity", "niche", "+")}),
+    # a request after a complaint keeps its own direction instead of inheriting the complaint's
+    (
+        "too mainstream, show me some hidden gems",
+        {("popularity", "popular", "-"), ("popularity", "niche", "+")},
+    ),
+    ("in the mood for a 90s comedy", {("decade", "1990s", "+"), ("genre", "Comedy", "+")}),
+    ("looking for horror, not romance", {("genre", "Horror", "+"), ("genre", "Romance", "-")}),
     ("fewer blockbusters, more indie films", {("popularity", "popular", "-"), ("popularity", "niche", "+")}),
     # intensity
     ("way too many horror films", {("genre", "Horror", "-")}),
