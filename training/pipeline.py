@@ -15,7 +15,7 @@ from pathlib import Path
 from django.conf import settings
 
 from training.ml.artifacts import save_scorer
-from training.ml.baselines import Popularity
+from training.ml.baselines import Popularity, tune_ease
 from training.ml.data import Snapshot, Split, temporal_split
 from training.ml.evaluation import evaluate_model
 from training.ml.recommender import RecommenderConfig, train_recommender
@@ -69,14 +69,24 @@ def train_base(
         )
         reporter.record_history("recommender", {"epoch": epoch, **{k: float(v) for k, v in logs.items()}})
 
-    result = train_recommender(split.train, config, progress=on_epoch)
+    teacher = None
+    if config.teacher_weight > 0:
+        reporter.progress(step="Fitting the EASE teacher", percent=start + (end - start) * 0.02, force=True)
+        teacher, lambdas = tune_ease(split.train)
+        reporter.log(f"EASE teacher: lambda {teacher.l2:g} (validation NDCG@10 by lambda: {lambdas})")
+    result = train_recommender(split.train, config, progress=on_epoch, teacher=teacher)
     reporter.log(f"Trained the recommender in {result.train_seconds:.1f} s")
     reporter.progress(step="Evaluating", percent=start + (end - start) * 0.9, force=True)
     metrics = _jsonable(evaluate_model(result.scorer, split, movies_genres=movies))
     popularity = _jsonable(evaluate_model(Popularity.fit(split.train), split, movies_genres=movies))
     metrics["train_seconds"] = round(result.train_seconds, 2)
+    baselines = {"popularity": popularity[PRIMARY_METRIC]}
+    if teacher is not None:  # already fitted on the same train part: EASE's score costs one evaluation
+        baselines["ease"] = float(evaluate_model(teacher, split, k_values=(10,))[PRIMARY_METRIC])
     reporter.log(
-        f"Candidate {PRIMARY_METRIC}={metrics[PRIMARY_METRIC]:.4f} (popularity {popularity[PRIMARY_METRIC]:.4f})"
+        f"Candidate {PRIMARY_METRIC}={metrics[PRIMARY_METRIC]:.4f} ("
+        + ", ".join(f"{name} {score:.4f}" for name, score in baselines.items())
+        + ")"
     )
 
     active = registry.active_version(algorithm="base")
@@ -111,7 +121,7 @@ def train_base(
         algorithm="base",
         version=number,
         artifact=name,
-        metrics={**metrics, "baseline/popularity_ndcg@10": popularity[PRIMARY_METRIC]},
+        metrics={**metrics, **{f"baseline/{name}_ndcg@10": score for name, score in baselines.items()}},
         config=asdict(config),
         seed=config.seed,
         data_snapshot={

@@ -75,6 +75,7 @@ class EASE(Scorer):
         self.item_subset = np.asarray(item_subset, np.int32)
         self.n_items = int(n_items)
         self.min_rating = float(min_rating)
+        self.l2: float | None = None  # the ridge penalty, when known (set by ``fit``)
         self.position = np.full(self.n_items, -1, np.int32)
         self.position[self.item_subset] = np.arange(len(self.item_subset), dtype=np.int32)
 
@@ -98,7 +99,9 @@ class EASE(Scorer):
         precision = np.tril(precision) + np.tril(precision, -1).T
         weights = precision / -np.diag(precision)
         weights[np.diag_indices_from(weights)] = 0.0
-        return cls(weights, subset, train.n_items, config.min_rating)
+        model = cls(weights, subset, train.n_items, config.min_rating)
+        model.l2 = float(l2)
+        return model
 
     def _input(self, history: History) -> np.ndarray:
         """Positions (in the modelled subset) of the rated movies that count as input."""

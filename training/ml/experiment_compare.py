@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, fields, replace
 
 import pandas as pd
 
-from training.ml.baselines import EASEConfig, Popularity, tune_ease
+from training.ml.baselines import EASE, EASEConfig, Popularity, tune_ease
 from training.ml.data import Snapshot, Split, read_movielens, temporal_split
 from training.ml.evaluation import compare, ndcg_by_activity
 from training.ml.recommender import RecommenderConfig, train_recommender
@@ -68,7 +68,7 @@ def run_comparison(
     seconds["ease (incl. lambda search)"] = time.perf_counter() - started
 
     config = replace(recommender_config or RecommenderConfig(), seed=seed)
-    result = train_recommender(split.train, config)
+    result = train_recommender(split.train, config, teacher=ease)
     seconds["recommender"] = result.train_seconds
 
     scorers: dict[str, Scorer] = {"popularity": popularity, "ease": ease, "recommender": result.scorer}
@@ -77,12 +77,20 @@ def run_comparison(
 
 
 def ndcg_by_seed(
-    split: Split, movies: pd.DataFrame, config: RecommenderConfig, seeds: list[int], k: int = 10
+    split: Split,
+    movies: pd.DataFrame,
+    config: RecommenderConfig,
+    seeds: list[int],
+    k: int = 10,
+    teacher: EASE | None = None,
 ) -> dict[int, float]:
-    """The recommender's NDCG@k on ``split`` for each training seed: seed noise, measured."""
+    """The recommender's NDCG@k on ``split`` for each training seed: seed noise, measured.
+
+    ``teacher`` is the EASE teacher fitted on ``split.train`` (fitted once per seed without it).
+    """
     scores = {}
     for seed in seeds:
-        scorer = train_recommender(split.train, replace(config, seed=seed)).scorer
+        scorer = train_recommender(split.train, replace(config, seed=seed), teacher=teacher).scorer
         scores[seed] = float(
             compare({"recommender": scorer}, split, (k,), movies).loc["recommender", f"ndcg@{k}"]
         )
@@ -155,7 +163,8 @@ def main(argv: list[str] | None = None) -> None:
             print(ndcg_by_activity(result.scorers, result.split))
     if args.more_seeds:
         scores = {args.seed: float(result.table.loc["recommender", "ndcg@10"])}
-        scores |= ndcg_by_seed(result.split, movies, config, [s for s in args.more_seeds if s != args.seed])
+        others = [s for s in args.more_seeds if s != args.seed]
+        scores |= ndcg_by_seed(result.split, movies, config, others, teacher=result.scorers["ease"])
         print(
             "\nrecommender NDCG@10 by seed:",
             ", ".join(f"{seed}: {score:.4f}" for seed, score in scores.items()),

@@ -16,8 +16,15 @@ the per-user temporal holdout) and the liked hidden past movies; movies left vis
 are not targets (``kept_target_weight`` 0: the "dropout emphasis" of Steck 2020, so the model does
 not learn the identity; rated movies are never recommended anyway).
 
+Teacher. EASE (``baselines.EASE``, fitted on the same training snapshot) also teaches the
+model (knowledge distillation, Hinton et al. 2015): for the movies visible in each sampled input,
+EASE's scores, softened at ``teacher_temperature`` and cut to its ``teacher_top_k`` best movies, are
+added as soft targets with total weight ``teacher_weight`` per user. The student keeps its own
+objective (what comes next), which EASE does not see, and its served form is unchanged: the
+teacher exists only during training.
+
 Defaults were chosen on a temporal validation split carved from the TRAIN part of
-ml-latest-small (never on test); see the report in ``experiment_compare``.
+ml-latest-small (never on test); see ``docs/recommender.md``.
 TensorFlow is imported inside the training functions only; serving uses
 ``scoring.NumpyRecommender`` on the exported arrays.
 """
@@ -31,7 +38,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
+from training.ml.baselines import EASE, tune_ease
 from training.ml.data import Snapshot
 from training.ml.scoring import NumpyRecommender, rating_levels
 from training.ml.seeding import import_tensorflow, seed_everything
@@ -56,6 +65,9 @@ class RecommenderConfig:
     min_cut_fraction: float = 0.5  # cuts are drawn uniformly in [this, 1) of each timeline
     reconstruction_weight: float = 1.0  # target weight of past movies hidden by dropout (0 = only the future)
     kept_target_weight: float = 0.0  # target weight of past movies left visible in the input
+    teacher_weight: float = 10.0  # total weight per user of EASE's soft targets; 0 = no teacher
+    teacher_temperature: float = 0.02  # softmax temperature on EASE's scores (they are ~0.01 to 1)
+    teacher_top_k: int = 1000  # soft targets per user: the teacher's best movies, renormalised
     seed: int = 0  # seeds Python, NumPy and TensorFlow
 
 
@@ -70,6 +82,7 @@ class TrainingResult:
     data_fingerprint: str  # Snapshot.fingerprint() of the training data
     train_seconds: float  # wall-clock training time
     history: list[dict[str, float]] = field(default_factory=list)  # per-epoch logs
+    teacher: dict[str, float] | None = None  # the EASE teacher's lambda and size, None without one
 
     def manifest(self) -> dict[str, Any]:
         """JSON-safe record of the run for the artifact manifest."""
@@ -80,6 +93,7 @@ class TrainingResult:
             "data_fingerprint": self.data_fingerprint,
             "train_seconds": round(self.train_seconds, 3),
             "final_loss": self.history[-1]["loss"] if self.history else None,
+            "teacher": self.teacher,
         }
 
 
@@ -188,6 +202,51 @@ def _sample_epoch(
     return input_weight, target_weight.astype(np.float32)
 
 
+class EaseTeacher:
+    """EASE's soft targets for a batch of sampled profiles (training only; see the module docstring)."""
+
+    def __init__(self, ease: EASE, temperature: float, top_k: int) -> None:
+        if temperature <= 0 or top_k < 1:
+            raise ValueError("the teacher needs a positive temperature and top_k")
+        self.ease = ease
+        self.temperature = float(temperature)
+        self.top_k = min(int(top_k), len(ease.item_subset))
+
+    def targets(
+        self, rows: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(rows, items, probabilities)``: each user's ``top_k`` soft targets, summing to 1 per user.
+
+        ``rows``, ``items`` and ``ratings`` are the visible input of the batch. The teacher reads
+        what EASE reads (movies rated at least its ``min_rating``); users without such a movie get
+        no soft targets, and visible movies are never targets.
+        """
+        ease = self.ease
+        position = ease.position[items]
+        keep = (ratings >= ease.min_rating) & (position >= 0)
+        rows, position = rows[keep], position[keep]
+        if not len(rows):
+            return np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.float32)
+        profile = sp.csr_matrix(
+            (np.ones(len(rows), np.float32), (rows, position)), shape=(n_users, len(ease.item_subset))
+        )
+        profile.sum_duplicates()
+        profile.data[:] = 1.0
+        scores = np.asarray(profile @ ease.weights, np.float32)
+        scores[rows, position] = -np.inf
+        users = np.unique(rows)
+        scores = scores[users]
+        best = np.argpartition(-scores, self.top_k - 1, axis=1)[:, : self.top_k]
+        logits = np.take_along_axis(scores, best, axis=1) / self.temperature
+        probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probabilities /= probabilities.sum(axis=1, keepdims=True)
+        return (
+            np.repeat(users, self.top_k).astype(np.int32),
+            ease.item_subset[best.reshape(-1)].astype(np.int32),
+            probabilities.reshape(-1).astype(np.float32),
+        )
+
+
 def _batch_interactions(lines: _Timelines, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Interaction indices of ``users`` and the batch row of each."""
     lengths = lines.length[users]
@@ -200,13 +259,24 @@ def train_recommender(
     train: Snapshot,
     config: RecommenderConfig | None = None,
     progress: ProgressCallback | None = None,
+    teacher: EASE | None = None,
 ) -> TrainingResult:
     """Train on a snapshot and return the exported numpy scorer with the run's record.
 
     ``progress(epoch, n_epochs, logs)`` is called after every epoch (1-based) for progress bars.
+    ``teacher`` is an EASE model already fitted on ``train``; without one (and with a positive
+    ``teacher_weight``) EASE is fitted here, its lambda chosen on a split of ``train``.
     """
     config = config or RecommenderConfig()
     started = time.perf_counter()
+    teacher_info = None
+    if config.teacher_weight > 0:
+        if teacher is None:
+            teacher, _ = tune_ease(train)
+        if teacher.n_items != train.n_items:
+            raise ValueError("the EASE teacher was fitted on another catalogue")
+        teacher_info = {"l2": teacher.l2, "items": len(teacher.item_subset)}
+        soft = EaseTeacher(teacher, config.teacher_temperature, config.teacher_top_k)
     seed_everything(config.seed)
     tf = import_tensorflow()
     import keras
@@ -256,13 +326,23 @@ def train_recommender(
             index, rows = _batch_interactions(lines, batch)
             is_input = input_weight[index] > 0
             is_target = target_weight[index] > 0
+            target_rows = rows[is_target].astype(np.int32)
+            target_items = train.item_idx[index[is_target]]
+            target_weights = target_weight[index[is_target]]
+            if config.teacher_weight > 0:
+                soft_rows, soft_items, soft_weights = soft.targets(
+                    rows[is_input], train.item_idx[index[is_input]], train.rating[index[is_input]], len(batch)
+                )
+                target_rows = np.concatenate([target_rows, soft_rows])
+                target_items = np.concatenate([target_items, soft_items])
+                target_weights = np.concatenate([target_weights, config.teacher_weight * soft_weights])
             loss = train_step(
                 rows[is_input].astype(np.int32),
                 train.item_idx[index[is_input]],
                 input_weight[index[is_input]],
-                rows[is_target].astype(np.int32),
-                train.item_idx[index[is_target]],
-                target_weight[index[is_target]],
+                target_rows,
+                target_items,
+                target_weights,
                 np.int32(len(batch)),
             )
             losses.append(float(loss))
@@ -287,4 +367,5 @@ def train_recommender(
         data_fingerprint=train.fingerprint(),
         train_seconds=time.perf_counter() - started,
         history=history,
+        teacher=teacher_info,
     )

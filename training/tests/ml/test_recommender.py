@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from training.ml.baselines import Popularity
+from training.ml.baselines import EASE, Popularity
 from training.ml.data import History, Snapshot
 from training.ml.evaluation import evaluate_model
-from training.ml.recommender import RecommenderConfig, _sample_epoch, _timelines, train_recommender
+from training.ml.recommender import (
+    EaseTeacher,
+    RecommenderConfig,
+    _sample_epoch,
+    _timelines,
+    train_recommender,
+)
 from training.ml.scoring import NumpyRecommender
 
 FAST = RecommenderConfig(embedding_dim=16, epochs=15, batch_size=32, learning_rate=0.01, seed=7)
@@ -93,3 +101,47 @@ def test_hidden_past_movies_become_targets_and_disliked_movies_are_neither():
     liked = snapshot.rating >= 4.0
     assert (target_weight[~liked] == 0).all()
     assert set(target_weight[liked].tolist()) <= {0.5, 1.0}  # hidden past 0.5, future 1
+
+
+def test_the_ease_teacher_gives_each_user_soft_targets_over_movies_not_in_the_input(taste_split):
+    ease = EASE.fit(taste_split.train)
+    teacher = EaseTeacher(ease, temperature=0.02, top_k=5)
+    liked = [int(i) for i in ease.item_subset[:3]]
+    # Batch row 0 liked three movies; row 1 only disliked one (EASE reads 4+ stars: no targets);
+    # row 2 lists one liked movie twice (it counts once).
+    rows = np.array([0, 0, 0, 1, 2, 2], np.int32)
+    items = np.array([*liked, liked[0], liked[1], liked[1]], np.int32)
+    ratings = np.array([5.0, 4.0, 4.5, 2.0, 4.0, 4.0], np.float32)
+    target_rows, target_items, probabilities = teacher.targets(rows, items, ratings, n_users=3)
+
+    assert sorted(set(target_rows.tolist())) == [0, 2] and (np.bincount(target_rows) == [5, 0, 5]).all()
+    for row in (0, 2):
+        mine = target_rows == row
+        assert probabilities[mine].sum() == pytest.approx(1.0, abs=1e-5)
+        assert not set(target_items[mine].tolist()) & set(items[rows == row].tolist())
+    # Row 0's most probable target is EASE's best movie for that input.
+    scores = ease.score(History(np.array(liked), np.full(3, 5.0), np.arange(3)))
+    scores[liked] = -np.inf
+    mine = target_rows == 0
+    assert target_items[mine][np.argmax(probabilities[mine])] == int(np.argmax(scores))
+
+
+def test_the_teacher_pulls_the_student_towards_what_it_recommends(taste_split):
+    """A planted teacher that points every liked movie at one movie: the student learns to recommend it."""
+    train = taste_split.train
+    planted = int(np.argmin(train.item_counts()))  # a rarely rated movie the data alone would not push
+    weights = np.zeros((train.n_items, train.n_items), np.float32)
+    weights[:, planted] = 1.0
+    weights[planted, planted] = 0.0
+    teacher = EASE(weights, np.arange(train.n_items), train.n_items, min_rating=4.0)
+    teacher.l2 = 1.0
+    histories = [h for h in train.histories() if planted not in h.item_idx.tolist()][:80]
+
+    def share_recommending_it(scorer) -> float:
+        return float(np.mean([planted in scorer.top_k(h, 10)[0].tolist() for h in histories]))
+
+    alone = train_recommender(train, replace(FAST, teacher_weight=0.0))
+    taught = train_recommender(train, replace(FAST, teacher_weight=10.0), teacher=teacher)
+    assert alone.teacher is None and taught.teacher == {"l2": 1.0, "items": train.n_items}
+    assert share_recommending_it(alone.scorer) < 0.4
+    assert share_recommending_it(taught.scorer) > 0.9
