@@ -14,7 +14,8 @@ Movies take their genre lists from the bundled ml-latest-small catalogue. There 
 structure, so the NDCG printed is a sanity check, not a quality figure.
 
 The timed phases are those of ``manage.py train base`` (``training.pipeline.train_base``):
-``Snapshot.from_ratings``, ``temporal_split(holdout=0.2)``, ``train_recommender`` on the train part,
+``Snapshot.from_ratings``, ``temporal_split(holdout=0.2)``, the EASE teacher (``tune_ease``: its
+lambda search and fit, unless ``teacher_weight`` is 0), ``train_recommender`` on the train part,
 ``evaluate_model`` on the held-out part, for ``--eval-users`` users drawn at random (scoring all
 159 k held-out users took 4 minutes at full size; ``--eval-users 0`` does it). TensorFlow's import
 is timed on its own. With fewer epochs than the config's, the full run is extrapolated, and printed
@@ -54,6 +55,7 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from training.ml.baselines import tune_ease  # noqa: E402
 from training.ml.data import Snapshot, Split, read_movielens, temporal_split  # noqa: E402
 from training.ml.evaluation import evaluate_model  # noqa: E402
 from training.ml.recommender import RecommenderConfig, train_recommender  # noqa: E402
@@ -313,6 +315,14 @@ def main() -> None:
     del snapshot
     print(f"  train {split.train.n_ratings:,} ratings, test {split.test.n_ratings:,}")
 
+    teacher = None
+    if config.teacher_weight > 0:
+        with monitor.phase("EASE teacher"):  # lambda search + fit on the 20,000 most-rated movies
+            teacher, lambdas = tune_ease(split.train)
+        print(
+            f"  EASE teacher: lambda {teacher.l2:g}, {len(teacher.item_subset):,} movies; by lambda {lambdas}"
+        )
+
     with monitor.phase("import tensorflow"):
         import_tensorflow()
 
@@ -326,7 +336,7 @@ def main() -> None:
 
     with monitor.phase("train"):
         train_started = time.perf_counter()
-        result = train_recommender(split.train, config, progress=on_epoch)
+        result = train_recommender(split.train, config, progress=on_epoch, teacher=teacher)
         train_seconds = time.perf_counter() - train_started
         bar.close()
     epoch_seconds = np.diff([train_started, *epoch_ends])
