@@ -32,7 +32,11 @@ def test_training_registers_an_active_version_with_metrics_seed_snapshot_and_art
     assert version.seed == 3 and version.config["seed"] == 3
     assert version.data_snapshot["ratings"] == 60 * 18
     assert {"ndcg@10", "recall@20", "coverage@10", "novelty@10"} <= set(version.metrics)
+    # The EASE teacher's own score is recorded as a baseline, and its lambda in the manifest.
+    assert {"baseline/popularity_ndcg@10", "baseline/ease_ndcg@10"} <= set(version.metrics)
+    assert version.config["teacher_weight"] > 0
     manifest = json.loads((settings.ARTIFACTS_DIR / version.artifact / "manifest.json").read_text())
+    assert manifest["meta"]["teacher"]["l2"] > 0
     assert set(manifest["arrays"]) >= {"item_embeddings", "item_ids"}
     assert version.events.filter(action=ModelEvent.Action.ACTIVATED).exists()
     assert run.history["recommender"] and run.progress == 100.0
