@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
@@ -21,13 +22,28 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--epochs", type=int, default=None, help="Override the recommender's epochs.")
         parser.add_argument(
+            "--no-teacher",
+            action="store_true",
+            help="Train the recommender without its EASE teacher (faster on big catalogues; see docs/recommender.md).",
+        )
+        parser.add_argument(
             "--if-missing", action="store_true", help="Do nothing if an active version exists."
         )
         parser.add_argument("--no-progress", action="store_true", help="No progress bar (logs only).")
 
     def handle(
-        self, *args, kind: str, seed: int, epochs: int | None, if_missing: bool, no_progress: bool, **options
+        self,
+        *args,
+        kind: str,
+        seed: int,
+        epochs: int | None,
+        no_teacher: bool,
+        if_missing: bool,
+        no_progress: bool,
+        **options,
     ):
+        if (epochs is not None or no_teacher) and kind != "base":
+            raise CommandError("--epochs and --no-teacher apply to `train base` only")
         algorithm = {"all": "ppo"}.get(kind, kind)
         if (
             if_missing
@@ -40,10 +56,14 @@ class Command(BaseCommand):
         except RunAlreadyInFlight as error:
             raise CommandError(str(error)) from None
         config = None
-        if epochs is not None and kind == "base":
+        if epochs is not None or no_teacher:
             from training.ml.recommender import RecommenderConfig
 
-            config = RecommenderConfig(seed=seed, epochs=epochs)
+            config = RecommenderConfig(seed=seed)
+            if epochs is not None:
+                config = replace(config, epochs=epochs)
+            if no_teacher:
+                config = replace(config, teacher_weight=0.0)
         bar = tqdm(
             total=100,
             unit="%",
