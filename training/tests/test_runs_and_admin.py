@@ -144,3 +144,28 @@ def test_the_retraining_schedule_is_installed_and_editable_in_the_admin(client, 
     task = PeriodicTask.objects.get(task="training.tasks.retrain_if_enough_feedback")
     client.force_login(sam)
     assert client.get(f"/admin/django_celery_beat/periodictask/{task.pk}/change/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--ppo-set", "kl_coef=2"], "expected FIELD=VALUE with FIELD one of"),
+        (["--ppo-set", "ref_temperature=warm"], "is not a Python literal"),
+        (["--ppo-set", "seed=3"], "expected FIELD=VALUE"),  # --seed sets every seed
+    ],
+)
+def test_rlhf_experiment_refuses_a_bad_ppo_override(option, message, tmp_path):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match=message):
+        call_command("rlhf_experiment", *option, "--out", str(tmp_path), "--no-progress")
+    assert not any(tmp_path.iterdir())  # refused before anything ran or was written
+
+
+def test_a_ppo_override_changes_only_that_field():
+    from training.management.commands.rlhf_experiment import DEFAULTS, ppo_overrides
+
+    changed = ppo_overrides(DEFAULTS.ppo, ["target_kl_for_controller=2.0", "n_candidates=80"])
+    assert (changed.target_kl_for_controller, changed.n_candidates) == (2.0, 80)
+    assert changed.ref_temperature == DEFAULTS.ppo.ref_temperature

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import shlex
 import sys
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 from django.conf import settings
@@ -13,8 +14,26 @@ from tqdm import tqdm
 
 from training.ml.data import read_movielens
 from training.ml.experiment import ExperimentConfig, markdown_table, run_experiment, write_report
+from training.ml.ppo import PPOConfig
 
 DEFAULTS = ExperimentConfig()
+
+
+def ppo_overrides(ppo: PPOConfig, assignments: list[str]) -> PPOConfig:
+    """``ppo`` with ``FIELD=VALUE`` overrides (values are Python literals); a clear error otherwise."""
+    names = {f.name for f in fields(PPOConfig)} - {"seed"}  # --seed sets it
+    overrides = {}
+    for assignment in assignments:
+        name, _, text = assignment.partition("=")
+        if name not in names or not text:
+            raise CommandError(
+                f"--ppo-set {assignment!r}: expected FIELD=VALUE with FIELD one of {', '.join(sorted(names))}"
+            )
+        try:
+            overrides[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            raise CommandError(f"--ppo-set {assignment!r}: {text!r} is not a Python literal") from None
+    return replace(ppo, **overrides)
 
 
 class Command(BaseCommand):
@@ -60,6 +79,13 @@ class Command(BaseCommand):
             default=None,
             help=f"Override Q-learning's KL weight to the recommender (default {DEFAULTS.dqn.kl_coef}; 0 = plain DQN).",
         )
+        parser.add_argument(
+            "--ppo-set",
+            action="append",
+            default=[],
+            metavar="FIELD=VALUE",
+            help="Override a PPOConfig field of the experiment's PPO, e.g. target_kl_for_controller=2.0 (repeatable).",
+        )
         parser.add_argument("--out", default="docs/experiment", help="Output folder for the report files.")
         parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
 
@@ -87,6 +113,9 @@ class Command(BaseCommand):
             if options["qlearning_kl_coef"] < 0:
                 raise CommandError("--qlearning-kl-coef must be at least 0")
             config = replace(config, dqn=replace(config.dqn, kl_coef=options["qlearning_kl_coef"]))
+
+        if options["ppo_set"]:
+            config = replace(config, ppo=ppo_overrides(config.ppo, options["ppo_set"]))
 
         ratings, movies = read_movielens(data)
         bar = tqdm(
