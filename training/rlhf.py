@@ -296,24 +296,10 @@ def stage_policy(
         )
 
     reporter.log(f"{algorithm}: {len(contexts)} training users, {len(gate_users)} held-out users")
-    if algorithm == "ppo":
-        result = train_ppo(
-            contexts,
-            world.recommender,
-            reward_model,
-            world.item_features.matrix,
-            config,
-            progress=on_iteration,
-        )
-    else:
-        result = train_dqn(
-            contexts,
-            world.recommender,
-            reward_model,
-            world.item_features.matrix,
-            config,
-            progress=on_iteration,
-        )
+    trainer = train_ppo if algorithm == "ppo" else train_dqn
+    result = trainer(
+        contexts, world.recommender, reward_model, world.item_features.matrix, config, progress=on_iteration
+    )
     policy = NumpySlatePolicy.from_arrays(result.arrays, kind=algorithm)
 
     reporter.progress(step=f"{algorithm}: gate", percent=start + (end - start) * 0.9, force=True)
