@@ -56,7 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from training.ml.baselines import tune_ease  # noqa: E402
-from training.ml.data import Snapshot, Split, read_movielens, temporal_split  # noqa: E402
+from training.ml.data import Snapshot, read_movielens, temporal_split  # noqa: E402
 from training.ml.evaluation import evaluate_model  # noqa: E402
 from training.ml.recommender import RecommenderConfig, train_recommender  # noqa: E402
 from training.ml.seeding import import_tensorflow  # noqa: E402
@@ -260,16 +260,6 @@ class MemoryMonitor:
         self._thread.join()
 
 
-def sampled_split(split: Split, n_users: int, seed: int) -> Split:
-    """The split with the held-out ratings of ``n_users`` random users only; all of them when 0 or too many."""
-    test_users = np.unique(split.test.user_idx)
-    if n_users <= 0 or n_users >= len(test_users):
-        return split
-    chosen = np.random.default_rng(seed).choice(test_users, size=n_users, replace=False)
-    test = split.test.select(np.isin(split.test.user_idx, chosen))
-    return Split(train=split.train, test=test, holdout=split.holdout, min_ratings=split.min_ratings)
-
-
 def load_average() -> str:
     one, five, fifteen = os.getloadavg()
     return f"{one:.2f} / {five:.2f} / {fifteen:.2f} (1 / 5 / 15 min) on {os.cpu_count()} cores"
@@ -351,7 +341,7 @@ def main() -> None:
         + f"{config.batch_size} users, {steps:,} steps"
     )
 
-    evaluated = sampled_split(split, cli.eval_users, cli.seed)
+    evaluated = split.sample_users(cli.eval_users, cli.seed)
     with monitor.phase("evaluate"):
         metrics = evaluate_model(result.scorer, evaluated, movies_genres=movies)
     monitor.stop()

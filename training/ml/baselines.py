@@ -57,6 +57,7 @@ class EASEConfig:
         4.0  # ratings below this are dropped from the binary input (Liang et al. / Steck keep 4+)
     )
     validation_holdout: float = 0.2  # fraction of each train user's latest ratings used to pick lambda
+    max_validation_users: int = 5_000  # users scored per lambda (a random sample beyond this; 0 = all)
 
 
 class EASE(Scorer):
@@ -145,13 +146,18 @@ def tune_ease(
     """Pick lambda on a temporal validation split carved from ``train`` (never the test set).
 
     Each lambda in ``config.l2_grid`` is fitted on the validation-train part and scored with
-    ``evaluate(model, split)`` (NDCG@10 by default); the best lambda is refitted on all of
-    ``train``. Returns the model and the validation score of each lambda.
+    ``evaluate(model, split)`` (NDCG@10 by default) on at most ``config.max_validation_users``
+    validation users; the best lambda is refitted on all of ``train``. Returns the model and the
+    validation score of each lambda.
     """
     from training.ml.evaluation import evaluate_model  # evaluation imports this module
 
     config = config or EASEConfig()
-    validation = temporal_split(train, holdout=config.validation_holdout)
+    # On ml-25m-sized data scoring every validation user is minutes per lambda; 5,000 users put
+    # NDCG@10's standard error near 0.003 while keeping the search to seconds.
+    validation = temporal_split(train, holdout=config.validation_holdout).sample_users(
+        config.max_validation_users
+    )
     if evaluate is None:
 
         def evaluate(model: Scorer, split: object) -> float:

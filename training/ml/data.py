@@ -167,6 +167,18 @@ class Split:
             relevant.setdefault(user, set()).add(item)
         return relevant
 
+    def sample_users(self, n_users: int, seed: int = 0) -> Split:
+        """The split with the held-out ratings of ``n_users`` random users only (all when 0 or fewer).
+
+        Train is unchanged, so models are fitted on all of it; only evaluation gets cheaper.
+        """
+        test_users = np.unique(self.test.user_idx)
+        if n_users <= 0 or n_users >= len(test_users):
+            return self
+        chosen = np.random.default_rng(seed).choice(test_users, size=n_users, replace=False)
+        test = self.test.select(np.isin(self.test.user_idx, chosen))
+        return Split(train=self.train, test=test, holdout=self.holdout, min_ratings=self.min_ratings)
+
 
 def temporal_split(data: Snapshot | pd.DataFrame, holdout: float = 0.2, min_ratings: int = 5) -> Split:
     """Per-user temporal holdout: each user's latest ``holdout`` fraction of ratings goes to test.

@@ -88,6 +88,19 @@ def test_relevant_movies_are_held_out_ratings_of_four_or_more():
     assert split.relevant() == {0: {split.train.item_index[9]}}
 
 
+def test_a_user_sample_keeps_train_and_the_chosen_users_whole_test_periods(taste_split):
+    sample = taste_split.sample_users(10, seed=3)
+    assert sample.train is taste_split.train
+    users = np.unique(sample.test.user_idx)
+    assert len(users) == 10
+    for user in users.tolist():  # each chosen user keeps all of their held-out ratings
+        assert (sample.test.user_idx == user).sum() == (taste_split.test.user_idx == user).sum()
+    again = taste_split.sample_users(10, seed=3)
+    assert np.array_equal(np.unique(again.test.user_idx), users)  # deterministic for a seed
+    everyone = len(np.unique(taste_split.test.user_idx))
+    assert taste_split.sample_users(0) is taste_split and taste_split.sample_users(everyone) is taste_split
+
+
 def test_a_holdout_outside_zero_one_is_rejected():
     with pytest.raises(ValueError):
         temporal_split(ratings_frame([(1, 1, 4.0, 1)]), holdout=1.0)
