@@ -21,6 +21,9 @@ from .models import RATING_MAX, RATING_MIN, Genre, Movie, Rating
 
 class MovieOutputSerializer(serializers.ModelSerializer):
     genres = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
+    name = serializers.CharField(
+        read_only=True, help_text='The title as written: "The Matrix" for the stored "Matrix, The".'
+    )
     imdb_url = serializers.CharField(read_only=True)
     tmdb_url = serializers.CharField(read_only=True)
 
@@ -29,6 +32,7 @@ class MovieOutputSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "title",
+            "name",
             "year",
             "genres",
             "num_ratings",
@@ -41,7 +45,9 @@ class MovieOutputSerializer(serializers.ModelSerializer):
 
 
 MOVIE_FILTER_PARAMETERS = [
-    OpenApiParameter("q", str, description="Part of the title, case-insensitive."),
+    OpenApiParameter(
+        "q", str, description='Part of the title, case-insensitive; "the matrix" also finds "Matrix, The".'
+    ),
     OpenApiParameter("genre", str, description="Genre name, e.g. Comedy."),
     OpenApiParameter("year_min", int),
     OpenApiParameter("year_max", int),

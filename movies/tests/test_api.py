@@ -27,9 +27,15 @@ def test_a_bad_filter_is_a_400_with_a_field_message(api, catalogue):
     assert "year_min" in response.json()
 
 
+def test_the_movie_search_finds_a_title_written_with_its_article_in_front(api, catalogue):
+    response = api.get("/api/movies/", {"q": "the godfather"})
+    assert [movie["name"] for movie in response.json()["results"]] == ["The Godfather"]
+
+
 def test_movie_detail_is_addressed_by_movielens_id(api, catalogue):
     response = api.get("/api/movies/4/")
-    assert response.json()["title"] == "Matrix, The"
+    assert response.json()["title"] == "Matrix, The"  # as in the MovieLens release
+    assert response.json()["name"] == "The Matrix"  # as people write it
     assert response.json()["genres"] == ["Action", "Sci-Fi"]
     assert api.get("/api/movies/99999/").status_code == 404
 
