@@ -44,7 +44,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -273,12 +273,17 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="default: RecommenderConfig's")
     parser.add_argument("--eval-users", type=int, default=10_000, help="users scored in evaluation; 0 = all")
     parser.add_argument(
+        "--no-teacher", action="store_true", help="train without the EASE teacher (teacher_weight 0)"
+    )
+    parser.add_argument(
         "--seed", type=int, default=0, help="seeds the data, the recommender and the eval sample"
     )
     cli = parser.parse_args()
 
     default_epochs = RecommenderConfig().epochs
     config = RecommenderConfig(seed=cli.seed, epochs=cli.epochs or default_epochs)
+    if cli.no_teacher:
+        config = replace(config, teacher_weight=0.0)
     print(f"load average before: {load_average()}")
     print(f"recommender config: {config}")
     monitor = MemoryMonitor()
