@@ -1,7 +1,6 @@
 from django.contrib import admin
 
 from .models import DatasetImport, Genre, Movie, Rater, Rating, Tag
-from .selectors import title_matches
 
 
 @admin.register(Genre)
@@ -17,13 +16,6 @@ class MovieAdmin(admin.ModelAdmin):
     filter_horizontal = ["genres"]
     readonly_fields = ["num_ratings", "avg_rating"]
     show_full_result_count = False
-
-    def get_search_results(self, request, queryset, search_term):
-        """As the site's search: "the matrix" also finds the stored "Matrix, The"."""
-        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        if search_term.strip():
-            found |= queryset.filter(title_matches(search_term))
-        return found, may_have_duplicates
 
 
 @admin.register(Rater)
