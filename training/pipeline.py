@@ -73,7 +73,8 @@ def train_base(
     if config.teacher_weight > 0:
         reporter.progress(step="Fitting the EASE teacher", percent=start + (end - start) * 0.02, force=True)
         teacher, lambdas = tune_ease(split.train)
-        reporter.log(f"EASE teacher: lambda {teacher.l2:g} (validation NDCG@10 by lambda: {lambdas})")
+        by_lambda = ", ".join(f"{l2:g}: {score:.4f}" for l2, score in lambdas.items())
+        reporter.log(f"EASE teacher: lambda {teacher.l2:g} (validation NDCG@10 by lambda: {by_lambda})")
     result = train_recommender(split.train, config, progress=on_epoch, teacher=teacher)
     reporter.log(f"Trained the recommender in {result.train_seconds:.1f} s")
     reporter.progress(step="Evaluating", percent=start + (end - start) * 0.9, force=True)
