@@ -19,6 +19,7 @@ import argparse
 import ast
 import time
 from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 import pandas as pd
 
@@ -97,21 +98,35 @@ def ndcg_by_seed(
     return scores
 
 
-def recommender_config(assignments: list[str], parser: argparse.ArgumentParser) -> RecommenderConfig:
-    """RecommenderConfig with ``FIELD=VALUE`` overrides (values are Python literals)."""
-    names = {f.name for f in fields(RecommenderConfig)} - {"seed"}  # --seed sets it
+def config_overrides(config: Any, assignments: list[str], option: str = "--set") -> Any:
+    """The dataclass ``config`` with ``FIELD=VALUE`` overrides (values are Python literals).
+
+    ``seed`` is not overridable (``--seed`` sets it). Raises ValueError naming ``option`` and the
+    assignment for an unknown field or a value that is not a literal.
+    """
+    names = {f.name for f in fields(config)} - {"seed"}
     overrides = {}
     for assignment in assignments:
         name, _, text = assignment.partition("=")
         if name not in names or not text:
-            parser.error(
-                f"--set {assignment!r}: expected FIELD=VALUE with FIELD one of {', '.join(sorted(names))}"
+            raise ValueError(
+                f"{option} {assignment!r}: expected FIELD=VALUE with FIELD one of {', '.join(sorted(names))}"
             )
         try:
             overrides[name] = ast.literal_eval(text)
         except (ValueError, SyntaxError):
-            parser.error(f"--set {assignment!r}: {text!r} is not a number, tuple or string literal")
-    return replace(RecommenderConfig(), **overrides)
+            raise ValueError(
+                f"{option} {assignment!r}: {text!r} is not a Python literal (a number, tuple or string)"
+            ) from None
+    return replace(config, **overrides)
+
+
+def recommender_config(assignments: list[str], parser: argparse.ArgumentParser) -> RecommenderConfig:
+    """RecommenderConfig with ``FIELD=VALUE`` overrides; a bad one is a usage error."""
+    try:
+        return config_overrides(RecommenderConfig(), assignments)
+    except ValueError as error:
+        parser.error(str(error))
 
 
 def main(argv: list[str] | None = None) -> None:

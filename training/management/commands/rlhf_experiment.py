@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import ast
 import shlex
 import sys
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 from django.conf import settings
@@ -14,26 +13,18 @@ from tqdm import tqdm
 
 from training.ml.data import read_movielens
 from training.ml.experiment import ExperimentConfig, markdown_table, run_experiment, write_report
+from training.ml.experiment_compare import config_overrides
 from training.ml.ppo import PPOConfig
 
 DEFAULTS = ExperimentConfig()
 
 
 def ppo_overrides(ppo: PPOConfig, assignments: list[str]) -> PPOConfig:
-    """``ppo`` with ``FIELD=VALUE`` overrides (values are Python literals); a clear error otherwise."""
-    names = {f.name for f in fields(PPOConfig)} - {"seed"}  # --seed sets it
-    overrides = {}
-    for assignment in assignments:
-        name, _, text = assignment.partition("=")
-        if name not in names or not text:
-            raise CommandError(
-                f"--ppo-set {assignment!r}: expected FIELD=VALUE with FIELD one of {', '.join(sorted(names))}"
-            )
-        try:
-            overrides[name] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            raise CommandError(f"--ppo-set {assignment!r}: {text!r} is not a Python literal") from None
-    return replace(ppo, **overrides)
+    """``ppo`` with ``FIELD=VALUE`` overrides (``experiment_compare.config_overrides``); a clear error otherwise."""
+    try:
+        return config_overrides(ppo, assignments, option="--ppo-set")
+    except ValueError as error:
+        raise CommandError(str(error)) from None
 
 
 class Command(BaseCommand):
