@@ -152,9 +152,11 @@ def test_the_retraining_schedule_is_installed_and_editable_in_the_admin(client, 
         (["--ppo-set", "kl_coef=2"], "expected FIELD=VALUE with FIELD one of"),
         (["--ppo-set", "ref_temperature=warm"], "is not a Python literal"),
         (["--ppo-set", "seed=3"], "expected FIELD=VALUE"),  # --seed sets every seed
+        (["--reward-set", "n_candidates=80"], "--reward-set 'n_candidates=80': expected FIELD=VALUE"),
+        (["--reward-set", "l2=strong"], "is not a Python literal"),
     ],
 )
-def test_rlhf_experiment_refuses_a_bad_ppo_override(option, message, tmp_path):
+def test_rlhf_experiment_refuses_a_bad_model_override(option, message, tmp_path):
     from django.core.management import call_command
     from django.core.management.base import CommandError
 
@@ -163,9 +165,13 @@ def test_rlhf_experiment_refuses_a_bad_ppo_override(option, message, tmp_path):
     assert not any(tmp_path.iterdir())  # refused before anything ran or was written
 
 
-def test_a_ppo_override_changes_only_that_field():
-    from training.management.commands.rlhf_experiment import DEFAULTS, ppo_overrides
+def test_a_model_override_changes_only_that_field():
+    from training.management.commands.rlhf_experiment import DEFAULTS, with_overrides
 
-    changed = ppo_overrides(DEFAULTS.ppo, ["target_kl_for_controller=2.0", "n_candidates=80"])
-    assert (changed.target_kl_for_controller, changed.n_candidates) == (2.0, 80)
-    assert changed.ref_temperature == DEFAULTS.ppo.ref_temperature
+    changed = with_overrides(DEFAULTS, "ppo_set", ["target_kl_for_controller=2.0", "n_candidates=80"])
+    assert (changed.ppo.target_kl_for_controller, changed.ppo.n_candidates) == (2.0, 80)
+    assert changed.ppo.ref_temperature == DEFAULTS.ppo.ref_temperature
+    assert changed.reward == DEFAULTS.reward
+    changed = with_overrides(DEFAULTS, "reward_set", ["l2=1.0"])
+    assert changed.reward.l2 == 1.0
+    assert changed.reward.epochs == DEFAULTS.reward.epochs and changed.ppo == DEFAULTS.ppo

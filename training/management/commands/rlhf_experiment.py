@@ -14,17 +14,19 @@ from tqdm import tqdm
 from training.ml.data import read_movielens
 from training.ml.experiment import ExperimentConfig, markdown_table, run_experiment, write_report
 from training.ml.experiment_compare import config_overrides
-from training.ml.ppo import PPOConfig
 
 DEFAULTS = ExperimentConfig()
+OVERRIDABLE = {"ppo_set": "ppo", "reward_set": "reward"}  # option -> ExperimentConfig field it overrides
 
 
-def ppo_overrides(ppo: PPOConfig, assignments: list[str]) -> PPOConfig:
-    """``ppo`` with ``FIELD=VALUE`` overrides (``experiment_compare.config_overrides``); a clear error otherwise."""
+def with_overrides(config: ExperimentConfig, option: str, assignments: list[str]) -> ExperimentConfig:
+    """``config`` with ``FIELD=VALUE`` overrides of one of its model configs; a clear error otherwise."""
+    name = OVERRIDABLE[option]
     try:
-        return config_overrides(ppo, assignments, option="--ppo-set")
+        model = config_overrides(getattr(config, name), assignments, option="--" + option.replace("_", "-"))
     except ValueError as error:
         raise CommandError(str(error)) from None
+    return replace(config, **{name: model})
 
 
 class Command(BaseCommand):
@@ -77,6 +79,13 @@ class Command(BaseCommand):
             metavar="FIELD=VALUE",
             help="Override a PPOConfig field of the experiment's PPO, e.g. target_kl_for_controller=2.0 (repeatable).",
         )
+        parser.add_argument(
+            "--reward-set",
+            action="append",
+            default=[],
+            metavar="FIELD=VALUE",
+            help="Override a RewardModelConfig field of the experiment's reward model, e.g. l2=1.0 (repeatable).",
+        )
         parser.add_argument("--out", default="docs/experiment", help="Output folder for the report files.")
         parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
 
@@ -105,8 +114,9 @@ class Command(BaseCommand):
                 raise CommandError("--qlearning-kl-coef must be at least 0")
             config = replace(config, dqn=replace(config.dqn, kl_coef=options["qlearning_kl_coef"]))
 
-        if options["ppo_set"]:
-            config = replace(config, ppo=ppo_overrides(config.ppo, options["ppo_set"]))
+        for option in OVERRIDABLE:
+            if options[option]:
+                config = with_overrides(config, option, options[option])
 
         ratings, movies = read_movielens(data)
         bar = tqdm(
