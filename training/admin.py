@@ -52,6 +52,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
         "trigger",
         "created_by",
         "seed",
+        "overrides",
         "live_progress",
         "error",
         "metrics_pretty",
@@ -63,7 +64,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
         "finished_at",
         "heartbeat_at",
     ]
-    exclude = ["step", "progress", "log", "metrics", "history"]
+    exclude = ["step", "progress", "log", "metrics", "history", "config"]
     inlines = [ModelVersionInline]
     change_list_template = "admin/training/trainingrun/change_list.html"
 
@@ -118,6 +119,10 @@ class TrainingRunAdmin(admin.ModelAdmin):
     @admin.display(description="metrics")
     def metrics_pretty(self, run: TrainingRun) -> str:
         return _pretty(run.metrics)
+
+    @admin.display(description="settings changed")
+    def overrides(self, run: TrainingRun) -> str:
+        return _pretty(run.config) if run.config else "none (the defaults)"
 
     @admin.display(description="plots")
     def plots(self, run: TrainingRun) -> str:

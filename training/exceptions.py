@@ -9,6 +9,10 @@ class RunAlreadyInFlight(TrainingError):
     pass
 
 
+class InvalidRunConfig(TrainingError):
+    """A run's setting overrides name an unknown stage or setting, or a value of the wrong kind."""
+
+
 class VersionStateError(TrainingError):
     pass
 

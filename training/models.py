@@ -37,6 +37,11 @@ class TrainingRun(models.Model):
     in_flight = models.BooleanField(null=True, default=True, editable=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     seed = models.PositiveIntegerField(default=0)
+    config = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Settings changed from the defaults, by stage, e.g. {"base": {"epochs": 5}}.',
+    )
     step = models.CharField(max_length=128, blank=True)
     progress = models.FloatField(default=0.0, help_text="Percent done, 0 to 100.")
     log = models.TextField(blank=True)

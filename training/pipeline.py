@@ -23,6 +23,7 @@ from training.ml.recommender import RecommenderConfig, train_recommender
 from . import registry
 from .exceptions import NotEnoughData
 from .models import ModelVersion, TrainingRun
+from .overrides import with_overrides
 from .runs import RunReporter
 from .serving import models as served_models
 from .snapshots import movies_frame, ratings_frame, snapshot_summary
@@ -55,7 +56,7 @@ def train_base(
     """Train, evaluate and register a recommender; activate it if there is none or it is better."""
     run = reporter.run
     start, end = span
-    config = config or RecommenderConfig(seed=run.seed)
+    config = with_overrides(config or RecommenderConfig(seed=run.seed), run.config.get("base"))
     reporter.progress(step="Reading ratings", percent=start, force=True)
     snapshot, split, movies, summary = load_split()
     reporter.log(

@@ -42,6 +42,7 @@ from training.ml.rlhf import (
 from . import registry
 from .exceptions import NotEnoughData
 from .models import ModelVersion
+from .overrides import with_overrides
 from .runs import RunReporter, json_safe
 from .serving import LoadedModel
 from .serving import models as served_models
@@ -165,7 +166,7 @@ def stage_reward(
 ) -> tuple[ModelVersion, NumpyRewardModel, dict]:
     run = reporter.run
     start, end = span
-    config = config or RewardModelConfig(seed=run.seed)
+    config = with_overrides(config or RewardModelConfig(seed=run.seed), run.config.get("reward"))
     reporter.log(
         f"Reward model: {len(train)} training and {len(heldout)} held-out comparisons, {len(world.contexts)} users"
     )
@@ -277,10 +278,10 @@ def stage_policy(
     contexts = [world.context(key) for key in train_users]
 
     if algorithm == "ppo":
-        config = config or PPOConfig(seed=run.seed + 1)
+        config = with_overrides(config or PPOConfig(seed=run.seed + 1), run.config.get("ppo"))
         total = config.iterations
     else:
-        config = config or DQNConfig(seed=run.seed + 1)
+        config = with_overrides(config or DQNConfig(seed=run.seed + 1), run.config.get("qlearning"))
         total = config.total_steps
     counter = {"n": 0}
 

@@ -11,8 +11,9 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .exceptions import RunAlreadyInFlight
+from .exceptions import InvalidRunConfig, RunAlreadyInFlight
 from .models import TrainingRun
+from .overrides import overrides_clean
 
 logger = logging.getLogger(__name__)
 
@@ -54,11 +55,20 @@ def training_run_reap_stale(*, now=None) -> int:
     return count
 
 
-def training_run_create(*, kind: str, trigger: str, user=None, seed: int = 0) -> TrainingRun:
+def training_run_create(
+    *, kind: str, trigger: str, user=None, seed: int = 0, config: dict | None = None
+) -> TrainingRun:
+    """A queued run; ``config`` overrides stage settings (``overrides.overrides_clean`` checks it)."""
+    try:
+        config = overrides_clean(kind, config)
+    except ValueError as error:
+        raise InvalidRunConfig(str(error)) from None
     training_run_reap_stale()
     try:
         with transaction.atomic():
-            return TrainingRun.objects.create(kind=kind, trigger=trigger, created_by=user, seed=seed)
+            return TrainingRun.objects.create(
+                kind=kind, trigger=trigger, created_by=user, seed=seed, config=config
+            )
     except IntegrityError:
         current = TrainingRun.objects.filter(in_flight=True).first()
         raise RunAlreadyInFlight(
@@ -148,11 +158,13 @@ class RunReporter:
         )
 
 
-def training_run_start(*, kind: str, trigger: str, user=None, seed: int = 0) -> TrainingRun:
+def training_run_start(
+    *, kind: str, trigger: str, user=None, seed: int = 0, config: dict | None = None
+) -> TrainingRun:
     """Create a queued run and hand it to the training queue once the row is committed."""
     from .tasks import execute_training_run
 
-    run = training_run_create(kind=kind, trigger=trigger, user=user, seed=seed)
+    run = training_run_create(kind=kind, trigger=trigger, user=user, seed=seed, config=config)
 
     def enqueue() -> None:
         result = execute_training_run.delay(run.pk)

@@ -178,6 +178,9 @@ def test_train_base_without_the_teacher_and_with_fewer_epochs(taste_world):
     version = ModelVersion.objects.get(algorithm="base")
     assert version.config["teacher_weight"] == 0 and version.config["epochs"] == 3
     assert "baseline/ease_ndcg@10" not in version.metrics  # no teacher, no EASE fitted
+    assert version.run.config == {
+        "base": {"epochs": 3, "teacher_weight": 0.0}
+    }  # the run records what changed
 
 
 def test_recommender_options_are_refused_for_the_rlhf_kinds(taste_world):

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pytest
 from django.core.management import call_command
 
@@ -132,6 +134,38 @@ def test_a_promoted_policy_is_served_and_never_recommends_a_rated_movie(with_fee
     ids = [item.movie.pk for item in recs.items]
     assert len(ids) == 5 == len(set(ids)) and not rated & set(ids)
     assert recommend(rater_id=rater.pk, policy="qlearning", k=5).policy in ("qlearning", "popularity")
+
+
+TINY_OVERRIDES = {
+    stage: {
+        name: list(value) if isinstance(value, tuple) else value
+        for name, value in asdict(config).items()
+        if name != "seed"
+    }
+    for stage, config in TINY.items()
+}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_pipeline_runs_end_to_end_in_a_celery_worker_from_the_broker(with_feedback, settings):
+    """What the admin's "Retrain now" does: a queued run goes through the broker (Redis when
+    REDIS_URL is set, as in CI) to a worker on the training queue, which runs every stage."""
+    from celery.contrib.testing.worker import start_worker
+
+    from recsys_site.celery import app
+    from training.runs import training_run_start
+
+    settings.GATE_MIN_HELDOUT_COMPARISONS = 5
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30, queues=["training"]):
+        run = training_run_start(kind="all", trigger=TrainingRun.Trigger.ADMIN, config=TINY_OVERRIDES)
+        run.refresh_from_db()
+        assert run.celery_task_id  # enqueued once the row was committed
+        assert app.AsyncResult(run.celery_task_id).get(timeout=600) == TrainingRun.Status.SUCCEEDED
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.SUCCEEDED and run.progress == 100, run.error
+    assert {v.algorithm for v in run.versions.all()} == {"reward", "ppo", "qlearning"}
+    assert len(run.history["ppo"]) == TINY["ppo"].iterations  # the worker used the run's settings
+    assert run.versions.get(algorithm="reward").config["epochs"] == TINY["reward"].epochs
 
 
 def test_ppo_alone_needs_an_active_reward_model(with_feedback):

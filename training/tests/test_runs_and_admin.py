@@ -175,3 +175,44 @@ def test_a_model_override_changes_only_that_field():
     changed = with_overrides(DEFAULTS, "reward_set", ["l2=1.0"])
     assert changed.reward.l2 == 1.0
     assert changed.reward.epochs == DEFAULTS.reward.epochs and changed.ppo == DEFAULTS.ppo
+
+
+@pytest.mark.parametrize(
+    ("kind", "config", "message"),
+    [
+        ("base", {"ppo": {"iterations": 2}}, "a 'base' run has no stage 'ppo'; its stages: base"),
+        ("all", {"reward": {"epoch": 2}}, "reward has no setting 'epoch'"),
+        ("all", {"reward": {"seed": 2}}, "reward has no setting 'seed'"),  # the run's seed is the seed
+        ("base", {"base": {"epochs": "ten"}}, r"base.epochs = 'ten': expected a value like 60"),
+        ("base", {"base": {"epochs": 2.5}}, "expected a value like 60"),
+        ("base", {"base": {"cosine_decay": 1}}, "expected a value like True"),
+        ("ppo", {"ppo": 3}, "must be an object of setting: value"),
+    ],
+)
+def test_a_run_with_an_impossible_override_is_refused_before_it_exists(kind, config, message):
+    from training.exceptions import InvalidRunConfig
+
+    with pytest.raises(InvalidRunConfig, match=message):
+        training_run_create(kind=kind, trigger="command", config=config)
+    assert not TrainingRun.objects.exists()
+
+
+def test_overrides_are_stored_on_the_run_and_applied_over_the_stage_defaults():
+    from training.ml.ppo import PPOConfig
+    from training.overrides import with_overrides
+
+    config = {"ppo": {"iterations": 4, "hidden_sizes": [16, 8], "target_kl_for_controller": None}}
+    run = training_run_create(kind="all", trigger="command", config=config)
+    run.refresh_from_db()
+    assert run.config == config
+    ppo = with_overrides(PPOConfig(seed=5), run.config["ppo"])
+    assert (ppo.iterations, ppo.hidden_sizes, ppo.target_kl_for_controller, ppo.seed) == (4, (16, 8), None, 5)
+    assert with_overrides(ppo, run.config.get("qlearning")) is ppo
+
+
+def test_none_is_accepted_only_where_a_setting_may_be_none():
+    from training.exceptions import InvalidRunConfig
+
+    training_run_create(kind="ppo", trigger="command", config={"ppo": {"target_kl": None}})
+    with pytest.raises(InvalidRunConfig, match=r"ppo.iterations = None"):
+        training_run_create(kind="ppo", trigger="command", config={"ppo": {"iterations": None}})

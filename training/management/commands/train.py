@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from training.exceptions import RunAlreadyInFlight
+from training.exceptions import TrainingError
 from training.models import ModelVersion, TrainingRun
 from training.pipeline import training_run_execute
 from training.runs import training_run_create
@@ -51,19 +50,18 @@ class Command(BaseCommand):
         ):
             self.stdout.write(f"An active {algorithm} version exists; nothing to do.")
             return
+        base = {"epochs": epochs} if epochs is not None else {}
+        if no_teacher:
+            base["teacher_weight"] = 0.0
         try:
-            run = training_run_create(kind=kind, trigger=TrainingRun.Trigger.COMMAND, seed=seed)
-        except RunAlreadyInFlight as error:
+            run = training_run_create(
+                kind=kind,
+                trigger=TrainingRun.Trigger.COMMAND,
+                seed=seed,
+                config={"base": base} if base else None,
+            )
+        except TrainingError as error:  # another run in flight, or an override the stage lacks
             raise CommandError(str(error)) from None
-        config = None
-        if epochs is not None or no_teacher:
-            from training.ml.recommender import RecommenderConfig
-
-            config = RecommenderConfig(seed=seed)
-            if epochs is not None:
-                config = replace(config, epochs=epochs)
-            if no_teacher:
-                config = replace(config, teacher_weight=0.0)
         bar = tqdm(
             total=100,
             unit="%",
@@ -75,9 +73,7 @@ class Command(BaseCommand):
             bar.set_description_str(step[:40])
             bar.update(percent - bar.n)
 
-        run = training_run_execute(
-            run_id=run.pk, echo=lambda line: bar.write(line), on_progress=on_progress, config=config
-        )
+        run = training_run_execute(run_id=run.pk, echo=lambda line: bar.write(line), on_progress=on_progress)
         bar.close()
         if run.status != TrainingRun.Status.SUCCEEDED:
             raise CommandError(f"Training run {run.pk} failed: {run.error}")
