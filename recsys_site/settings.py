@@ -229,6 +229,12 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {  # several models have a "kind" and a "status"
+        "TrainingRunKindEnum": "training.models.TrainingRun.Kind",
+        "TrainingRunStatusEnum": "training.models.TrainingRun.Status",
+        "ModelVersionKindEnum": "training.models.ModelVersion.Kind",
+        "ModelVersionStatusEnum": "training.models.ModelVersion.Status",
+    },
 }
 
 # --- Logging --------------------------------------------------------------------------------

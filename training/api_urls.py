@@ -4,4 +4,9 @@ from . import apis
 
 urlpatterns = [
     path("recommendations/", apis.RecommendationApi.as_view(), name="api-recommendations"),
+    path("training/runs/", apis.TrainingRunListApi.as_view(), name="api-training-runs"),
+    path("training/runs/<int:pk>/", apis.TrainingRunDetailApi.as_view(), name="api-training-run"),
+    path("models/", apis.ModelVersionListApi.as_view(), name="api-model-versions"),
+    path("models/<int:pk>/promote/", apis.ModelVersionPromoteApi.as_view(), name="api-model-promote"),
+    path("models/rollback/", apis.ModelVersionRollbackApi.as_view(), name="api-model-rollback"),
 ]

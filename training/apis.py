@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers
-from rest_framework.exceptions import NotFound, PermissionDenied
-from rest_framework.permissions import IsAuthenticated
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
+from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from movies.models import Rater
 from movies.selectors import rater_for_user
 
+from . import registry
+from .exceptions import InvalidRunConfig, RunAlreadyInFlight, VersionStateError
+from .models import ModelVersion, TrainingRun
+from .runs import training_run_start
 from .serving import POLICY_CHOICES, recommend
 
 
@@ -84,3 +89,194 @@ class RecommendationApi(APIView):
             rater_id = rater.pk if rater is not None else None
         recs = recommend(rater_id=rater_id, policy=params["policy"], k=params["k"])
         return Response(RecommendationListSerializer(recs).data)
+
+
+# --- Training runs and model versions (staff) --------------------------------------------------
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state."
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    label = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "id",
+            "label",
+            "kind",
+            "algorithm",
+            "version",
+            "status",
+            "metrics",
+            "config",
+            "seed",
+            "data_snapshot",
+            "gate",
+            "run",
+            "created_at",
+            "activated_at",
+        ]
+        read_only_fields = fields
+
+
+class TrainingRunSerializer(serializers.ModelSerializer):
+    versions = ModelVersionSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = TrainingRun
+        fields = [
+            "id",
+            "kind",
+            "status",
+            "trigger",
+            "seed",
+            "config",
+            "step",
+            "progress",
+            "metrics",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "versions",
+        ]
+        read_only_fields = fields
+
+
+class TrainingRunDetailSerializer(TrainingRunSerializer):
+    class Meta(TrainingRunSerializer.Meta):
+        fields = [*TrainingRunSerializer.Meta.fields, "log", "history"]
+        read_only_fields = fields
+
+
+class TrainingRunStartSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=TrainingRun.Kind.choices)
+    seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=0)
+    config = serializers.DictField(
+        required=False,
+        help_text='Settings to change from the defaults, by stage, e.g. {"ppo": {"iterations": 60}}.',
+    )
+
+
+class TrainingRunListApi(generics.ListAPIView):
+    """Staff: training runs, newest first; POST queues one on the training queue."""
+
+    permission_classes = [IsAdminUser]
+    serializer_class = TrainingRunSerializer
+
+    def get_queryset(self):
+        runs = TrainingRun.objects.prefetch_related("versions")
+        if status_filter := self.request.query_params.get("status"):
+            if status_filter not in TrainingRun.Status.values:
+                raise ValidationError({"status": [f"expected one of {', '.join(TrainingRun.Status.values)}"]})
+            runs = runs.filter(status=status_filter)
+        return runs
+
+    @extend_schema(request=TrainingRunStartSerializer, responses={202: TrainingRunSerializer})
+    def post(self, request):
+        start = TrainingRunStartSerializer(data=request.data)
+        start.is_valid(raise_exception=True)
+        data = start.validated_data
+        try:
+            run = training_run_start(
+                kind=data["kind"],
+                trigger=TrainingRun.Trigger.API,
+                user=request.user,
+                seed=data["seed"],
+                config=data.get("config"),
+            )
+        except InvalidRunConfig as error:
+            raise ValidationError({"config": [str(error)]}) from None
+        except RunAlreadyInFlight as error:
+            raise Conflict(str(error)) from None
+        return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class TrainingRunDetailApi(generics.RetrieveAPIView):
+    """Staff: one run with its progress, log, metric history and the versions it registered."""
+
+    permission_classes = [IsAdminUser]
+    serializer_class = TrainingRunDetailSerializer
+    queryset = TrainingRun.objects.prefetch_related("versions")
+
+
+class ModelVersionListApi(generics.ListAPIView):
+    """Staff: registered model versions, newest first, optionally by algorithm and status."""
+
+    permission_classes = [IsAdminUser]
+    serializer_class = ModelVersionSerializer
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("algorithm", str, enum=["base", "reward", "ppo", "qlearning"]),
+            OpenApiParameter("status", str, enum=list(ModelVersion.Status.values)),
+        ]
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        versions = ModelVersion.objects.order_by("-created_at", "-id")
+        params = self.request.query_params
+        if algorithm := params.get("algorithm"):
+            versions = versions.filter(algorithm=algorithm)
+        if status_filter := params.get("status"):
+            if status_filter not in ModelVersion.Status.values:
+                raise ValidationError(
+                    {"status": [f"expected one of {', '.join(ModelVersion.Status.values)}"]}
+                )
+            versions = versions.filter(status=status_filter)
+        return versions
+
+
+class NoteSerializer(serializers.Serializer):
+    note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class ModelVersionPromoteApi(APIView):
+    """Staff: serve this version (a person's decision, overriding the gate); recorded with who and when."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(request=NoteSerializer, responses=ModelVersionSerializer)
+    def post(self, request, pk: int):
+        version = get_object_or_404(ModelVersion, pk=pk)
+        body = NoteSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            version = registry.model_version_promote(
+                version=version,
+                actor=request.user,
+                note=body.validated_data["note"] or "promoted through the API",
+            )
+        except VersionStateError as error:
+            raise Conflict(str(error)) from None
+        return Response(ModelVersionSerializer(version).data)
+
+
+class RollbackSerializer(NoteSerializer):
+    algorithm = serializers.ChoiceField(choices=["base", "reward", "ppo", "qlearning"])
+
+
+class ModelVersionRollbackApi(APIView):
+    """Staff: retire an algorithm's active version and reactivate the one active before it."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(request=RollbackSerializer, responses=ModelVersionSerializer)
+    def post(self, request):
+        body = RollbackSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            version = registry.model_version_rollback(
+                algorithm=body.validated_data["algorithm"],
+                actor=request.user,
+                note=body.validated_data["note"] or "rolled back through the API",
+            )
+        except VersionStateError as error:
+            raise Conflict(str(error)) from None
+        return Response(ModelVersionSerializer(version).data)
