@@ -85,6 +85,7 @@ def test_the_admin_retrain_button_queues_a_run_and_shows_its_progress(
     assert (run.kind, run.trigger, run.created_by) == ("base", "admin", sam)
     page = client.get(f"/admin/training/trainingrun/{run.pk}/change/").content.decode()
     assert f"/staff/runs/{run.pk}/progress/" in page
+    assert "none (the defaults)" in page
     progress = client.get(f"/staff/runs/{run.pk}/progress/").content.decode()
     assert 'hx-trigger="every 2s"' in progress
     assert "Retrain now" in client.get("/admin/training/trainingrun/").content.decode()
@@ -208,6 +209,13 @@ def test_overrides_are_stored_on_the_run_and_applied_over_the_stage_defaults():
     ppo = with_overrides(PPOConfig(seed=5), run.config["ppo"])
     assert (ppo.iterations, ppo.hidden_sizes, ppo.target_kl_for_controller, ppo.seed) == (4, (16, 8), None, 5)
     assert with_overrides(ppo, run.config.get("qlearning")) is ppo
+
+
+def test_the_admin_shows_what_a_run_changed(client, sam):
+    run = training_run_create(kind="base", trigger="command", config={"base": {"epochs": 2}})
+    client.force_login(sam)
+    page = client.get(f"/admin/training/trainingrun/{run.pk}/change/").content.decode()
+    assert "settings changed" in page.lower() and "&quot;epochs&quot;: 2" in page
 
 
 def test_none_is_accepted_only_where_a_setting_may_be_none():
