@@ -16,6 +16,7 @@ from movies.selectors import rater_for_user
 from . import registry
 from .exceptions import InvalidRunConfig, RunAlreadyInFlight, VersionStateError
 from .models import ModelVersion, TrainingRun
+from .overrides import STAGE_CONFIGS
 from .runs import training_run_start
 from .serving import POLICY_CHOICES, recommend
 
@@ -212,7 +213,7 @@ class ModelVersionListApi(generics.ListAPIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("algorithm", str, enum=["base", "reward", "ppo", "qlearning"]),
+            OpenApiParameter("algorithm", str, enum=list(STAGE_CONFIGS)),
             OpenApiParameter("status", str, enum=list(ModelVersion.Status.values)),
         ]
     )
@@ -259,7 +260,7 @@ class ModelVersionPromoteApi(APIView):
 
 
 class RollbackSerializer(NoteSerializer):
-    algorithm = serializers.ChoiceField(choices=["base", "reward", "ppo", "qlearning"])
+    algorithm = serializers.ChoiceField(choices=list(STAGE_CONFIGS))  # one stage per algorithm
 
 
 class ModelVersionRollbackApi(APIView):

@@ -59,3 +59,18 @@ def train_base_now(epochs: int = 4, seed: int = 0):
     return training_run_execute(
         run_id=run.pk, config=RecommenderConfig(seed=seed, epochs=epochs, batch_size=16)
     )
+
+
+def make_version(algorithm: str = "base", number: int = 1):
+    """Register a model version (no artifact behind it) for registry, admin and API tests."""
+    from training import registry
+
+    return registry.model_version_register(
+        algorithm=algorithm,
+        version=number,
+        artifact=f"{algorithm}-{number}",
+        metrics={"ndcg@10": 0.1 * number},
+        config={},
+        seed=0,
+        data_snapshot={},
+    )

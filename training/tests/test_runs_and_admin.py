@@ -10,19 +10,9 @@ from training.exceptions import RunAlreadyInFlight, VersionStateError
 from training.models import ModelEvent, ModelVersion, TrainingRun
 from training.runs import training_run_create, training_run_reap_stale
 
+from .conftest import make_version
+
 pytestmark = pytest.mark.django_db
-
-
-def make_version(algorithm: str = "base", number: int = 1) -> ModelVersion:
-    return registry.model_version_register(
-        algorithm=algorithm,
-        version=number,
-        artifact=f"{algorithm}-{number}",
-        metrics={"ndcg@10": 0.1 * number},
-        config={},
-        seed=0,
-        data_snapshot={},
-    )
 
 
 def test_only_one_run_can_be_in_flight():

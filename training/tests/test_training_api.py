@@ -6,7 +6,9 @@ import pytest
 from rest_framework.test import APIClient
 
 from training import registry
-from training.models import ModelEvent, ModelVersion, TrainingRun
+from training.models import ModelEvent, TrainingRun
+
+from .conftest import make_version
 
 pytestmark = pytest.mark.django_db
 
@@ -25,18 +27,6 @@ def client_for(user=None) -> APIClient:
     if user is not None:
         client.force_authenticate(user)
     return client
-
-
-def make_version(algorithm: str = "ppo", number: int = 1) -> ModelVersion:
-    return registry.model_version_register(
-        algorithm=algorithm,
-        version=number,
-        artifact=f"{algorithm}-{number}",
-        metrics={"ndcg@10": 0.1 * number},
-        config={},
-        seed=0,
-        data_snapshot={},
-    )
 
 
 @pytest.mark.parametrize(("method", "url"), ENDPOINTS)
@@ -95,7 +85,7 @@ def test_a_second_run_while_one_is_in_flight_is_a_409(sam):
 
 
 def test_staff_promote_and_roll_back_versions_and_each_decision_is_recorded(sam):
-    first, second = make_version(number=1), make_version(number=2)
+    first, second = make_version("ppo", number=1), make_version("ppo", number=2)
     registry.model_version_activate(version=first)
 
     response = client_for(sam).post(
