@@ -32,6 +32,10 @@ STAGES_OF_KIND = {
 }
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _fits(default: Any, value: Any) -> bool:
     """Whether a JSON ``value`` can replace a setting whose default is ``default``."""
     if default is None:
@@ -68,8 +72,12 @@ def overrides_clean(kind: str, overrides: Mapping[str, Any] | None) -> dict[str,
                 raise ValueError(
                     f"{stage} has no setting {name!r}; its settings: {', '.join(sorted(defaults))}"
                 )
-            if not (value is None and name in optional) and not _fits(defaults[name], value):
+            if value is None and name in optional:
+                continue
+            if not _fits(defaults[name], value):
                 raise ValueError(f"{stage}.{name} = {value!r}: expected a value like {defaults[name]!r}")
+            if _is_number(value) and value < 0 <= defaults[name]:
+                raise ValueError(f"{stage}.{name} = {value!r}: must not be negative")
         cleaned[stage] = dict(settings)
     return cleaned
 

@@ -177,6 +177,8 @@ def test_a_model_override_changes_only_that_field():
         ("base", {"base": {"epochs": "ten"}}, r"base.epochs = 'ten': expected a value like 60"),
         ("base", {"base": {"epochs": 2.5}}, "expected a value like 60"),
         ("base", {"base": {"cosine_decay": 1}}, "expected a value like True"),
+        ("base", {"base": {"epochs": -5}}, r"base.epochs = -5: must not be negative"),
+        ("all", {"ppo": {"learning_rate": -0.1}}, "must not be negative"),
         ("ppo", {"ppo": 3}, "must be an object of setting: value"),
     ],
 )
