@@ -76,7 +76,7 @@ def overrides_clean(kind: str, overrides: Mapping[str, Any] | None) -> dict[str,
                 continue
             if not _fits(defaults[name], value):
                 raise ValueError(f"{stage}.{name} = {value!r}: expected a value like {defaults[name]!r}")
-            if _is_number(value) and value < 0 <= defaults[name]:
+            if _is_number(value) and _is_number(defaults[name]) and value < 0 <= defaults[name]:
                 raise ValueError(f"{stage}.{name} = {value!r}: must not be negative")
         cleaned[stage] = dict(settings)
     return cleaned
