@@ -87,7 +87,21 @@ class TrainingRunAdmin(admin.ModelAdmin):
             self.message_user(request, f"Unknown kind {kind!r}.", messages.ERROR)
             return HttpResponseRedirect(reverse("admin:training_trainingrun_changelist"))
         try:
-            run = training_run_start(kind=kind, trigger=TrainingRun.Trigger.ADMIN, user=request.user)
+            config = json.loads(request.POST.get("config") or "{}")
+        except json.JSONDecodeError as error:
+            self.message_user(request, f"The settings are not valid JSON: {error}.", messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:training_trainingrun_changelist"))
+        if not isinstance(config, dict):
+            self.message_user(
+                request,
+                'The settings must be a JSON object, e.g. {"ppo": {"iterations": 60}}.',
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(reverse("admin:training_trainingrun_changelist"))
+        try:
+            run = training_run_start(
+                kind=kind, trigger=TrainingRun.Trigger.ADMIN, user=request.user, config=config
+            )
         except TrainingError as error:
             self.message_user(request, str(error), messages.ERROR)
             return HttpResponseRedirect(reverse("admin:training_trainingrun_changelist"))

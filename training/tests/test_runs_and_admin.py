@@ -203,6 +203,40 @@ def test_overrides_are_stored_on_the_run_and_applied_over_the_stage_defaults():
     assert with_overrides(ppo, run.config.get("qlearning")) is ppo
 
 
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("{ppo: 60}", "not valid JSON"),
+        ("[1, 2]", "must be a JSON object"),
+        ('{"ppo": {"iterations": -1}}', "must not be negative"),
+        ('{"base": {"epochs": 2}}', "has no stage"),  # the full pipeline does not train the recommender
+    ],
+)
+def test_retrain_now_refuses_bad_settings_with_a_message_and_queues_nothing(client, sam, typed, message):
+    client.force_login(sam)
+    response = client.post(
+        "/admin/training/trainingrun/retrain/", {"kind": "all", "config": typed}, follow=True
+    )
+    assert message in response.content.decode()
+    assert not TrainingRun.objects.exists()
+
+
+def test_retrain_now_queues_a_run_with_its_settings(
+    client, sam, monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(
+        "training.tasks.execute_training_run.delay", lambda run_id: type("R", (), {"id": "t-2"})()
+    )
+    client.force_login(sam)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            "/admin/training/trainingrun/retrain/",
+            {"kind": "ppo", "config": '{"ppo": {"iterations": 60}}'},
+        )
+    run = TrainingRun.objects.get()
+    assert (run.kind, run.config, run.celery_task_id) == ("ppo", {"ppo": {"iterations": 60}}, "t-2")
+
+
 def test_the_admin_shows_what_a_run_changed(client, sam):
     run = training_run_create(kind="base", trigger="command", config={"base": {"epochs": 2}})
     client.force_login(sam)
