@@ -80,31 +80,25 @@ class TrainingRunAdmin(admin.ModelAdmin):
         ]
 
     def retrain_now(self, request: HttpRequest):
+        changelist = HttpResponseRedirect(reverse("admin:training_trainingrun_changelist"))
         if request.method != "POST":
-            return HttpResponseRedirect(reverse("admin:training_trainingrun_changelist"))
+            return changelist
         kind = request.POST.get("kind", TrainingRun.Kind.ALL)
-        if kind not in TrainingRun.Kind.values:
-            self.message_user(request, f"Unknown kind {kind!r}.", messages.ERROR)
-            return HttpResponseRedirect(reverse("admin:training_trainingrun_changelist"))
         try:
+            if kind not in TrainingRun.Kind.values:
+                raise ValueError(f"Unknown kind {kind!r}.")
             config = json.loads(request.POST.get("config") or "{}")
-        except json.JSONDecodeError as error:
-            self.message_user(request, f"The settings are not valid JSON: {error}.", messages.ERROR)
-            return HttpResponseRedirect(reverse("admin:training_trainingrun_changelist"))
-        if not isinstance(config, dict):
-            self.message_user(
-                request,
-                'The settings must be a JSON object, e.g. {"ppo": {"iterations": 60}}.',
-                messages.ERROR,
-            )
-            return HttpResponseRedirect(reverse("admin:training_trainingrun_changelist"))
-        try:
+            if not isinstance(config, dict):
+                raise ValueError('The settings must be a JSON object, e.g. {"ppo": {"iterations": 60}}.')
             run = training_run_start(
                 kind=kind, trigger=TrainingRun.Trigger.ADMIN, user=request.user, config=config
             )
-        except TrainingError as error:
+        except json.JSONDecodeError as error:
+            self.message_user(request, f"The settings are not valid JSON: {error}.", messages.ERROR)
+            return changelist
+        except (ValueError, TrainingError) as error:
             self.message_user(request, str(error), messages.ERROR)
-            return HttpResponseRedirect(reverse("admin:training_trainingrun_changelist"))
+            return changelist
         self.message_user(request, f"Training run {run.pk} queued.", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:training_trainingrun_change", args=[run.pk]))
 
