@@ -221,6 +221,13 @@ def test_retrain_now_refuses_bad_settings_with_a_message_and_queues_nothing(clie
     assert not TrainingRun.objects.exists()
 
 
+def test_retrain_now_refuses_an_unknown_kind(client, sam):
+    client.force_login(sam)
+    response = client.post("/admin/training/trainingrun/retrain/", {"kind": "everything"}, follow=True)
+    assert "Unknown kind &#x27;everything&#x27;" in response.content.decode()
+    assert not TrainingRun.objects.exists()
+
+
 def test_retrain_now_queues_a_run_with_its_settings(
     client, sam, monkeypatch, django_capture_on_commit_callbacks
 ):
