@@ -18,12 +18,12 @@ from training.ml.artifacts import save_scorer
 from training.ml.baselines import Popularity, tune_ease
 from training.ml.data import Snapshot, Split, temporal_split
 from training.ml.evaluation import evaluate_model
+from training.ml.overrides import settings_apply
 from training.ml.recommender import RecommenderConfig, train_recommender
 
 from . import registry
 from .exceptions import NotEnoughData
 from .models import ModelVersion, TrainingRun
-from .overrides import with_overrides
 from .runs import RunReporter
 from .serving import models as served_models
 from .snapshots import movies_frame, ratings_frame, snapshot_summary
@@ -56,7 +56,7 @@ def train_base(
     """Train, evaluate and register a recommender; activate it if there is none or it is better."""
     run = reporter.run
     start, end = span
-    config = with_overrides(config or RecommenderConfig(seed=run.seed), run.config.get("base"))
+    config = settings_apply(config or RecommenderConfig(seed=run.seed), run.config.get("base"))
     reporter.progress(step="Reading ratings", percent=start, force=True)
     snapshot, split, movies, summary = load_split()
     reporter.log(

@@ -19,6 +19,7 @@ from feedback.models import Comparison, ListFeedback
 from training.ml.artifacts import write_artifact
 from training.ml.data import History
 from training.ml.dqn import DQNConfig, train_dqn
+from training.ml.overrides import settings_apply
 from training.ml.policy import NumpySlatePolicy
 from training.ml.ppo import PPOConfig, train_ppo
 from training.ml.reward_model import (
@@ -42,7 +43,6 @@ from training.ml.rlhf import (
 from . import registry
 from .exceptions import NotEnoughData
 from .models import ModelVersion
-from .overrides import with_overrides
 from .runs import RunReporter, json_safe
 from .serving import LoadedModel
 from .serving import models as served_models
@@ -166,7 +166,7 @@ def stage_reward(
 ) -> tuple[ModelVersion, NumpyRewardModel, dict]:
     run = reporter.run
     start, end = span
-    config = with_overrides(config or RewardModelConfig(seed=run.seed), run.config.get("reward"))
+    config = settings_apply(config or RewardModelConfig(seed=run.seed), run.config.get("reward"))
     reporter.log(
         f"Reward model: {len(train)} training and {len(heldout)} held-out comparisons, {len(world.contexts)} users"
     )
@@ -278,10 +278,10 @@ def stage_policy(
     contexts = [world.context(key) for key in train_users]
 
     if algorithm == "ppo":
-        config = with_overrides(config or PPOConfig(seed=run.seed + 1), run.config.get("ppo"))
+        config = settings_apply(config or PPOConfig(seed=run.seed + 1), run.config.get("ppo"))
         total = config.iterations
     else:
-        config = with_overrides(config or DQNConfig(seed=run.seed + 1), run.config.get("qlearning"))
+        config = settings_apply(config or DQNConfig(seed=run.seed + 1), run.config.get("qlearning"))
         total = config.total_steps
     counter = {"n": 0}
 

@@ -26,6 +26,7 @@ import pandas as pd
 from training.ml.baselines import EASE, EASEConfig, Popularity, tune_ease
 from training.ml.data import Snapshot, Split, read_movielens, temporal_split
 from training.ml.evaluation import compare, ndcg_by_activity
+from training.ml.overrides import settings_apply, settings_check
 from training.ml.recommender import RecommenderConfig, train_recommender
 from training.ml.scoring import Scorer
 
@@ -102,7 +103,8 @@ def config_overrides(config: Any, assignments: list[str], option: str = "--set")
     """The dataclass ``config`` with ``FIELD=VALUE`` overrides (values are Python literals).
 
     ``seed`` is not overridable (``--seed`` sets it). Raises ValueError naming ``option`` and the
-    assignment for an unknown field or a value that is not a literal.
+    assignment for an unknown field, a value that is not a literal, or one that does not fit the
+    field (``training.ml.overrides.settings_check``).
     """
     names = {f.name for f in fields(config)} - {"seed"}
     overrides = {}
@@ -118,7 +120,11 @@ def config_overrides(config: Any, assignments: list[str], option: str = "--set")
             raise ValueError(
                 f"{option} {assignment!r}: {text!r} is not a Python literal (a number, tuple or string)"
             ) from None
-    return replace(config, **overrides)
+        try:
+            settings_check(type(config), {name: overrides[name]}, type(config).__name__)
+        except ValueError as error:
+            raise ValueError(f"{option} {assignment!r}: {error}") from None
+    return settings_apply(config, overrides)
 
 
 def recommender_config(assignments: list[str], parser: argparse.ArgumentParser) -> RecommenderConfig:

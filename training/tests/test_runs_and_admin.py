@@ -145,6 +145,8 @@ def test_the_retraining_schedule_is_installed_and_editable_in_the_admin(client, 
         (["--ppo-set", "seed=3"], "expected FIELD=VALUE"),  # --seed sets every seed
         (["--reward-set", "n_candidates=80"], "--reward-set 'n_candidates=80': expected FIELD=VALUE"),
         (["--reward-set", "l2=strong"], "is not a Python literal"),
+        (["--ppo-set", "iterations=2.5"], r"PPOConfig.iterations = 2.5: expected a value like 30"),
+        (["--reward-set", "epochs=-1"], "must not be negative"),
     ],
 )
 def test_rlhf_experiment_refuses_a_bad_model_override(option, message, tmp_path):
@@ -191,16 +193,16 @@ def test_a_run_with_an_impossible_override_is_refused_before_it_exists(kind, con
 
 
 def test_overrides_are_stored_on_the_run_and_applied_over_the_stage_defaults():
+    from training.ml.overrides import settings_apply
     from training.ml.ppo import PPOConfig
-    from training.overrides import with_overrides
 
     config = {"ppo": {"iterations": 4, "hidden_sizes": [16, 8], "target_kl_for_controller": None}}
     run = training_run_create(kind="all", trigger="command", config=config)
     run.refresh_from_db()
     assert run.config == config
-    ppo = with_overrides(PPOConfig(seed=5), run.config["ppo"])
+    ppo = settings_apply(PPOConfig(seed=5), run.config["ppo"])
     assert (ppo.iterations, ppo.hidden_sizes, ppo.target_kl_for_controller, ppo.seed) == (4, (16, 8), None, 5)
-    assert with_overrides(ppo, run.config.get("qlearning")) is ppo
+    assert settings_apply(ppo, run.config.get("qlearning")) is ppo
 
 
 @pytest.mark.parametrize(
