@@ -10,7 +10,7 @@ class RunAlreadyInFlight(TrainingError):
 
 
 class InvalidRunConfig(TrainingError):
-    """A run's setting overrides name an unknown stage or setting, or a value of the wrong kind."""
+    """An unknown kind of run, or setting overrides naming an unknown stage or setting or a value that does not fit."""
 
 
 class VersionStateError(TrainingError):

@@ -34,7 +34,9 @@ STAGES_OF_KIND = {
 
 def overrides_clean(kind: str, overrides: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
     """A validated copy of ``overrides`` for a run of ``kind``; ValueError names what is wrong."""
-    stages = STAGES_OF_KIND[kind]
+    stages = STAGES_OF_KIND.get(kind)
+    if stages is None:
+        raise ValueError(f"Unknown kind {kind!r}.")
     cleaned: dict[str, dict[str, Any]] = {}
     for stage, settings in (overrides or {}).items():
         if stage not in stages:

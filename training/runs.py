@@ -58,7 +58,7 @@ def training_run_reap_stale(*, now=None) -> int:
 def training_run_create(
     *, kind: str, trigger: str, user=None, seed: int = 0, config: dict | None = None
 ) -> TrainingRun:
-    """A queued run; ``config`` overrides stage settings (``overrides.overrides_clean`` checks it)."""
+    """A queued run; ``overrides.overrides_clean`` checks the kind and the stage settings in ``config``."""
     try:
         config = overrides_clean(kind, config)
     except ValueError as error:
