@@ -16,7 +16,7 @@ from movies.selectors import rater_for_user
 from . import registry
 from .exceptions import InvalidRunConfig, RunAlreadyInFlight, VersionStateError
 from .models import ModelVersion, TrainingRun
-from .overrides import STAGE_CONFIGS
+from .overrides import STAGES
 from .runs import training_run_start
 from .serving import POLICY_CHOICES, recommend
 
@@ -213,7 +213,7 @@ class ModelVersionListApi(generics.ListAPIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("algorithm", str, enum=list(STAGE_CONFIGS)),
+            OpenApiParameter("algorithm", str, enum=list(STAGES)),
             OpenApiParameter("status", str, enum=list(ModelVersion.Status.values)),
         ]
     )
@@ -260,7 +260,7 @@ class ModelVersionPromoteApi(APIView):
 
 
 class RollbackSerializer(NoteSerializer):
-    algorithm = serializers.ChoiceField(choices=list(STAGE_CONFIGS))  # one stage per algorithm
+    algorithm = serializers.ChoiceField(choices=list(STAGES))  # one stage per algorithm
 
 
 class ModelVersionRollbackApi(APIView):

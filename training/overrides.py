@@ -11,18 +11,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from training.ml.dqn import DQNConfig
 from training.ml.overrides import settings_check
-from training.ml.ppo import PPOConfig
-from training.ml.recommender import RecommenderConfig
-from training.ml.reward_model import RewardModelConfig
 
-STAGE_CONFIGS: dict[str, type] = {
-    "base": RecommenderConfig,
-    "reward": RewardModelConfig,
-    "ppo": PPOConfig,
-    "qlearning": DQNConfig,
-}
+STAGES = ("base", "reward", "ppo", "qlearning")  # one per algorithm
+
+
+def stage_config_class(stage: str) -> type:
+    """The config dataclass of a stage; imported here, so the web process loads the trainers'
+    modules (and scipy.linalg with them) only when a run's settings are checked."""
+    from training.ml.dqn import DQNConfig
+    from training.ml.ppo import PPOConfig
+    from training.ml.recommender import RecommenderConfig
+    from training.ml.reward_model import RewardModelConfig
+
+    classes = {
+        "base": RecommenderConfig,
+        "reward": RewardModelConfig,
+        "ppo": PPOConfig,
+        "qlearning": DQNConfig,
+    }
+    return classes[stage]
+
+
 STAGES_OF_KIND = {
     "base": ("base",),
     "reward": ("reward",),
@@ -43,6 +53,6 @@ def overrides_clean(kind: str, overrides: Mapping[str, Any] | None) -> dict[str,
             raise ValueError(f"a {kind!r} run has no stage {stage!r}; its stages: {', '.join(stages)}")
         if not isinstance(settings, Mapping):
             raise ValueError(f"the overrides of {stage!r} must be an object of setting: value")
-        settings_check(STAGE_CONFIGS[stage], settings, stage)
+        settings_check(stage_config_class(stage), settings, stage)
         cleaned[stage] = dict(settings)
     return cleaned

@@ -27,9 +27,9 @@ print("tensorflow" in sys.modules, "keras" in sys.modules)
 """
 
 
-def test_the_web_process_never_imports_tensorflow(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-c", PROBE],
+def run_probe(tmp_path: Path, probe: str = PROBE) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", probe],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -40,5 +40,18 @@ def test_the_web_process_never_imports_tensorflow(tmp_path):
             "DJANGO_SETTINGS_MODULE": "recsys_site.settings",
         },
     )
+
+
+def test_the_web_process_never_imports_tensorflow(tmp_path):
+    result = run_probe(tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "False"]
+
+
+def test_the_web_process_does_not_load_the_trainers(tmp_path):
+    # Checking a run's settings needs the trainers' config classes; they are imported on use,
+    # so serving pages and the API does not load them (nor scipy.linalg, which EASE pulls in).
+    trainers = ["training.ml.ppo", "training.ml.dqn", "training.ml.recommender", "training.ml.reward_model"]
+    result = run_probe(tmp_path, PROBE + f"print([m for m in {trainers!r} if m in sys.modules])\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]"
