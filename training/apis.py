@@ -100,6 +100,17 @@ class Conflict(APIException):
     default_detail = "The request conflicts with the current state."
 
 
+def choice_filters(request, **choices) -> dict[str, str]:
+    """Query parameters named in ``choices`` as queryset filters, each checked against its choices."""
+    filters = {}
+    for name, allowed in choices.items():
+        if value := request.query_params.get(name):
+            if value not in allowed:
+                raise ValidationError({name: [f"expected one of {', '.join(allowed)}"]})
+            filters[name] = value
+    return filters
+
+
 class ModelVersionSerializer(serializers.ModelSerializer):
     label = serializers.CharField(read_only=True)
 
@@ -169,13 +180,13 @@ class TrainingRunListApi(generics.ListAPIView):
     permission_classes = [IsAdminUser]
     serializer_class = TrainingRunSerializer
 
+    @extend_schema(parameters=[OpenApiParameter("status", str, enum=list(TrainingRun.Status.values))])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
     def get_queryset(self):
-        runs = TrainingRun.objects.prefetch_related("versions")
-        if status_filter := self.request.query_params.get("status"):
-            if status_filter not in TrainingRun.Status.values:
-                raise ValidationError({"status": [f"expected one of {', '.join(TrainingRun.Status.values)}"]})
-            runs = runs.filter(status=status_filter)
-        return runs
+        filters = choice_filters(self.request, status=TrainingRun.Status.values)
+        return TrainingRun.objects.prefetch_related("versions").filter(**filters)
 
     @extend_schema(request=TrainingRunStartSerializer, responses={202: TrainingRunSerializer})
     def post(self, request):
@@ -221,17 +232,8 @@ class ModelVersionListApi(generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
-        versions = ModelVersion.objects.order_by("-created_at", "-id")
-        params = self.request.query_params
-        if algorithm := params.get("algorithm"):
-            versions = versions.filter(algorithm=algorithm)
-        if status_filter := params.get("status"):
-            if status_filter not in ModelVersion.Status.values:
-                raise ValidationError(
-                    {"status": [f"expected one of {', '.join(ModelVersion.Status.values)}"]}
-                )
-            versions = versions.filter(status=status_filter)
-        return versions
+        filters = choice_filters(self.request, algorithm=STAGES, status=ModelVersion.Status.values)
+        return ModelVersion.objects.order_by("-created_at", "-id").filter(**filters)
 
 
 class NoteSerializer(serializers.Serializer):

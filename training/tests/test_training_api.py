@@ -113,6 +113,7 @@ def test_impossible_version_requests_are_refused_clearly(sam):
     response = staff.post("/api/models/rollback/", {"algorithm": "everything"}, format="json")
     assert response.status_code == 400 and "algorithm" in response.data
     assert staff.get("/api/models/?status=best").status_code == 400
+    assert "algorithm" in staff.get("/api/models/?algorithm=everything").data
 
 
 def test_the_openapi_schema_describes_the_training_endpoints(sam):
