@@ -237,6 +237,7 @@ class FeedbackLog:
     rounds: list[int] = field(default_factory=list)  # round (1-based) of each comparison
     kinds: list[str] = field(default_factory=list)  # "recommender vs recommender" or "ppo vs recommender"
     oracle_prefers_a: list[float] = field(default_factory=list)  # 1/0/0.5: the noise-free oracle's answer
+    taste_prefers_a: list[float] = field(default_factory=list)  # the same without the user's own ratings
     prior_signals: list[int] = field(default_factory=list)  # how many of the user's signals came before it
     new_signals: list[int] = field(default_factory=list)  # how many signals its own reason gave
     reasons: list[str | None] = field(default_factory=list)  # the annotator's text
@@ -291,6 +292,7 @@ def simulate_comparisons(
         annotator = annotators[int(rng.integers(len(annotators)))]
         judgement = annotator.compare(user, left, right)
         quality_gap = oracle.quality(user, left) - oracle.quality(user, right)
+        taste_gap = oracle.taste_quality(user, left) - oracle.taste_quality(user, right)
         user_signals = log.signals.setdefault(user, [])
         log.comparisons.append(
             Comparison(user=(user, len(log)), slate_a=left, slate_b=right, outcome=judgement.outcome)
@@ -299,6 +301,7 @@ def simulate_comparisons(
         log.rounds.append(round_number)
         log.kinds.append("ppo vs recommender" if on_policy else "recommender vs recommender")
         log.oracle_prefers_a.append(0.5 if quality_gap == 0 else float(quality_gap > 0))
+        log.taste_prefers_a.append(0.5 if taste_gap == 0 else float(taste_gap > 0))
         log.prior_signals.append(len(user_signals))
         log.reasons.append(judgement.reason)
         found = [s.as_dict() for s in analyzer.analyze(judgement.reason).signals] if judgement.reason else []
@@ -428,17 +431,19 @@ def reward_rows(log: FeedbackLog, heldout_users: set[int]) -> tuple[list[int], l
     return train_rows, heldout_rows
 
 
-def label_ceiling(log: FeedbackLog, rows: Sequence[int]) -> float:
+def label_ceiling(log: FeedbackLog, rows: Sequence[int], without_own_ratings: bool = False) -> float:
     """Share of the strict labels in ``rows`` that the noise-free oracle agrees with.
 
-    What a reward model that knew the annotators' true taste would score on these labels.
+    What a reward model that knew the annotators' true taste would score on these labels. With
+    ``without_own_ratings``, the oracle's taste part alone (``OracleTaste.taste_utility``): what
+    a reward model would score that knew every movie's quality and each user's genre taste in the
+    oracle period, but not which movies the user rated then, nor how.
     """
+    answers = log.taste_prefers_a if without_own_ratings else log.oracle_prefers_a
     strict = [j for j in rows if log.comparisons[j].outcome in ("a", "b")]
     if not strict:
         return float("nan")
-    return float(
-        np.mean([(log.comparisons[j].outcome == "a") == (log.oracle_prefers_a[j] == 1.0) for j in strict])
-    )
+    return float(np.mean([(log.comparisons[j].outcome == "a") == (answers[j] == 1.0) for j in strict]))
 
 
 def _train_reward(
@@ -482,6 +487,7 @@ def _train_reward(
             "accuracy": kind_eval["accuracy"],
             "n_strict": int(kind_eval["n_strict"]),
             "label_ceiling": label_ceiling(log, rows),
+            "taste_ceiling": label_ceiling(log, rows, without_own_ratings=True),
         }
     metrics = {
         "heldout_accuracy": evaluation["accuracy"],
@@ -490,6 +496,7 @@ def _train_reward(
         "heldout_n": len(heldout),
         "heldout_n_strict": int(evaluation["n_strict"]),
         "heldout_label_ceiling": label_ceiling(log, heldout_rows),
+        "heldout_taste_ceiling": label_ceiling(log, heldout_rows, without_own_ratings=True),
         "train_accuracy": result.final_metrics.get("accuracy", float("nan")),
         "train_n_comparisons": len(train_rows),
         "train_n_rating_pairs": len(rating_pairs),
@@ -819,7 +826,8 @@ def run_experiment(
         advance(f"round {round_number}: reward model")
         say(
             f"round {round_number}: {len(loop.log)} comparisons; reward model held-out accuracy "
-            f"{reward_metrics['heldout_accuracy']:.3f} (label ceiling {reward_metrics['heldout_label_ceiling']:.3f})"
+            f"{reward_metrics['heldout_accuracy']:.3f} (label ceiling {reward_metrics['heldout_label_ceiling']:.3f}, "
+            f"without the users' own ratings {reward_metrics['heldout_taste_ceiling']:.3f})"
             f" in {reward_seconds:.1f} s"
         )
         ppo, ppo_seconds = loop.retrain_ppo()
@@ -885,7 +893,7 @@ def _difference(diff: dict[str, float]) -> str:
 def markdown_table(report: ExperimentReport) -> str:
     """One row per round: reward-model accuracy, test win rates, test NDCG@10, KL and retrain timing."""
     header = (
-        "| round | comparisons | RM held-out acc. (label ceiling) | PPO win rate [95% CI] | "
+        "| round | comparisons | RM held-out acc. (label ceiling; taste ceiling) | PPO win rate [95% CI] | "
         "Q-learning win rate [95% CI] | NDCG@10 rec. | NDCG@10 PPO | NDCG@10 Q | PPO - rec. NDCG@10 [95% CI] | "
         "KL PPO | KL Q | "
         "RM s | PPO s | RM+PPO s | Q s |\n"
@@ -895,7 +903,8 @@ def markdown_table(report: ExperimentReport) -> str:
     for r in report.rounds:
         rm, s = r["reward_model"], r["seconds"]
         lines.append(
-            f"| {r['round']} | {r['comparisons']} | {rm['heldout_accuracy']:.3f} ({rm['heldout_label_ceiling']:.3f}) | "
+            f"| {r['round']} | {r['comparisons']} | {rm['heldout_accuracy']:.3f} ({rm['heldout_label_ceiling']:.3f}; "
+            f"{rm['heldout_taste_ceiling']:.3f}) | "
             f"{_interval(r['win_rate']['ppo'])} | {_interval(r['win_rate']['qlearning'])} | "
             f"{r['ndcg@10']['recommender']:.4f} | {r['ndcg@10']['ppo']:.4f} | {r['ndcg@10']['qlearning']:.4f} | "
             f"{_difference(r['ndcg@10_difference']['ppo'])} | "
@@ -947,7 +956,14 @@ def plot_report(report: ExperimentReport, path: Path) -> None:
         [r["reward_model"]["heldout_label_ceiling"] for r in report.rounds],
         "s--",
         color="grey",
-        label="noise-free oracle (ceiling)",
+        label="noise-free oracle (label ceiling)",
+    )
+    ax.plot(
+        rounds,
+        [r["reward_model"]["heldout_taste_ceiling"] for r in report.rounds],
+        "^:",
+        color="grey",
+        label="oracle without the users' own ratings",
     )
     ax.axhline(0.75, color="tab:red", lw=0.8, ls=":", label="target 0.75")
     ax.set(title="Reward model: held-out-user accuracy", xlabel="round", ylabel="accuracy", ylim=(0.4, 1.0))

@@ -96,13 +96,22 @@ class OracleTaste:
             self._taste_cache[user] = (z @ hot) / (hot.sum(axis=0) + self.prior_strength)
         return self._taste_cache[user]
 
+    def taste_utility(self, user: Hashable) -> np.ndarray:
+        """float64 [n_items]: the "unrated" guess for every movie, the user's own ratings left out.
+
+        What the oracle knows of the user beyond the movies they rated: each movie's quality and
+        the user's genre taste. A predictor that knew both exactly, but not which movies the user
+        rates or how, could do no better than this part.
+        """
+        hot = self.genre_matrix
+        n_genres = np.maximum(hot.sum(axis=1), 1.0)
+        affinity = (hot @ self.genre_taste(user)) / n_genres
+        return self.unrated_scale * (self.item_effect + affinity)
+
     def utility(self, user: Hashable) -> np.ndarray:
         """float64 [n_items]: oracle utility of every movie for the user (see module docstring)."""
         if user not in self._utility_cache:
-            hot = self.genre_matrix
-            n_genres = np.maximum(hot.sum(axis=1), 1.0)
-            affinity = (hot @ self.genre_taste(user)) / n_genres
-            utility = self.unrated_scale * (self.item_effect + affinity)
+            utility = self.taste_utility(user)
             items, z = self._rated.get(user, (np.zeros(0, np.int64), np.zeros(0)))
             utility[items] = z
             self._utility_cache[user] = utility
@@ -112,6 +121,11 @@ class OracleTaste:
         """Position-weighted mean oracle utility of a slate (best position first)."""
         slate = np.asarray(slate, np.int64).reshape(-1)
         return float(self.utility(user)[slate] @ position_weights(len(slate)))
+
+    def taste_quality(self, user: Hashable, slate: np.ndarray) -> float:
+        """``quality`` under ``taste_utility``: the slate judged without the user's own ratings."""
+        slate = np.asarray(slate, np.int64).reshape(-1)
+        return float(self.taste_utility(user)[slate] @ position_weights(len(slate)))
 
     def genre_mix(self, slate: np.ndarray) -> np.ndarray:
         """float64 [G]: position-weighted share of each genre in the slate."""

@@ -16,7 +16,9 @@ from training.ml.experiment import (
     TRAIN,
     ClosedLoop,
     ExperimentConfig,
+    FeedbackLog,
     comparison_contexts,
+    label_ceiling,
     markdown_table,
     reward_rows,
     run_experiment,
@@ -26,7 +28,7 @@ from training.ml.experiment import (
 )
 from training.ml.ppo import PPOConfig
 from training.ml.recommender import RecommenderConfig
-from training.ml.reward_model import RewardModelConfig
+from training.ml.reward_model import Comparison, RewardModelConfig
 from training.ml.user_features import signal_features
 
 
@@ -71,6 +73,7 @@ def test_the_report_has_every_key_of_every_round(report) -> None:
         "heldout_accuracy",
         "heldout_n",
         "heldout_label_ceiling",
+        "heldout_taste_ceiling",
         "train_n_comparisons",
     }
     assert set(entry["ndcg@10"]) == {"recommender", "ppo", "qlearning"}
@@ -87,6 +90,21 @@ def test_the_report_has_every_key_of_every_round(report) -> None:
     assert set(entry["seconds"]) == {"reward_model", "ppo", "qlearning", "reward_model+ppo"}
     assert set(report.data["period_ratings"]) == {"train", "feedback", "test"}
     assert report.recommender["epochs"] == 2
+
+
+def test_the_ceilings_count_strict_labels_that_each_oracle_agrees_with() -> None:
+    outcomes = ["a", "b", "a", "tie"]
+    log = FeedbackLog(
+        comparisons=[
+            Comparison(user=(0, j), slate_a=[0], slate_b=[1], outcome=o) for j, o in enumerate(outcomes)
+        ],
+        oracle_prefers_a=[1.0, 0.0, 0.0, 1.0],
+        taste_prefers_a=[1.0, 1.0, 0.0, 0.0],
+    )
+    assert label_ceiling(log, range(4)) == pytest.approx(2 / 3)  # the tie is not a strict label
+    assert label_ceiling(log, range(4), without_own_ratings=True) == pytest.approx(1 / 3)
+    assert label_ceiling(log, [1]) == 1.0 and label_ceiling(log, [1], without_own_ratings=True) == 0.0
+    assert np.isnan(label_ceiling(log, [3]))
 
 
 def test_the_report_is_written_as_json_markdown_and_a_plot(report, tmp_path) -> None:

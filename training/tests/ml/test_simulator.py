@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.ml.simulator import OracleTaste, SimulatedAnnotator, make_annotators
+from training.ml.simulator import OracleTaste, SimulatedAnnotator, make_annotators, position_weights
 from training.ml.user_features import GENRES
 
 # A tiny catalogue: movie ids 101..112; four Comedies, four Horrors, four Dramas.
@@ -70,6 +70,17 @@ def test_unrated_movies_get_a_shrunk_genre_prior_between_neutral_and_observed(or
     assert rated_horror < unrated_horror < 0
     unknown_user = oracle.utility("nobody")
     assert np.abs(unknown_user).max() < 0.5  # only the shrunk item effects
+
+
+def test_the_taste_part_is_the_utility_without_the_users_own_ratings(oracle: OracleTaste) -> None:
+    utility, taste = oracle.utility("alice"), oracle.taste_utility("alice")
+    rated = np.concatenate([COMEDIES[:3], HORRORS[:3], DRAMAS[:3]])  # alice skipped the last of each
+    unrated = np.setdiff1d(np.arange(oracle.n_items), rated)
+    assert np.array_equal(taste[unrated], utility[unrated])
+    assert np.abs(taste[rated]).max() < np.abs(utility[rated]).max()  # a shrunk guess, not the rating
+    assert taste[COMEDIES].min() > taste[HORRORS].max()  # the genre taste is still there
+    slate = np.concatenate([COMEDIES[:2], HORRORS[:1]])
+    assert oracle.taste_quality("alice", slate) == pytest.approx(taste[slate] @ position_weights(3))
 
 
 def test_two_different_slates_rarely_tie_exactly(oracle: OracleTaste) -> None:
