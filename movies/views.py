@@ -19,6 +19,7 @@ from .forms import MovieFilterForm, RatingForm, SignupForm
 from .models import RATING_MAX, RATING_MIN, RATING_STEP
 
 PAGE_SIZE = 24
+SIMILAR_COUNT = 8  # "More like this" on a movie's page
 STAR_VALUES = [
     {"value": value, "half": value % 1 != 0}
     for value in (
@@ -78,11 +79,19 @@ def movie_detail(request: HttpRequest, movie_id: int) -> HttpResponse:
     movie = selectors.movie_get(movie_id=movie_id)
     if movie is None:
         raise Http404("No such movie.")
-    own = selectors.user_ratings_for_movies(user=request.user, movie_ids=[movie.pk]).get(movie.pk)
+    from training.serving import similar_movies
+
+    similar = [item.movie for item in similar_movies(movie_id=movie.pk, k=SIMILAR_COUNT).items]
+    own = selectors.user_ratings_for_movies(
+        user=request.user, movie_ids=[movie.pk, *(other.pk for other in similar)]
+    )
+    for other in similar:
+        other.user_rating = own.get(other.pk)
     context = {
         "movie": movie,
         "tags": selectors.movie_top_tags(movie=movie),
-        **star_context(movie_id=movie.pk, rating=own, next_url=request.get_full_path()),
+        "similar": similar,
+        **star_context(movie_id=movie.pk, rating=own.get(movie.pk), next_url=request.get_full_path()),
     }
     return render(request, "movies/movie_detail.html", context)
 

@@ -4,6 +4,7 @@ from . import apis
 
 urlpatterns = [
     path("recommendations/", apis.RecommendationApi.as_view(), name="api-recommendations"),
+    path("movies/<int:movie_id>/similar/", apis.SimilarMoviesApi.as_view(), name="api-similar-movies"),
     path("training/runs/", apis.TrainingRunListApi.as_view(), name="api-training-runs"),
     path("training/runs/<int:pk>/", apis.TrainingRunDetailApi.as_view(), name="api-training-run"),
     path("models/", apis.ModelVersionListApi.as_view(), name="api-model-versions"),

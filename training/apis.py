@@ -6,11 +6,11 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
-from rest_framework.permissions import IsAdminUser, IsAuthenticated
+from rest_framework.permissions import AllowAny, IsAdminUser, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from movies.models import Rater
+from movies.models import Movie, Rater
 from movies.selectors import rater_for_user
 
 from . import registry
@@ -18,7 +18,7 @@ from .exceptions import InvalidRunConfig, RunAlreadyInFlight, VersionStateError
 from .models import ModelVersion, TrainingRun
 from .overrides import STAGES
 from .runs import training_run_start
-from .serving import POLICY_CHOICES, recommend
+from .serving import POLICY_CHOICES, recommend, similar_movies
 
 
 class RecommendationQuerySerializer(serializers.Serializer):
@@ -90,6 +90,28 @@ class RecommendationApi(APIView):
             rater_id = rater.pk if rater is not None else None
         recs = recommend(rater_id=rater_id, policy=params["policy"], k=params["k"])
         return Response(RecommendationListSerializer(recs).data)
+
+
+class SimilarQuerySerializer(serializers.Serializer):
+    k = serializers.IntegerField(min_value=1, max_value=50, default=10)
+
+
+class SimilarMoviesApi(APIView):
+    """Movies often liked by the people who liked this one (the active recommender's embeddings)."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("k", int, description="How many movies (1 to 50, default 10).")],
+        responses=RecommendationListSerializer,
+    )
+    def get(self, request, movie_id: int):
+        query = SimilarQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        if not Movie.objects.filter(pk=movie_id).exists():
+            raise NotFound("No movie with this MovieLens id.")
+        similar = similar_movies(movie_id=movie_id, k=query.validated_data["k"])
+        return Response(RecommendationListSerializer(similar).data)
 
 
 # --- Training runs and model versions (staff) --------------------------------------------------

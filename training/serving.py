@@ -310,6 +310,43 @@ def recommendations_for_user(*, user, k: int = 20, policy: str = "active") -> Re
     return recommend(rater_id=rater.pk if rater else None, policy=policy, k=k, with_genres=True)
 
 
+SIMILAR_POOL = 50  # nearest movies by embedding read from the database before the rerank
+SIMILAR_SHRINK = 10.0  # ratings at which a movie's similarity counts half (few ratings, noisy embedding)
+
+
+def similar_movies(*, movie_id: int, k: int = 10) -> RecommendationList:
+    """Movies whose recommender item embeddings are closest to ``movie_id``'s: "more like this".
+
+    Cosine similarity of the active recommender's output embeddings (movies that the same users
+    go on to like), times ``n / (n + SIMILAR_SHRINK)`` for a movie with ``n`` ratings, so that a
+    movie seen by a handful of users, whose embedding says little, does not lead the list. Empty
+    when no recommender is active or it does not know the movie.
+    """
+    loaded = models.active("base")
+    if loaded is None:
+        return RecommendationList("base", None, [])
+    index, known = loaded.indices(np.asarray([movie_id], np.int64))
+    if not known[0]:
+        return RecommendationList("base", loaded.version, [])
+    similarity = loaded.scorer.similar_items(int(index[0]))
+    pool = min(max(SIMILAR_POOL, 2 * k), len(similarity) - 1)
+    nearest = np.argpartition(-similarity, pool)[: pool + 1]
+    nearest = nearest[nearest != index[0]]
+    movies = Movie.objects.prefetch_related("genres").in_bulk([movie_id, *loaded.item_ids[nearest].tolist()])
+    source = movies.pop(movie_id, None)
+    because = f"Often liked by people who liked {source.display_title}" if source else ""
+    scored = []
+    for position in nearest.tolist():
+        movie = movies.get(int(loaded.item_ids[position]))
+        if movie is None:
+            continue  # removed from the catalogue since the model was trained
+        shrink = movie.num_ratings / (movie.num_ratings + SIMILAR_SHRINK)
+        scored.append((float(similarity[position]) * shrink, movie.pk, movie))
+    scored.sort(key=lambda entry: (-entry[0], entry[1]))
+    items = [Recommendation(movie, score, because) for score, _, movie in scored[:k]]
+    return RecommendationList("base", loaded.version, items)
+
+
 @dataclass
 class Slate:
     """An ordered list from one source, with what off-policy evaluation needs to know about it."""

@@ -168,13 +168,23 @@ class NumpyRecommender(Scorer):
         """``explain`` for several movies with one matrix product."""
         if not len(history):
             raise ValueError("cannot explain a recommendation for an empty history")
+        unit = self.unit_items()
+        liked = history.ratings >= min(4.0, float(history.ratings.max()))
+        candidates = history.item_idx[liked]
+        similarity = unit[np.asarray(item_idx, np.int64)] @ unit[candidates].T
+        return candidates[np.argmax(similarity, axis=1)].astype(np.int64)
+
+    def unit_items(self) -> np.ndarray:
+        """float32 [n_items, dim]: the item embeddings scaled to unit length (computed once)."""
         if self._unit_items is None:
             norms = np.linalg.norm(self.item_embeddings, axis=1, keepdims=True)
             self._unit_items = self.item_embeddings / np.maximum(norms, 1e-12)
-        liked = history.ratings >= min(4.0, float(history.ratings.max()))
-        candidates = history.item_idx[liked]
-        similarity = self._unit_items[np.asarray(item_idx, np.int64)] @ self._unit_items[candidates].T
-        return candidates[np.argmax(similarity, axis=1)].astype(np.int64)
+        return self._unit_items
+
+    def similar_items(self, item_idx: int) -> np.ndarray:
+        """float32 [n_items]: cosine similarity of every movie's item embedding to ``item_idx``'s."""
+        unit = self.unit_items()
+        return unit @ unit[int(item_idx)]
 
     def export_arrays(self) -> dict[str, np.ndarray]:
         return {
