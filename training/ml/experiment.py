@@ -944,27 +944,12 @@ def plot_report(report: ExperimentReport, path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(14, 4), constrained_layout=True)
 
     ax = axes[0]
-    ax.plot(
-        rounds,
-        [r["reward_model"]["heldout_accuracy"] for r in report.rounds],
-        "o-",
-        color="tab:green",
-        label="reward model",
-    )
-    ax.plot(
-        rounds,
-        [r["reward_model"]["heldout_label_ceiling"] for r in report.rounds],
-        "s--",
-        color="grey",
-        label="noise-free oracle (label ceiling)",
-    )
-    ax.plot(
-        rounds,
-        [r["reward_model"]["heldout_taste_ceiling"] for r in report.rounds],
-        "^:",
-        color="grey",
-        label="oracle without the users' own ratings",
-    )
+    for key, style, colour, label in (
+        ("heldout_accuracy", "o-", "tab:green", "reward model"),
+        ("heldout_label_ceiling", "s--", "grey", "noise-free oracle (label ceiling)"),
+        ("heldout_taste_ceiling", "^:", "grey", "oracle without the users' own ratings"),
+    ):
+        ax.plot(rounds, [r["reward_model"][key] for r in report.rounds], style, color=colour, label=label)
     ax.axhline(0.75, color="tab:red", lw=0.8, ls=":", label="target 0.75")
     ax.set(title="Reward model: held-out-user accuracy", xlabel="round", ylabel="accuracy", ylim=(0.4, 1.0))
     ax.legend(fontsize=8)
