@@ -110,3 +110,51 @@ def ndcg_by_activity(
             where=table["users"].to_numpy() > 0,
         )
     return table
+
+
+def ndcg_difference(
+    candidate: dict[int, np.ndarray],
+    incumbent: dict[int, np.ndarray],
+    relevant: dict[int, set[int]],
+    k: int,
+    bootstrap_rounds: int,
+    seed: int,
+) -> dict[str, float]:
+    """Mean per-user NDCG@k of the candidate minus the incumbent, with a paired bootstrap 95% interval."""
+    users = [u for u in candidate if relevant.get(u)]
+    diff = np.array(
+        [ndcg_at_k(candidate[u], relevant[u], k) - ndcg_at_k(incumbent[u], relevant[u], k) for u in users]
+    )
+    if len(diff) == 0:
+        return {"mean": float("nan"), "low": float("nan"), "high": float("nan"), "n": 0}
+    means = diff[np.random.default_rng(seed).integers(0, len(diff), size=(bootstrap_rounds, len(diff)))].mean(
+        axis=1
+    )
+    return {
+        "mean": float(diff.mean()),
+        "low": float(np.percentile(means, 2.5)),
+        "high": float(np.percentile(means, 97.5)),
+        "n": len(diff),
+    }
+
+
+def paired_ndcg_difference(
+    candidate: Scorer,
+    incumbent: Scorer,
+    split: Split,
+    k: int = 10,
+    relevance_threshold: float = 4.0,
+    bootstrap_rounds: int = 2000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """``ndcg_difference`` of two scorers on ``split``'s held-out users: is a gap more than noise?"""
+    relevant = split.relevant(relevance_threshold)
+    users = sorted(relevant)
+    return ndcg_difference(
+        rank_users(candidate, split, users, k),
+        rank_users(incumbent, split, users, k),
+        relevant,
+        k,
+        bootstrap_rounds,
+        seed,
+    )

@@ -51,6 +51,7 @@ import pandas as pd
 
 from training.ml.data import History, Snapshot, item_genres
 from training.ml.dqn import DQNConfig, train_dqn
+from training.ml.evaluation import ndcg_difference
 from training.ml.metrics import ndcg_at_k
 from training.ml.policy import NumpySlatePolicy
 from training.ml.ppo import PPOConfig, train_ppo
@@ -375,32 +376,6 @@ def judged_win_rate(
 def mean_ndcg(lists: dict[int, np.ndarray], relevant: dict[int, set[int]], k: int) -> float:
     users = [u for u in lists if relevant.get(u)]
     return float(np.mean([ndcg_at_k(lists[u], relevant[u], k) for u in users])) if users else float("nan")
-
-
-def ndcg_difference(
-    candidate: dict[int, np.ndarray],
-    incumbent: dict[int, np.ndarray],
-    relevant: dict[int, set[int]],
-    k: int,
-    bootstrap_rounds: int,
-    seed: int,
-) -> dict[str, float]:
-    """Mean per-user NDCG@k of the candidate minus the incumbent, with a paired bootstrap 95% interval."""
-    users = [u for u in candidate if relevant.get(u)]
-    diff = np.array(
-        [ndcg_at_k(candidate[u], relevant[u], k) - ndcg_at_k(incumbent[u], relevant[u], k) for u in users]
-    )
-    if len(diff) == 0:
-        return {"mean": float("nan"), "low": float("nan"), "high": float("nan"), "n": 0}
-    means = diff[np.random.default_rng(seed).integers(0, len(diff), size=(bootstrap_rounds, len(diff)))].mean(
-        axis=1
-    )
-    return {
-        "mean": float(diff.mean()),
-        "low": float(np.percentile(means, 2.5)),
-        "high": float(np.percentile(means, 97.5)),
-        "n": len(diff),
-    }
 
 
 def mean_quality(lists: dict[int, np.ndarray], oracle: OracleTaste) -> float:

@@ -25,7 +25,7 @@ import pandas as pd
 
 from training.ml.baselines import EASE, EASEConfig, Popularity, tune_ease
 from training.ml.data import Snapshot, Split, read_movielens, temporal_split
-from training.ml.evaluation import compare, ndcg_by_activity
+from training.ml.evaluation import compare, ndcg_by_activity, paired_ndcg_difference
 from training.ml.overrides import settings_apply, settings_check
 from training.ml.recommender import RecommenderConfig, train_recommender
 from training.ml.scoring import Scorer
@@ -78,25 +78,30 @@ def run_comparison(
     return ComparisonResult(table, scorers, seconds, ease_validation, split)
 
 
-def ndcg_by_seed(
-    split: Split,
-    movies: pd.DataFrame,
-    config: RecommenderConfig,
-    seeds: list[int],
-    k: int = 10,
-    teacher: EASE | None = None,
-) -> dict[int, float]:
-    """The recommender's NDCG@k on ``split`` for each training seed: seed noise, measured.
+def train_seeds(
+    split: Split, config: RecommenderConfig, seeds: list[int], teacher: EASE | None = None
+) -> dict[int, Scorer]:
+    """The recommender trained on ``split.train`` once per distinct seed, otherwise as ``config``.
 
     ``teacher`` is the EASE teacher fitted on ``split.train`` (fitted once per seed without it).
     """
-    scores = {}
-    for seed in seeds:
-        scorer = train_recommender(split.train, replace(config, seed=seed), teacher=teacher).scorer
-        scores[seed] = float(
-            compare({"recommender": scorer}, split, (k,), movies).loc["recommender", f"ndcg@{k}"]
-        )
-    return scores
+    return {
+        seed: train_recommender(split.train, replace(config, seed=seed), teacher=teacher).scorer
+        for seed in dict.fromkeys(seeds)
+    }
+
+
+def scorer_ndcg(scorer: Scorer, split: Split, movies: pd.DataFrame, k: int = 10) -> float:
+    """One scorer's NDCG@k on ``split``, as the comparison table computes it."""
+    return float(compare({"recommender": scorer}, split, (k,), movies).loc["recommender", f"ndcg@{k}"])
+
+
+def difference_line(seed: int, difference: dict[str, float]) -> str:
+    """One printed line: the recommender's paired NDCG@10 difference to EASE for one seed."""
+    return (
+        f"  seed {seed}: {difference['mean']:+.4f} [{difference['low']:+.4f}, {difference['high']:+.4f}] "
+        f"over {difference['n']} users"
+    )
 
 
 def config_overrides(config: Any, assignments: list[str], option: str = "--set") -> Any:
@@ -182,10 +187,19 @@ def main(argv: list[str] | None = None) -> None:
         if args.by_activity:
             print("\nNDCG@10 by number of train ratings:")
             print(ndcg_by_activity(result.scorers, result.split))
-    if args.more_seeds:
-        scores = {args.seed: float(result.table.loc["recommender", "ndcg@10"])}
-        others = [s for s in args.more_seeds if s != args.seed]
-        scores |= ndcg_by_seed(result.split, movies, config, others, teacher=result.scorers["ease"])
+    ease = result.scorers["ease"]
+    others = [s for s in args.more_seeds if s != args.seed]
+    scorers = {args.seed: result.scorers["recommender"], **train_seeds(result.split, config, others, ease)}
+    print("\nrecommender - EASE, NDCG@10 per user (mean, paired bootstrap 95% interval):")
+    for seed, scorer in scorers.items():
+        print(difference_line(seed, paired_ndcg_difference(scorer, ease, result.split)))
+    if others:
+        scores = {
+            seed: float(
+                compare({"recommender": scorer}, result.split, (10,), movies).loc["recommender", "ndcg@10"]
+            )
+            for seed, scorer in scorers.items()
+        }
         print(
             "\nrecommender NDCG@10 by seed:",
             ", ".join(f"{seed}: {score:.4f}" for seed, score in scores.items()),

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from training.ml.baselines import EASE, EASEConfig, Popularity
-from training.ml.evaluation import compare, evaluate_model, ndcg_by_activity, rank_users
+from training.ml.evaluation import (
+    compare,
+    evaluate_model,
+    ndcg_by_activity,
+    paired_ndcg_difference,
+    rank_users,
+)
 
 
 def test_rankings_exclude_the_users_train_movies(taste_split):
@@ -61,3 +67,18 @@ def test_ndcg_by_activity_groups_users_by_train_ratings_and_matches_the_overall_
     overall = evaluate_model(popularity, taste_split, k_values=(10,))["ndcg@10"]
     weighted = (table["users"] * table["popularity"]).sum() / table["users"].sum()
     assert weighted == pytest.approx(overall)
+
+
+def test_the_paired_difference_is_the_gap_in_mean_ndcg_with_an_interval_around_it(taste_split):
+    popularity = Popularity.fit(taste_split.train)
+    ease = EASE.fit(taste_split.train, EASEConfig(l2=50.0))
+    table = compare({"popularity": popularity, "ease": ease}, taste_split, (10,))
+    difference = paired_ndcg_difference(ease, popularity, taste_split, bootstrap_rounds=500)
+    assert difference["n"] == len(taste_split.relevant(4.0))
+    assert difference["mean"] == pytest.approx(
+        table.loc["ease", "ndcg@10"] - table.loc["popularity", "ndcg@10"]
+    )
+    assert difference["low"] < difference["mean"] < difference["high"]
+    assert difference["low"] > 0  # EASE beats popularity on this world by more than noise
+    itself = paired_ndcg_difference(ease, ease, taste_split, bootstrap_rounds=50)
+    assert itself["mean"] == itself["low"] == itself["high"] == 0.0

@@ -277,11 +277,13 @@ def test_experiment_compare_reads_recommender_overrides_and_refuses_unknown_fiel
         recommender_config(["seed=3"], parser)
 
 
-def test_ndcg_by_seed_scores_each_seed_once_and_reproducibly(taste_world, taste_split):
-    from training.ml.experiment_compare import ndcg_by_seed
+def test_each_seed_is_trained_once_and_reproducibly(taste_world, taste_split):
+    from training.ml.experiment_compare import scorer_ndcg, train_seeds
 
     config = RecommenderConfig(epochs=3, batch_size=16, embedding_dim=8)
-    scores = ndcg_by_seed(taste_split, taste_world[1], config, [0, 1, 0])
-    again = ndcg_by_seed(taste_split, taste_world[1], config, [1])
+    scorers = train_seeds(taste_split, config, [0, 1, 0])
+    again = train_seeds(taste_split, config, [1])
+    scores = {seed: scorer_ndcg(scorer, taste_split, taste_world[1]) for seed, scorer in scorers.items()}
     assert set(scores) == {0, 1} and all(0.0 < score <= 1.0 for score in scores.values())
-    assert again[1] == scores[1]
+    assert scorer_ndcg(again[1], taste_split, taste_world[1]) == scores[1]
+    assert not np.array_equal(scorers[0].item_embeddings, scorers[1].item_embeddings)
