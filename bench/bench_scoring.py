@@ -1,4 +1,4 @@
-"""Serving latency of top_k(k=20), training time and the NDCG table on ml-latest-small.
+"""Serving latency of top_k(k=20) and of "more like this", training time and the NDCG table on ml-latest-small.
 
 Run: ``.venv/bin/python bench/bench_scoring.py [data/ml-latest-small]``. Every number printed is
 measured by this script on this machine. Latency is measured in a fresh process that loads the
@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -28,18 +29,28 @@ from training.ml.scoring import NumpyRecommender, Scorer
 
 N_CALLS = 2000  # timed top_k calls per catalogue
 SYNTHETIC_ITEMS = 62_000  # ml-25m-sized catalogue
+SIMILAR_POOL = 50  # training.serving.SIMILAR_POOL (not imported: this script runs without Django)
 
 
-def latency_ms(scorer: Scorer, history: History, k: int = 20) -> tuple[float, float]:
-    """p50 and p99 of one ``top_k`` call, in milliseconds, after a warm-up."""
+def latency_ms(call: Callable[[], object]) -> tuple[float, float]:
+    """p50 and p99 of one ``call()``, in milliseconds, after a warm-up."""
     for _ in range(50):
-        scorer.top_k(history, k)
+        call()
     timings = np.empty(N_CALLS)
     for i in range(N_CALLS):
         started = time.perf_counter()
-        scorer.top_k(history, k)
+        call()
         timings[i] = time.perf_counter() - started
     return float(np.percentile(timings, 50) * 1e3), float(np.percentile(timings, 99) * 1e3)
+
+
+def top_20(scorer: Scorer, history: History) -> Callable[[], object]:
+    return lambda: scorer.top_k(history, 20)
+
+
+def more_like_this(scorer: NumpyRecommender, item_idx: int) -> Callable[[], object]:
+    """What a movie page's "More like this" asks of the model: its 50 nearest movies."""
+    return lambda: scorer.nearest_items(item_idx, SIMILAR_POOL)
 
 
 def user_with_50_ratings(n_items: int, rng: np.random.Generator) -> History:
@@ -55,11 +66,13 @@ def measure_latency(artifact: Path) -> None:
     rng = np.random.default_rng(0)
     trained, _, _ = load_scorer(artifact)
     assert isinstance(trained, NumpyRecommender)
-    p50, p99 = latency_ms(trained, user_with_50_ratings(trained.n_items, rng))
+    p50, p99 = latency_ms(top_20(trained, user_with_50_ratings(trained.n_items, rng)))
     print(
         f"(a) trained recommender arrays (memory-mapped artifact), {trained.n_items} movies, "
         f"dim {trained.dim}: p50 {p50:.3f} ms  p99 {p99:.3f} ms"
     )
+    p50, p99 = latency_ms(more_like_this(trained, 0))
+    print(f"    more like this ({SIMILAR_POOL} nearest movies): p50 {p50:.3f} ms  p99 {p99:.3f} ms")
     arrays = dict(trained.export_arrays())
     dim = trained.dim
     arrays.update(
@@ -68,11 +81,13 @@ def measure_latency(artifact: Path) -> None:
         item_bias=rng.normal(size=SYNTHETIC_ITEMS).astype(np.float32),
     )
     synthetic = NumpyRecommender.from_arrays(arrays)
-    p50, p99 = latency_ms(synthetic, user_with_50_ratings(SYNTHETIC_ITEMS, rng))
+    p50, p99 = latency_ms(top_20(synthetic, user_with_50_ratings(SYNTHETIC_ITEMS, rng)))
     print(
         f"(b) random arrays of the same architecture, {SYNTHETIC_ITEMS} movies, dim {dim}: "
         f"p50 {p50:.3f} ms  p99 {p99:.3f} ms"
     )
+    p50, p99 = latency_ms(more_like_this(synthetic, 0))
+    print(f"    more like this ({SIMILAR_POOL} nearest movies): p50 {p50:.3f} ms  p99 {p99:.3f} ms")
 
 
 def main() -> None:

@@ -328,20 +328,18 @@ def similar_movies(*, movie_id: int, k: int = 10) -> RecommendationList:
     index, known = loaded.indices(np.asarray([movie_id], np.int64))
     if not known[0]:
         return RecommendationList("base", loaded.version, [])
-    similarity = loaded.scorer.similar_items(int(index[0]))
-    pool = min(max(SIMILAR_POOL, 2 * k), len(similarity) - 1)
-    nearest = np.argpartition(-similarity, pool)[: pool + 1]
-    nearest = nearest[nearest != index[0]]
-    movies = Movie.objects.prefetch_related("genres").in_bulk([movie_id, *loaded.item_ids[nearest].tolist()])
+    nearest, cosines = loaded.scorer.nearest_items(int(index[0]), max(SIMILAR_POOL, 2 * k))
+    movie_ids = loaded.item_ids[nearest].tolist()
+    movies = Movie.objects.prefetch_related("genres").in_bulk([movie_id, *movie_ids])
     source = movies.pop(movie_id, None)
     because = f"Often liked by people who liked {source.display_title}" if source else ""
     scored = []
-    for position in nearest.tolist():
-        movie = movies.get(int(loaded.item_ids[position]))
+    for other_id, cosine in zip(movie_ids, cosines.tolist(), strict=True):
+        movie = movies.get(other_id)
         if movie is None:
             continue  # removed from the catalogue since the model was trained
         shrink = movie.num_ratings / (movie.num_ratings + SIMILAR_SHRINK)
-        scored.append((float(similarity[position]) * shrink, movie.pk, movie))
+        scored.append((cosine * shrink, movie.pk, movie))
     scored.sort(key=lambda entry: (-entry[0], entry[1]))
     items = [Recommendation(movie, score, because) for score, _, movie in scored[:k]]
     return RecommendationList("base", loaded.version, items)

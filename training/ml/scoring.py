@@ -186,6 +186,16 @@ class NumpyRecommender(Scorer):
         unit = self.unit_items()
         return unit @ unit[int(item_idx)]
 
+    def nearest_items(self, item_idx: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(indices, cosines)`` of the ``n`` movies most similar to ``item_idx`` (not itself), unordered."""
+        similarity = self.similar_items(item_idx)
+        similarity[int(item_idx)] = -np.inf
+        n = min(int(n), self.n_items - 1)
+        if n <= 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        nearest = np.argpartition(-similarity, n - 1)[:n]
+        return nearest, similarity[nearest]
+
     def export_arrays(self) -> dict[str, np.ndarray]:
         return {
             "input_embeddings": self.input_embeddings,

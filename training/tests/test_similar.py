@@ -63,6 +63,10 @@ def test_the_cosine_of_every_item_embedding_to_one_movie() -> None:
     assert similarity[2] == pytest.approx(0.6)
     assert similarity[3] == pytest.approx(-1.0)
     assert similarity[1] == pytest.approx(0.9 / np.hypot(0.9, 0.1))
+    nearest, cosines = scorer.nearest_items(0, 2)
+    assert sorted(nearest.tolist()) == [1, 4]  # 1 and 4 share a direction; 0 itself is left out
+    assert cosines == pytest.approx([similarity[j] for j in nearest])
+    assert sorted(scorer.nearest_items(0, 10)[0].tolist()) == [1, 2, 3, 4]  # at most the others
 
 
 def test_nearest_first_without_the_movie_itself_and_a_rarely_rated_movie_shrunk(recommender) -> None:
