@@ -54,23 +54,40 @@ def run_curves(history: dict) -> bytes:
     return _png(fig)
 
 
-def rating_distribution(ratings: pd.DataFrame) -> bytes:
-    """Histogram of rating values, dataset users against site accounts."""
+def _nothing_yet(ax, message: str) -> None:
+    """An empty panel that says why it is empty, instead of bare axes."""
+    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="grey")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+HALF_STARS = [value / 2 for value in range(1, 11)]
+
+
+def rating_figure(ratings: pd.DataFrame):
+    """Share of each half-star value, dataset users against site accounts (a bar per value)."""
     fig, ax = plt.subplots(figsize=(7, 3.2))
     if len(ratings):
         sns.histplot(
             ratings,
             x="rating",
             hue="source",
-            discrete=True,
+            bins=[value - 0.25 for value in HALF_STARS] + [5.25],  # one bin centred on each value
             stat="probability",
             common_norm=False,
             multiple="dodge",
             shrink=0.8,
             ax=ax,
         )
+        ax.set_xticks(HALF_STARS)
+    else:
+        _nothing_yet(ax, "No ratings yet")
     ax.set_title("Rating distribution")
-    return _png(fig)
+    return fig
+
+
+def rating_distribution(ratings: pd.DataFrame) -> bytes:
+    return _png(rating_figure(ratings))
 
 
 def genre_mix(frame: pd.DataFrame) -> bytes:
@@ -78,6 +95,8 @@ def genre_mix(frame: pd.DataFrame) -> bytes:
     fig, ax = plt.subplots(figsize=(7.5, 0.32 * max(4, len(frame)) + 1.3))
     if not frame.empty:
         sns.heatmap(frame, annot=True, fmt=".2f", cmap="YlOrBr", ax=ax, cbar=False)
+    else:
+        _nothing_yet(ax, "No ratings or active model yet")
     ax.set_title("Genre mix of recommendations vs users' histories")
     return _png(fig)
 
@@ -88,5 +107,7 @@ def version_metric(frame: pd.DataFrame, metric: str, title: str) -> bytes:
     if not frame.empty:
         sns.barplot(frame, x="label", y=metric, hue="algorithm", ax=ax)
         ax.tick_params(axis="x", rotation=30)
+    else:
+        _nothing_yet(ax, "No model version has this metric yet")
     ax.set_title(title)
     return _png(fig)
