@@ -79,18 +79,19 @@ def movie_detail(request: HttpRequest, movie_id: int) -> HttpResponse:
     movie = selectors.movie_get(movie_id=movie_id)
     if movie is None:
         raise Http404("No such movie.")
-    from training.serving import similar_movies
+    from training.serving import SIMILAR_MIN_RATINGS, similar_movies
 
-    similar = [item.movie for item in similar_movies(movie_id=movie.pk, k=SIMILAR_COUNT).items]
+    similar = similar_movies(movie_id=movie.pk, k=SIMILAR_COUNT)
     own = selectors.user_ratings_for_movies(
-        user=request.user, movie_ids=[movie.pk, *(other.pk for other in similar)]
+        user=request.user, movie_ids=[movie.pk, *(item.movie.pk for item in similar.items)]
     )
-    for other in similar:
-        other.user_rating = own.get(other.pk)
+    for item in similar.items:
+        item.movie.user_rating = own.get(item.movie.pk)
     context = {
         "movie": movie,
         "tags": selectors.movie_top_tags(movie=movie),
         "similar": similar,
+        "similar_min_ratings": SIMILAR_MIN_RATINGS,
         **star_context(movie_id=movie.pk, rating=own.get(movie.pk), next_url=request.get_full_path()),
     }
     return render(request, "movies/movie_detail.html", context)

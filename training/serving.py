@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 from django.db import connection
-from django.db.models import F, prefetch_related_objects
+from django.db.models import Count, F, Q, prefetch_related_objects
 
 from feedback.models import ItemFeedback
 from movies.models import Movie, Rating
@@ -312,27 +312,32 @@ def recommendations_for_user(*, user, k: int = 20, policy: str = "active") -> Re
 
 SIMILAR_POOL = 50  # nearest movies by embedding read from the database before the rerank
 SIMILAR_SHRINK = 10.0  # ratings at which a movie's similarity counts half (few ratings, noisy embedding)
+SIMILAR_MIN_RATINGS = 10  # fewer, and a movie's embedding says too little: its genres decide instead
 
 
 def similar_movies(*, movie_id: int, k: int = 10) -> RecommendationList:
-    """Movies whose recommender item embeddings are closest to ``movie_id``'s: "more like this".
+    """ "More like this" for a movie: by the recommender's item embeddings, or else by genres.
 
-    Cosine similarity of the active recommender's output embeddings (movies that the same users
-    go on to like), times ``n / (n + SIMILAR_SHRINK)`` for a movie with ``n`` ratings, so that a
-    movie seen by a handful of users, whose embedding says little, does not lead the list. Empty
-    when no recommender is active or it does not know the movie.
+    With an active recommender that knows the movie and at least ``SIMILAR_MIN_RATINGS`` ratings
+    of it: the cosine similarity of the recommender's output embeddings (movies that the same
+    users go on to like), times ``n / (n + SIMILAR_SHRINK)`` for a movie with ``n`` ratings, so
+    that a movie seen by a handful of users, whose embedding says little, does not lead the list
+    (policy ``"base"``). Otherwise the most-rated movies sharing the most genres with it (policy
+    ``"genres"``); empty for an unknown movie or one without genres.
     """
-    loaded = models.active("base")
-    if loaded is None:
-        return RecommendationList("base", None, [])
-    index, known = loaded.indices(np.asarray([movie_id], np.int64))
+    source = Movie.objects.filter(pk=movie_id).first()
+    if source is None:
+        return RecommendationList("genres", None, [])
+    loaded = models.active("base") if source.num_ratings >= SIMILAR_MIN_RATINGS else None
+    index, known = (
+        loaded.indices(np.asarray([movie_id], np.int64)) if loaded is not None else (None, np.zeros(1, bool))
+    )
     if not known[0]:
-        return RecommendationList("base", loaded.version, [])
+        return RecommendationList("genres", None, _same_genres(source, k))
     nearest, cosines = loaded.scorer.nearest_items(int(index[0]), max(SIMILAR_POOL, 2 * k))
     movie_ids = loaded.item_ids[nearest].tolist()
-    movies = Movie.objects.prefetch_related("genres").in_bulk([movie_id, *movie_ids])
-    source = movies.pop(movie_id, None)
-    because = f"Often liked by people who liked {source.display_title}" if source else ""
+    movies = Movie.objects.prefetch_related("genres").in_bulk(movie_ids)
+    because = f"Often liked by people who liked {source.display_title}"
     scored = []
     for other_id, cosine in zip(movie_ids, cosines.tolist(), strict=True):
         movie = movies.get(other_id)
@@ -343,6 +348,30 @@ def similar_movies(*, movie_id: int, k: int = 10) -> RecommendationList:
     scored.sort(key=lambda entry: (-entry[0], entry[1]))
     items = [Recommendation(movie, score, because) for score, _, movie in scored[:k]]
     return RecommendationList("base", loaded.version, items)
+
+
+def _same_genres(source: Movie, k: int) -> list[Recommendation]:
+    """The most-rated movies sharing the most genres with ``source`` (score: genres shared)."""
+    genre_ids = list(source.genres.values_list("id", flat=True))
+    if not genre_ids:
+        return []
+    movies = (
+        Movie.objects.filter(num_ratings__gte=SIMILAR_MIN_RATINGS)
+        .exclude(pk=source.pk)
+        .annotate(shared=Count("genres", filter=Q(genres__in=genre_ids)))
+        .filter(shared__gt=0)
+        .order_by("-shared", F("num_ratings").desc(), "id")
+        .prefetch_related("genres")[:k]
+    )
+    shared = set(genre_ids)
+    return [
+        Recommendation(
+            movie,
+            float(movie.shared),
+            "Also " + ", ".join(genre.name for genre in movie.genres.all() if genre.pk in shared),
+        )
+        for movie in movies
+    ]
 
 
 @dataclass

@@ -9,7 +9,7 @@ import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
-from movies.models import Movie
+from movies.models import Genre, Movie
 from training import registry
 from training.ml.artifacts import save_scorer
 from training.ml.scoring import NumpyRecommender
@@ -26,12 +26,22 @@ ITEM_EMBEDDINGS = np.array(
     np.float32,
 )
 NUM_RATINGS = {1: 50, 2: 40, 3: 30, 4: 60, 5: 2, 6: 10}
+GENRES = {
+    1: ["Comedy", "Drama"],
+    2: ["Drama"],
+    3: ["Comedy"],
+    4: ["Horror"],
+    5: ["Comedy", "Drama"],
+    6: ["Comedy", "Drama"],
+}
 
 
 @pytest.fixture
 def catalogue():
+    genres = {name: Genre.objects.create(name=name) for name in ("Comedy", "Drama", "Horror")}
     for movie_id, count in NUM_RATINGS.items():
-        Movie.objects.create(id=movie_id, title=f"Movie {movie_id}", year=2000, num_ratings=count)
+        movie = Movie.objects.create(id=movie_id, title=f"Movie {movie_id}", year=2000, num_ratings=count)
+        movie.genres.set([genres[name] for name in GENRES[movie_id]])
 
 
 @pytest.fixture
@@ -80,22 +90,43 @@ def test_nearest_first_without_the_movie_itself_and_a_rarely_rated_movie_shrunk(
     assert [item.movie.pk for item in similar_movies(movie_id=1, k=2).items] == [2, 3]
 
 
-def test_nothing_without_an_active_recommender_or_for_a_movie_it_does_not_know(recommender) -> None:
-    assert similar_movies(movie_id=6).items == []  # in the catalogue, not in the model
+def test_movies_the_recommender_cannot_place_get_the_most_rated_movies_in_the_same_genres(recommender):
+    unknown = similar_movies(movie_id=6)  # in the catalogue, not in the model
+    assert unknown.policy == "genres" and unknown.version is None
+    # Most genres shared first, then most rated; movie 5 has too few ratings to be shown.
+    assert [item.movie.pk for item in unknown.items] == [1, 2, 3]
+    assert [item.reason for item in unknown.items] == ["Also Comedy, Drama", "Also Drama", "Also Comedy"]
+    rarely_rated = similar_movies(movie_id=5, k=2)  # known to the model, but from two ratings
+    assert rarely_rated.policy == "genres"
+    assert [item.movie.pk for item in rarely_rated.items] == [1, 6]
+
+
+def test_without_an_active_recommender_genres_decide(recommender):
     recommender.status = recommender.Status.RETIRED
     recommender.save(update_fields=["status"])
-    assert similar_movies(movie_id=1).items == []
+    similar = similar_movies(movie_id=1)
+    assert (similar.policy, [item.movie.pk for item in similar.items]) == ("genres", [6, 2, 3])
+
+
+def test_nothing_for_a_movie_without_genres_or_an_unknown_one(recommender):
+    Movie.objects.create(id=7, title="Movie 7", num_ratings=3)
+    assert similar_movies(movie_id=7).items == []
+    assert similar_movies(movie_id=999).items == []
 
 
 def test_the_movie_page_shows_more_like_this(client, recommender) -> None:
     page = client.get("/movies/1/").content.decode()
-    assert "More like this" in page
+    assert "More like this" in page and "often liked by the same people" in page
     assert page.index("/movies/2/") < page.index("/movies/3/")
+    page = client.get("/movies/5/").content.decode()
+    assert "in the same genres: too few people rated this one" in page
 
 
-def test_the_movie_page_has_no_such_section_without_a_model(client, catalogue) -> None:
+def test_the_movie_page_falls_back_to_genres_without_a_model(client, catalogue) -> None:
     served_models.clear()
-    assert "More like this" not in client.get("/movies/1/").content.decode()
+    page = client.get("/movies/1/").content.decode()
+    assert "More like this" in page and "Well-known movies in the same genres." in page
+    assert page.index("/movies/6/") < page.index("/movies/2/") < page.index("/movies/3/")
 
 
 def test_the_api_lists_similar_movies_to_anyone(recommender) -> None:
