@@ -97,7 +97,7 @@ class SimilarQuerySerializer(serializers.Serializer):
 
 
 class SimilarMoviesApi(APIView):
-    """Movies often liked by the people who liked this one (the active recommender's embeddings)."""
+    """ "More like this": by the active recommender's embeddings, or by genres (``serving.similar_movies``)."""
 
     permission_classes = [AllowAny]
 

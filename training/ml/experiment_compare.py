@@ -194,12 +194,7 @@ def main(argv: list[str] | None = None) -> None:
     for seed, scorer in scorers.items():
         print(difference_line(seed, paired_ndcg_difference(scorer, ease, result.split)))
     if others:
-        scores = {
-            seed: float(
-                compare({"recommender": scorer}, result.split, (10,), movies).loc["recommender", "ndcg@10"]
-            )
-            for seed, scorer in scorers.items()
-        }
+        scores = {seed: scorer_ndcg(scorer, result.split, movies) for seed, scorer in scorers.items()}
         print(
             "\nrecommender NDCG@10 by seed:",
             ", ".join(f"{seed}: {score:.4f}" for seed, score in scores.items()),

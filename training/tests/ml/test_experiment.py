@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from training.ml.data import Snapshot
@@ -287,3 +288,34 @@ def test_each_seed_is_trained_once_and_reproducibly(taste_world, taste_split):
     assert set(scores) == {0, 1} and all(0.0 < score <= 1.0 for score in scores.values())
     assert scorer_ndcg(again[1], taste_split, taste_world[1]) == scores[1]
     assert not np.array_equal(scorers[0].item_embeddings, scorers[1].item_embeddings)
+
+
+def test_the_compare_command_prints_the_table_and_each_seeds_gap_to_ease(taste_world, tmp_path, capsys):
+    from training.ml.experiment_compare import main
+
+    ratings, movies = taste_world
+    users = {user: j + 1 for j, user in enumerate(ratings["user"].unique())}
+    pd.DataFrame(
+        {
+            "userId": ratings["user"].map(users),
+            "movieId": ratings["item"],
+            "rating": ratings["rating"],
+            "timestamp": ratings["timestamp"],
+        }
+    ).to_csv(tmp_path / "ratings.csv", index=False)
+    pd.DataFrame(
+        {
+            "movieId": movies["item"],
+            "title": [
+                f"{title} ({year})" for title, year in zip(movies["title"], movies["year"], strict=True)
+            ],
+            "genres": ["|".join(genres) for genres in movies["genres"]],
+        }
+    ).to_csv(tmp_path / "movies.csv", index=False)
+    main([str(tmp_path), "--set", "epochs=2", "--set", "embedding_dim=8", "--more-seeds", "1"])
+    printed = capsys.readouterr().out
+    assert "recommender - EASE, NDCG@10 per user" in printed
+    gaps = [line for line in printed.splitlines() if line.startswith("  seed ")]
+    assert [line.split(":")[0] for line in gaps] == ["  seed 0", "  seed 1"]
+    assert all(line.endswith(f"over {len(users)} users") for line in gaps)
+    assert "recommender NDCG@10 by seed: 0:" in printed
