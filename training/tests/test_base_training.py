@@ -162,6 +162,12 @@ def test_evaluate_prints_every_metric_and_writes_the_report(taste_world, tmp_pat
         assert name in printed
     report = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert report["metrics"]["base"]["ndcg@10"] > report["metrics"]["popularity"]["ndcg@10"]
+    gap = report["ndcg@10_minus_ease"]["base"]
+    assert gap["mean"] == pytest.approx(
+        report["metrics"]["base"]["ndcg@10"] - report["metrics"]["ease"]["ndcg@10"]
+    )
+    assert gap["low"] <= gap["mean"] <= gap["high"]
+    assert f"base: {gap['mean']:+.4f} [{gap['low']:+.4f}, {gap['high']:+.4f}]" in printed
     assert (tmp_path / "report" / "metrics.png").stat().st_size > 1000
 
 

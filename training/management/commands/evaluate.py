@@ -26,11 +26,17 @@ class Command(BaseCommand):
     def handle(self, *args, out: Path | None, no_ease: bool, **options) -> None:
         out = out or Path(settings.VAR_DIR) / "reports" / f"evaluate-{timezone.now():%Y%m%d-%H%M%S}"
         try:
-            table = evaluation_report(out=out, include_ease=not no_ease, progress=self.stderr.write)
+            report = evaluation_report(out=out, include_ease=not no_ease, progress=self.stderr.write)
         except NotEnoughData as error:
             raise CommandError(str(error)) from None
-        columns = [c for c in METRIC_COLUMNS if c in table.columns]
-        self.stdout.write(table[columns].to_string(float_format=lambda v: f"{v:.4f}"))
+        columns = [c for c in METRIC_COLUMNS if c in report.table.columns]
+        self.stdout.write(report.table[columns].to_string(float_format=lambda v: f"{v:.4f}"))
+        if report.versus_ease:
+            self.stdout.write("\nNDCG@10 minus EASE's, per user (mean, paired bootstrap 95% interval):")
+        for name, gap in report.versus_ease.items():
+            self.stdout.write(
+                f"  {name}: {gap['mean']:+.4f} [{gap['low']:+.4f}, {gap['high']:+.4f}] over {gap['n']} users"
+            )
         self.stdout.write(
             self.style.SUCCESS(
                 f"Report written to {out}/ (metrics.json, metrics.csv, metrics.png, genre_mix.png)"
