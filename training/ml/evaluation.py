@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from training.ml.data import Split, item_genres
-from training.ml.metrics import evaluate_rankings, ndcg_at_k, popularity_probabilities
+from training.ml.metrics import bootstrap_mean, evaluate_rankings, ndcg_at_k, popularity_probabilities
 from training.ml.scoring import Scorer
 
 
@@ -122,20 +122,8 @@ def ndcg_difference(
 ) -> dict[str, float]:
     """Mean per-user NDCG@k of the candidate minus the incumbent, with a paired bootstrap 95% interval."""
     users = [u for u in candidate if relevant.get(u)]
-    diff = np.array(
-        [ndcg_at_k(candidate[u], relevant[u], k) - ndcg_at_k(incumbent[u], relevant[u], k) for u in users]
-    )
-    if len(diff) == 0:
-        return {"mean": float("nan"), "low": float("nan"), "high": float("nan"), "n": 0}
-    means = diff[np.random.default_rng(seed).integers(0, len(diff), size=(bootstrap_rounds, len(diff)))].mean(
-        axis=1
-    )
-    return {
-        "mean": float(diff.mean()),
-        "low": float(np.percentile(means, 2.5)),
-        "high": float(np.percentile(means, 97.5)),
-        "n": len(diff),
-    }
+    diff = [ndcg_at_k(candidate[u], relevant[u], k) - ndcg_at_k(incumbent[u], relevant[u], k) for u in users]
+    return bootstrap_mean(diff, rounds=bootstrap_rounds, seed=seed)
 
 
 def paired_ndcg_difference(

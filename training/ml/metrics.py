@@ -145,3 +145,19 @@ def evaluate_rankings(
         if item_genres is not None:
             results[f"diversity@{k}"] = intra_list_diversity(lists, item_genres, k)
     return results
+
+
+def bootstrap_mean(values: Sequence[float], *, rounds: int = 1000, seed: int = 0) -> dict[str, float]:
+    """Mean of ``values`` with a percentile bootstrap 95% interval: ``{"mean", "low", "high", "n"}``."""
+    values = np.asarray(values, np.float64)
+    if len(values) == 0:
+        return {"mean": float("nan"), "low": float("nan"), "high": float("nan"), "n": 0}
+    means = values[np.random.default_rng(seed).integers(0, len(values), size=(rounds, len(values)))].mean(
+        axis=1
+    )
+    return {
+        "mean": float(values.mean()),
+        "low": float(np.percentile(means, 2.5)),
+        "high": float(np.percentile(means, 97.5)),
+        "n": len(values),
+    }

@@ -15,6 +15,7 @@ import numpy as np
 
 from training.ml.data import History
 from training.ml.env import candidate_set, ref_log_policy
+from training.ml.metrics import bootstrap_mean
 from training.ml.policy import NumpySlatePolicy
 from training.ml.scoring import NumpyRecommender
 from training.ml.user_features import ItemFeatures, UserContext, build_item_features, make_user_context
@@ -124,17 +125,8 @@ def kl_from_reference(
 
 def bootstrap_win_rate(outcomes: Sequence[float], *, rounds: int = 1000, seed: int = 0) -> dict[str, float]:
     """Win rate (ties count 0.5) with a percentile bootstrap 95% interval."""
-    values = np.asarray(outcomes, np.float64)
-    if len(values) == 0:
-        return {"win_rate": float("nan"), "low": float("nan"), "high": float("nan"), "n": 0}
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), size=(rounds, len(values)))].mean(axis=1)
-    return {
-        "win_rate": float(values.mean()),
-        "low": float(np.percentile(means, 2.5)),
-        "high": float(np.percentile(means, 97.5)),
-        "n": len(values),
-    }
+    summary = bootstrap_mean(outcomes, rounds=rounds, seed=seed)
+    return {"win_rate": summary.pop("mean"), **summary}
 
 
 def head_to_head(

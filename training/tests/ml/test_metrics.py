@@ -9,6 +9,7 @@ import pytest
 
 from training.ml.metrics import (
     average_precision_at_k,
+    bootstrap_mean,
     catalogue_coverage,
     evaluate_rankings,
     hit_rate_at_k,
@@ -115,3 +116,14 @@ def test_evaluate_rankings_reports_every_metric_for_every_k():
     for k in (2, 5):
         for name in ("ndcg", "recall", "precision", "hit_rate", "map", "coverage", "novelty", "diversity"):
             assert f"{name}@{k}" in results
+
+
+def test_bootstrap_mean_brackets_the_mean_and_narrows_with_more_values():
+    few = bootstrap_mean([0.0, 1.0] * 10, rounds=2000, seed=1)
+    many = bootstrap_mean([0.0, 1.0] * 1000, rounds=2000, seed=1)
+    assert few["mean"] == many["mean"] == 0.5 and (few["n"], many["n"]) == (20, 2000)
+    assert few["low"] < 0.5 < few["high"] and many["low"] < 0.5 < many["high"]
+    assert many["high"] - many["low"] < (few["high"] - few["low"]) / 5  # ~1/sqrt(100) as wide
+    assert bootstrap_mean([0.3] * 5) == {"mean": 0.3, "low": 0.3, "high": 0.3, "n": 5}
+    empty = bootstrap_mean([])
+    assert empty["n"] == 0 and np.isnan(empty["mean"])
