@@ -922,7 +922,7 @@ def plot_report(report: ExperimentReport, path: Path) -> None:
     for key, style, colour, label in (
         ("heldout_accuracy", "o-", "tab:green", "reward model"),
         ("heldout_label_ceiling", "s--", "grey", "noise-free oracle (label ceiling)"),
-        ("heldout_taste_ceiling", "^:", "grey", "oracle without the users' own ratings"),
+        ("heldout_taste_ceiling", "^:", "grey", "taste ceiling: the oracle without the users' own ratings"),
     ):
         ax.plot(rounds, [r["reward_model"][key] for r in report.rounds], style, color=colour, label=label)
     ax.axhline(0.75, color="tab:red", lw=0.8, ls=":", label="target 0.75")
