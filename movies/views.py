@@ -81,7 +81,7 @@ def movie_detail(request: HttpRequest, movie_id: int) -> HttpResponse:
         raise Http404("No such movie.")
     from training.serving import SIMILAR_MIN_RATINGS, similar_movies
 
-    similar = similar_movies(movie_id=movie.pk, k=SIMILAR_COUNT)
+    similar = similar_movies(movie=movie, k=SIMILAR_COUNT)
     own = selectors.user_ratings_for_movies(
         user=request.user, movie_ids=[movie.pk, *(item.movie.pk for item in similar.items)]
     )

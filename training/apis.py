@@ -108,9 +108,10 @@ class SimilarMoviesApi(APIView):
     def get(self, request, movie_id: int):
         query = SimilarQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        if not Movie.objects.filter(pk=movie_id).exists():
+        movie = Movie.objects.prefetch_related("genres").filter(pk=movie_id).first()
+        if movie is None:
             raise NotFound("No movie with this MovieLens id.")
-        similar = similar_movies(movie_id=movie_id, k=query.validated_data["k"])
+        similar = similar_movies(movie=movie, k=query.validated_data["k"])
         return Response(RecommendationListSerializer(similar).data)
 
 

@@ -33,13 +33,7 @@ def stage_config_class(stage: str) -> type:
     return classes[stage]
 
 
-STAGES_OF_KIND = {
-    "base": ("base",),
-    "reward": ("reward",),
-    "ppo": ("ppo",),
-    "qlearning": ("qlearning",),
-    "all": ("reward", "ppo", "qlearning"),
-}
+STAGES_OF_KIND = {**{stage: (stage,) for stage in STAGES}, "all": ("reward", "ppo", "qlearning")}
 
 
 def overrides_clean(kind: str, overrides: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:

@@ -315,7 +315,7 @@ SIMILAR_SHRINK = 10.0  # ratings at which a movie's similarity counts half (few 
 SIMILAR_MIN_RATINGS = 10  # fewer, and a movie's embedding says too little: its genres decide instead
 
 
-def similar_movies(*, movie_id: int, k: int = 10) -> RecommendationList:
+def similar_movies(*, movie: Movie, k: int = 10) -> RecommendationList:
     """ "More like this" for a movie: by the recommender's item embeddings, or else by genres.
 
     With an active recommender that knows the movie and at least ``SIMILAR_MIN_RATINGS`` ratings
@@ -323,36 +323,37 @@ def similar_movies(*, movie_id: int, k: int = 10) -> RecommendationList:
     users go on to like), times ``n / (n + SIMILAR_SHRINK)`` for a movie with ``n`` ratings, so
     that a movie seen by a handful of users, whose embedding says little, does not lead the list
     (policy ``"base"``). Otherwise the most-rated movies sharing the most genres with it (policy
-    ``"genres"``); empty for an unknown movie or one without genres.
+    ``"genres"``); empty for a movie without genres.
     """
-    source = Movie.objects.filter(pk=movie_id).first()
-    if source is None:
-        return RecommendationList("genres", None, [])
-    loaded = models.active("base") if source.num_ratings >= SIMILAR_MIN_RATINGS else None
-    index, known = (
-        loaded.indices(np.asarray([movie_id], np.int64)) if loaded is not None else (None, np.zeros(1, bool))
-    )
-    if not known[0]:
-        return RecommendationList("genres", None, _same_genres(source, k))
-    nearest, cosines = loaded.scorer.nearest_items(int(index[0]), max(SIMILAR_POOL, 2 * k))
+    loaded = models.active("base") if movie.num_ratings >= SIMILAR_MIN_RATINGS else None
+    if loaded is not None:
+        index, known = loaded.indices(np.asarray([movie.pk], np.int64))
+        if known[0]:
+            return RecommendationList(
+                "base", loaded.version, _nearest_by_embedding(movie, loaded, int(index[0]), k)
+            )
+    return RecommendationList("genres", None, _same_genres(movie, k))
+
+
+def _nearest_by_embedding(movie: Movie, loaded: LoadedModel, index: int, k: int) -> list[Recommendation]:
+    nearest, cosines = loaded.scorer.nearest_items(index, max(SIMILAR_POOL, 2 * k))
     movie_ids = loaded.item_ids[nearest].tolist()
     movies = Movie.objects.prefetch_related("genres").in_bulk(movie_ids)
-    because = f"Often liked by people who liked {source.display_title}"
+    because = f"Often liked by people who liked {movie.display_title}"
     scored = []
     for other_id, cosine in zip(movie_ids, cosines.tolist(), strict=True):
-        movie = movies.get(other_id)
-        if movie is None:
+        other = movies.get(other_id)
+        if other is None:
             continue  # removed from the catalogue since the model was trained
-        shrink = movie.num_ratings / (movie.num_ratings + SIMILAR_SHRINK)
-        scored.append((cosine * shrink, movie.pk, movie))
+        shrink = other.num_ratings / (other.num_ratings + SIMILAR_SHRINK)
+        scored.append((cosine * shrink, other.pk, other))
     scored.sort(key=lambda entry: (-entry[0], entry[1]))
-    items = [Recommendation(movie, score, because) for score, _, movie in scored[:k]]
-    return RecommendationList("base", loaded.version, items)
+    return [Recommendation(other, score, because) for score, _, other in scored[:k]]
 
 
 def _same_genres(source: Movie, k: int) -> list[Recommendation]:
     """The most-rated movies sharing the most genres with ``source`` (score: genres shared)."""
-    genre_ids = list(source.genres.values_list("id", flat=True))
+    genre_ids = {genre.pk for genre in source.genres.all()}  # prefetched by the pages' selectors
     if not genre_ids:
         return []
     movies = (
@@ -363,12 +364,11 @@ def _same_genres(source: Movie, k: int) -> list[Recommendation]:
         .order_by("-shared", F("num_ratings").desc(), "id")
         .prefetch_related("genres")[:k]
     )
-    shared = set(genre_ids)
     return [
         Recommendation(
             movie,
             float(movie.shared),
-            "Also " + ", ".join(genre.name for genre in movie.genres.all() if genre.pk in shared),
+            "Also " + ", ".join(genre.name for genre in movie.genres.all() if genre.pk in genre_ids),
         )
         for movie in movies
     ]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import ast
 import time
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -26,7 +26,7 @@ import pandas as pd
 from training.ml.baselines import EASE, EASEConfig, Popularity, tune_ease
 from training.ml.data import Snapshot, Split, read_movielens, temporal_split
 from training.ml.evaluation import compare, ndcg_by_activity, paired_ndcg_difference
-from training.ml.overrides import settings_apply, settings_check
+from training.ml.overrides import settable, settings_apply, settings_check
 from training.ml.recommender import RecommenderConfig, train_recommender
 from training.ml.scoring import Scorer
 
@@ -111,7 +111,7 @@ def config_overrides(config: Any, assignments: list[str], option: str = "--set")
     assignment for an unknown field, a value that is not a literal, or one that does not fit the
     field (``training.ml.overrides.settings_check``).
     """
-    names = {f.name for f in fields(config)} - {"seed"}
+    names = settable(type(config))
     overrides = {}
     for assignment in assignments:
         name, _, text = assignment.partition("=")
