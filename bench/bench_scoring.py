@@ -61,6 +61,12 @@ def user_with_50_ratings(n_items: int, rng: np.random.Generator) -> History:
     )
 
 
+def item_item_label(scorer: NumpyRecommender) -> str:
+    if scorer.neighbour_items is None:
+        return "no item-item term"
+    return f"item-item term of {scorer.neighbour_items.shape[1]} neighbours per movie"
+
+
 def measure_latency(artifact: Path) -> None:
     """Runs in the child process: (a) the trained arrays, (b) random arrays of 62k movies."""
     rng = np.random.default_rng(0)
@@ -69,7 +75,7 @@ def measure_latency(artifact: Path) -> None:
     p50, p99 = latency_ms(top_20(trained, user_with_50_ratings(trained.n_items, rng)))
     print(
         f"(a) trained recommender arrays (memory-mapped artifact), {trained.n_items} movies, "
-        f"dim {trained.dim}: p50 {p50:.3f} ms  p99 {p99:.3f} ms"
+        f"dim {trained.dim}, {item_item_label(trained)}: p50 {p50:.3f} ms  p99 {p99:.3f} ms"
     )
     p50, p99 = latency_ms(more_like_this(trained, 0))
     print(f"    more like this ({SIMILAR_POOL} nearest movies): p50 {p50:.3f} ms  p99 {p99:.3f} ms")
@@ -80,10 +86,17 @@ def measure_latency(artifact: Path) -> None:
         item_embeddings=rng.normal(size=(SYNTHETIC_ITEMS, dim)).astype(np.float32),
         item_bias=rng.normal(size=SYNTHETIC_ITEMS).astype(np.float32),
     )
+    if trained.neighbour_items is not None:  # the EASE item-item term, as wide as the trained one
+        width = trained.neighbour_items.shape[1]
+        arrays.update(
+            neighbour_items=rng.integers(0, SYNTHETIC_ITEMS, size=(SYNTHETIC_ITEMS, width), dtype=np.int32),
+            neighbour_weights=rng.normal(scale=0.05, size=(SYNTHETIC_ITEMS, width)).astype(np.float32),
+        )
     synthetic = NumpyRecommender.from_arrays(arrays)
     p50, p99 = latency_ms(top_20(synthetic, user_with_50_ratings(SYNTHETIC_ITEMS, rng)))
     print(
-        f"(b) random arrays of the same architecture, {SYNTHETIC_ITEMS} movies, dim {dim}: "
+        f"(b) random arrays of the same architecture, {SYNTHETIC_ITEMS} movies, dim {dim}, "
+        f"{item_item_label(synthetic)}: "
         f"p50 {p50:.3f} ms  p99 {p99:.3f} ms"
     )
     p50, p99 = latency_ms(more_like_this(synthetic, 0))

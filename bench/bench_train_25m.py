@@ -14,8 +14,9 @@ Movies take their genre lists from the bundled ml-latest-small catalogue. There 
 structure, so the NDCG printed is a sanity check, not a quality figure.
 
 The timed phases are those of ``manage.py train base`` (``training.pipeline.train_base``):
-``Snapshot.from_ratings``, ``temporal_split(holdout=0.2)``, the EASE teacher (``tune_ease``: its
-lambda search and fit, unless ``teacher_weight`` is 0), ``train_recommender`` on the train part,
+``Snapshot.from_ratings``, ``temporal_split(holdout=0.2)``, EASE for the teacher and the
+item-item term (``tune_ease``: its lambda search and fit, unless ``--no-ease``),
+``train_recommender`` on the train part (with the item-item term's neighbour selection),
 ``evaluate_model`` on the held-out part, for ``--eval-users`` users drawn at random (scoring all
 159 k held-out users took 4 minutes at full size; ``--eval-users 0`` does it). TensorFlow's import
 is timed on its own. With fewer epochs than the config's, the full run is extrapolated, and printed
@@ -273,7 +274,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="default: RecommenderConfig's")
     parser.add_argument("--eval-users", type=int, default=10_000, help="users scored in evaluation; 0 = all")
     parser.add_argument(
-        "--no-teacher", action="store_true", help="train without the EASE teacher (teacher_weight 0)"
+        "--no-ease",
+        action="store_true",
+        help="train without EASE: no teacher, no item-item term (teacher_weight and ease_weight 0)",
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="seeds the data, the recommender and the eval sample"
@@ -282,8 +285,8 @@ def main() -> None:
 
     default_epochs = RecommenderConfig().epochs
     config = RecommenderConfig(seed=cli.seed, epochs=cli.epochs or default_epochs)
-    if cli.no_teacher:
-        config = replace(config, teacher_weight=0.0)
+    if cli.no_ease:
+        config = replace(config, teacher_weight=0.0, ease_weight=0.0)
     print(f"load average before: {load_average()}")
     print(f"recommender config: {config}")
     monitor = MemoryMonitor()
@@ -311,7 +314,7 @@ def main() -> None:
     print(f"  train {split.train.n_ratings:,} ratings, test {split.test.n_ratings:,}")
 
     teacher = None
-    if config.teacher_weight > 0:
+    if config.teacher_weight > 0 or config.ease_weight > 0:
         with monitor.phase("EASE teacher"):  # lambda search + fit on the 20,000 most-rated movies
             teacher, lambdas = tune_ease(split.train)
         print(

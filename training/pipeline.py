@@ -71,11 +71,13 @@ def train_base(
         reporter.record_history("recommender", {"epoch": epoch, **{k: float(v) for k, v in logs.items()}})
 
     teacher = None
-    if config.teacher_weight > 0:
-        reporter.progress(step="Fitting the EASE teacher", percent=start + (end - start) * 0.02, force=True)
+    if config.teacher_weight > 0 or config.ease_weight > 0:
+        reporter.progress(step="Fitting EASE", percent=start + (end - start) * 0.02, force=True)
         teacher, lambdas = tune_ease(split.train)
         by_lambda = ", ".join(f"{l2:g}: {score:.4f}" for l2, score in lambdas.items())
-        reporter.log(f"EASE teacher: lambda {teacher.l2:g} (validation NDCG@10 by lambda: {by_lambda})")
+        reporter.log(
+            f"EASE (teacher, item-item term): lambda {teacher.l2:g} (validation NDCG@10 by lambda: {by_lambda})"
+        )
     result = train_recommender(split.train, config, progress=on_epoch, teacher=teacher)
     reporter.log(f"Trained the recommender in {result.train_seconds:.1f} s")
     reporter.progress(step="Evaluating", percent=start + (end - start) * 0.9, force=True)

@@ -123,6 +123,25 @@ class EASE(Scorer):
             return best_rated_recent(history)
         return int(self.item_subset[rows[int(np.argmax(self.weights[rows, column]))]])
 
+    def neighbours(self, m: int, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+        """Each movie's ``m`` largest weights by magnitude: ``(items, weights)``, ``[n_items, m]`` each.
+
+        Row ``i`` holds the catalogue indices of the movies that rating ``i`` moves most (up or
+        down) and ``B[i, those]``; a movie EASE does not model has zero weights. Negative weights
+        are kept: pruning to the largest positive ones alone lost most of what the term adds
+        (``docs/recommender.md``). Rows are ranked ``chunk`` at a time to bound memory.
+        """
+        m = max(1, min(int(m), len(self.item_subset)))
+        items = np.zeros((self.n_items, m), np.int32)
+        weights = np.zeros((self.n_items, m), np.float32)
+        for begin in range(0, len(self.item_subset), chunk):
+            block = self.weights[begin : begin + chunk]
+            best = np.argpartition(-np.abs(block), m - 1, axis=1)[:, :m]
+            rows = self.item_subset[begin : begin + chunk]
+            items[rows] = self.item_subset[best]
+            weights[rows] = np.take_along_axis(block, best, axis=1)
+        return items, weights
+
     def export_arrays(self) -> dict[str, np.ndarray]:
         return {
             "weights": self.weights,

@@ -20,8 +20,14 @@ Teacher. EASE (``baselines.EASE``, fitted on the same training snapshot) also te
 model (knowledge distillation, Hinton et al. 2015): for the movies visible in each sampled input,
 EASE's scores, softened at ``teacher_temperature`` and cut to its ``teacher_top_k`` best movies, are
 added as soft targets with total weight ``teacher_weight`` per user. The student keeps its own
-objective (what comes next), which EASE does not see, and its served form is unchanged: the
-teacher exists only during training.
+objective (what comes next), which EASE does not see.
+
+Item-item term. The served scores add EASE's own view at a fixed scale: for every movie the user
+rated at least 4, its ``ease_neighbours`` largest EASE weights (by magnitude) times
+``ease_weight`` (``NumpyRecommender.item_item_scores``). The autoencoder's 128-dimensional user
+vector summarises long histories less well than EASE's full-rank weights, while EASE cannot see
+what comes next; on validation the sum beats both (``docs/recommender.md``). ``ease_weight=0``
+serves the autoencoder alone.
 
 Defaults were chosen on a temporal validation split carved from the TRAIN part of
 ml-latest-small (never on test); see ``docs/recommender.md``.
@@ -68,6 +74,10 @@ class RecommenderConfig:
     teacher_weight: float = 10.0  # total weight per user of EASE's soft targets; 0 = no teacher
     teacher_temperature: float = 0.02  # softmax temperature on EASE's scores (they are ~0.01 to 1)
     teacher_top_k: int = 1000  # soft targets per user: the teacher's best movies, renormalised
+    ease_weight: float = (
+        4.0  # scale of the served EASE item-item term (logits per unit of EASE score); 0 = none
+    )
+    ease_neighbours: int = 128  # EASE weights kept per rated movie for that term (the largest by magnitude)
     seed: int = 0  # seeds Python, NumPy and TensorFlow
 
 
@@ -82,7 +92,7 @@ class TrainingResult:
     data_fingerprint: str  # Snapshot.fingerprint() of the training data
     train_seconds: float  # wall-clock training time
     history: list[dict[str, float]] = field(default_factory=list)  # per-epoch logs
-    teacher: dict[str, float] | None = None  # the EASE teacher's lambda and size, None without one
+    teacher: dict[str, float] | None = None  # EASE's lambda and size, None when not used
 
     def manifest(self) -> dict[str, Any]:
         """JSON-safe record of the run for the artifact manifest."""
@@ -264,18 +274,20 @@ def train_recommender(
     """Train on a snapshot and return the exported numpy scorer with the run's record.
 
     ``progress(epoch, n_epochs, logs)`` is called after every epoch (1-based) for progress bars.
-    ``teacher`` is an EASE model already fitted on ``train``; without one (and with a positive
-    ``teacher_weight``) EASE is fitted here, its lambda chosen on a split of ``train``.
+    ``teacher`` is an EASE model already fitted on ``train``, for the teacher and the item-item
+    term; without one (when either is on) EASE is fitted here, its lambda chosen on a split of
+    ``train``.
     """
     config = config or RecommenderConfig()
     started = time.perf_counter()
     teacher_info = None
-    if config.teacher_weight > 0:
+    if config.teacher_weight > 0 or config.ease_weight > 0:
         if teacher is None:
             teacher, _ = tune_ease(train)
         if teacher.n_items != train.n_items:
-            raise ValueError("the EASE teacher was fitted on another catalogue")
+            raise ValueError("EASE was fitted on another catalogue")
         teacher_info = {"l2": teacher.l2, "items": len(teacher.item_subset)}
+    if config.teacher_weight > 0:
         soft = EaseTeacher(teacher, config.teacher_temperature, config.teacher_top_k)
     seed_everything(config.seed)
     tf = import_tensorflow()
@@ -351,6 +363,14 @@ def train_recommender(
         if progress is not None:
             progress(epoch, config.epochs, logs)
 
+    neighbours = {}
+    if config.ease_weight > 0:
+        items, weights = teacher.neighbours(config.ease_neighbours)
+        neighbours = {
+            "neighbour_items": items,
+            "neighbour_weights": weights * np.float32(config.ease_weight),
+            "neighbour_min_rating": teacher.min_rating,
+        }
     scorer = NumpyRecommender(
         input_embeddings=keras.ops.convert_to_numpy(model.input_embeddings.embeddings),
         encoder_bias=keras.ops.convert_to_numpy(model.encoder_bias),
@@ -358,6 +378,7 @@ def train_recommender(
         item_bias=keras.ops.convert_to_numpy(model.item_bias),
         rating_weights=np.asarray(config.rating_weights, np.float32),
         recency_half_life=config.recency_half_life,
+        **neighbours,
     )
     return TrainingResult(
         scorer=scorer,

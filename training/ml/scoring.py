@@ -106,6 +106,11 @@ class NumpyRecommender(Scorer):
     ``input_weights``, ``u = tanh(normalize(w) @ input_embeddings[rated] + encoder_bias)`` and
     scores are ``item_embeddings @ u + item_bias``. ``item_embeddings`` live in the same space as
     user embeddings, so they double as item features for the reward model and PPO.
+
+    An optional item-item term adds, for every rated movie with at least ``neighbour_min_rating``
+    stars, ``neighbour_weights[rated]`` to the scores of ``neighbour_items[rated]``: each movie's
+    strongest EASE weights (``baselines.EASE.neighbours``), scaled at training time. Like the
+    embedding part it is computed from the ratings at request time, so fold-in is unchanged.
     """
 
     kind = "recommender"
@@ -117,6 +122,7 @@ class NumpyRecommender(Scorer):
         "rating_weights",
         "recency_half_life",
     )
+    OPTIONAL_ARRAY_NAMES = ("neighbour_items", "neighbour_weights", "neighbour_min_rating")
 
     def __init__(
         self,
@@ -126,6 +132,9 @@ class NumpyRecommender(Scorer):
         item_bias: np.ndarray,
         rating_weights: np.ndarray,
         recency_half_life: float,
+        neighbour_items: np.ndarray | None = None,
+        neighbour_weights: np.ndarray | None = None,
+        neighbour_min_rating: float = 4.0,
     ) -> None:
         self.input_embeddings = np.asarray(input_embeddings, np.float32)
         self.encoder_bias = np.asarray(encoder_bias, np.float32)
@@ -136,6 +145,10 @@ class NumpyRecommender(Scorer):
         self.n_items, self.dim = self.item_embeddings.shape
         if self.input_embeddings.shape != (self.n_items, self.dim) or self.item_bias.shape != (self.n_items,):
             raise ValueError("input embeddings, item embeddings and item bias disagree on their shapes")
+        self.neighbour_items, self.neighbour_weights = _neighbour_arrays(
+            neighbour_items, neighbour_weights, self.n_items
+        )
+        self.neighbour_min_rating = float(neighbour_min_rating)
         self._unit_items: np.ndarray | None = None
         # A [dim, n_items] copy: ``u @ it`` streams contiguous rows and is ~2x faster single-threaded
         # than ``item_embeddings @ u`` (the cost of top_k on big catalogues).
@@ -148,14 +161,29 @@ class NumpyRecommender(Scorer):
         pooled = (weights / max(norm, 1e-12)) @ self.input_embeddings[history.item_idx]
         return np.tanh(pooled + self.encoder_bias)
 
+    def item_item_scores(self, history: History) -> np.ndarray | None:
+        """float32 [n_items]: the item-item term for this history, None when the model has none."""
+        if self.neighbour_items is None:
+            return None
+        liked = history.item_idx[history.ratings >= self.neighbour_min_rating]
+        return np.bincount(
+            self.neighbour_items[liked].ravel(), self.neighbour_weights[liked].ravel(), minlength=self.n_items
+        ).astype(np.float32)
+
     def score(self, history: History) -> np.ndarray:
-        return self.user_embedding(history) @ self._scoring_matrix + self.item_bias
+        scores = self.user_embedding(history) @ self._scoring_matrix + self.item_bias
+        term = self.item_item_scores(history)
+        return scores if term is None else scores + term
 
     def score_batch(self, histories: Sequence[History]) -> np.ndarray:
         if not histories:
             return np.zeros((0, self.n_items), np.float32)
         users = np.stack([self.user_embedding(h) for h in histories])
-        return users @ self._scoring_matrix + self.item_bias
+        scores = users @ self._scoring_matrix + self.item_bias
+        if self.neighbour_items is not None:
+            for row, history in zip(scores, histories, strict=True):
+                row += self.item_item_scores(history)
+        return scores
 
     def explain(self, history: History, item_idx: int) -> int:
         """The positively rated movie whose item embedding is most cosine-similar to ``item_idx``'s.
@@ -204,11 +232,45 @@ class NumpyRecommender(Scorer):
             "item_bias": self.item_bias,
             "rating_weights": self.rating_weights,
             "recency_half_life": np.asarray(self.recency_half_life, np.float32),
+        } | self._neighbour_export()
+
+    def _neighbour_export(self) -> dict[str, np.ndarray]:
+        if self.neighbour_items is None:
+            return {}
+        return {
+            "neighbour_items": self.neighbour_items,
+            "neighbour_weights": self.neighbour_weights,
+            "neighbour_min_rating": np.asarray(self.neighbour_min_rating, np.float32),
         }
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> NumpyRecommender:
-        return cls(**{name: arrays[name] for name in cls.ARRAY_NAMES})
+        """Rebuild from ``export_arrays``; artifacts written before the item-item term have none."""
+        optional = {name: arrays[name] for name in cls.OPTIONAL_ARRAY_NAMES if name in arrays}
+        if "neighbour_min_rating" in optional:
+            optional["neighbour_min_rating"] = float(optional["neighbour_min_rating"])
+        return cls(**{name: arrays[name] for name in cls.ARRAY_NAMES}, **optional)
+
+
+def _neighbour_arrays(
+    items: np.ndarray | None, weights: np.ndarray | None, n_items: int
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Checked ``(neighbour_items, neighbour_weights)``: both absent, or ``[n_items, m]`` each."""
+    if items is None and weights is None:
+        return None, None
+    if items is None or weights is None:
+        raise ValueError("neighbour items and neighbour weights come together")
+    items = np.asarray(items)
+    weights = np.asarray(weights, np.float32)
+    if items.ndim != 2 or items.shape[0] != n_items or weights.shape != items.shape:
+        raise ValueError(
+            f"neighbour arrays must both be [{n_items}, m]; got {items.shape} and {weights.shape}"
+        )
+    if not np.issubdtype(items.dtype, np.integer) or (
+        items.size and not 0 <= items.min() <= items.max() < n_items
+    ):
+        raise ValueError("neighbour items must be catalogue indices")
+    return items.astype(np.int32, copy=False), weights
 
 
 def scorer_from_arrays(kind: str, arrays: dict[str, np.ndarray]) -> Scorer:

@@ -179,13 +179,14 @@ def test_train_command_refuses_a_second_run_in_flight(taste_world):
         call_command("train", "base", no_progress=True)
 
 
-def test_train_base_without_the_teacher_and_with_fewer_epochs(taste_world):
-    call_command("train", "base", epochs=3, no_teacher=True, no_progress=True)
+def test_train_base_without_ease_and_with_fewer_epochs(taste_world):
+    call_command("train", "base", epochs=3, no_ease=True, no_progress=True)
     version = ModelVersion.objects.get(algorithm="base")
-    assert version.config["teacher_weight"] == 0 and version.config["epochs"] == 3
-    assert "baseline/ease_ndcg@10" not in version.metrics  # no teacher, no EASE fitted
+    assert version.config["teacher_weight"] == 0 and version.config["ease_weight"] == 0
+    assert version.config["epochs"] == 3
+    assert "baseline/ease_ndcg@10" not in version.metrics  # no teacher, no item-item term, no EASE fitted
     assert version.run.config == {
-        "base": {"epochs": 3, "teacher_weight": 0.0}
+        "base": {"epochs": 3, "teacher_weight": 0.0, "ease_weight": 0.0}
     }  # the run records what changed
 
 
@@ -193,7 +194,7 @@ def test_recommender_options_are_refused_for_the_rlhf_kinds(taste_world):
     from django.core.management.base import CommandError
 
     with pytest.raises(CommandError, match="apply to `train base` only"):
-        call_command("train", "reward", no_teacher=True, no_progress=True)
+        call_command("train", "reward", no_ease=True, no_progress=True)
     assert not TrainingRun.objects.exists()
 
 

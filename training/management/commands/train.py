@@ -21,9 +21,12 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--epochs", type=int, default=None, help="Override the recommender's epochs.")
         parser.add_argument(
-            "--no-teacher",
+            "--no-ease",
             action="store_true",
-            help="Train the recommender without its EASE teacher (faster on big catalogues; see docs/recommender.md).",
+            help=(
+                "Train the recommender without EASE: no teacher, no item-item term "
+                "(faster on big catalogues; see docs/recommender.md)."
+            ),
         )
         parser.add_argument(
             "--if-missing", action="store_true", help="Do nothing if an active version exists."
@@ -36,13 +39,13 @@ class Command(BaseCommand):
         kind: str,
         seed: int,
         epochs: int | None,
-        no_teacher: bool,
+        no_ease: bool,
         if_missing: bool,
         no_progress: bool,
         **options,
     ):
-        if (epochs is not None or no_teacher) and kind != "base":
-            raise CommandError("--epochs and --no-teacher apply to `train base` only")
+        if (epochs is not None or no_ease) and kind != "base":
+            raise CommandError("--epochs and --no-ease apply to `train base` only")
         algorithm = {"all": "ppo"}.get(kind, kind)
         if (
             if_missing
@@ -51,8 +54,8 @@ class Command(BaseCommand):
             self.stdout.write(f"An active {algorithm} version exists; nothing to do.")
             return
         base = {"epochs": epochs} if epochs is not None else {}
-        if no_teacher:
-            base["teacher_weight"] = 0.0
+        if no_ease:
+            base |= {"teacher_weight": 0.0, "ease_weight": 0.0}
         try:
             run = training_run_create(
                 kind=kind,

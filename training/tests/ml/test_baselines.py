@@ -38,6 +38,30 @@ def test_ease_models_only_the_most_rated_movies_when_capped(taste_split):
     assert (scores[left_out] == UNSCORED).all()
 
 
+def test_ease_neighbours_keep_each_movies_largest_weights_by_magnitude():
+    weights = np.array(
+        [
+            [0.0, 0.3, -0.9, 0.1],
+            [0.2, 0.0, 0.05, -0.01],
+            [-0.4, 0.6, 0.0, 0.5],
+            [0.7, 0.0, 0.0, 0.0],
+        ],
+        np.float32,
+    )
+    model = EASE(weights, item_subset=[0, 2, 3, 5], n_items=6, min_rating=4.0)  # movies 1 and 4 not modelled
+    items, kept = model.neighbours(2, chunk=3)  # a chunk that does not divide the four rows
+    assert items.shape == kept.shape == (6, 2)
+    by_movie = {
+        movie: dict(zip(items[movie].tolist(), kept[movie].tolist(), strict=True)) for movie in range(6)
+    }
+    assert by_movie[0] == pytest.approx({3: -0.9, 2: 0.3})  # the negative weight is the largest
+    assert by_movie[2] == pytest.approx({0: 0.2, 3: 0.05})
+    assert by_movie[3] == pytest.approx({2: 0.6, 5: 0.5})
+    assert kept[5].tolist()[0] == pytest.approx(0.7) and kept[5].tolist()[1] == 0.0
+    assert (kept[[1, 4]] == 0).all()  # unmodelled movies move nothing
+    assert model.neighbours(10)[0].shape == (6, 4)  # at most every modelled movie
+
+
 def test_ease_explains_with_the_rated_movie_of_largest_weight(taste_split):
     model = EASE.fit(taste_split.train, EASEConfig(l2=50.0))
     history = taste_split.train.history(0)

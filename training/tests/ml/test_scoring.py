@@ -26,16 +26,32 @@ def random_recommender(n_items: int = 50, dim: int = 8, seed: int = 0) -> NumpyR
     )
 
 
+def with_item_item_term(model: NumpyRecommender, ease: EASE, m: int, scale: float) -> NumpyRecommender:
+    items, weights = ease.neighbours(m)
+    arrays = model.export_arrays() | {
+        "neighbour_items": items,
+        "neighbour_weights": weights * scale,
+        "neighbour_min_rating": np.asarray(ease.min_rating, np.float32),
+    }
+    return NumpyRecommender.from_arrays(arrays)
+
+
 @pytest.fixture(scope="module")
 def policies(taste_split):
+    ease = EASE.fit(taste_split.train, EASEConfig(l2=50.0))
+    recommender = random_recommender(taste_split.train.n_items)
     return {
-        "recommender": random_recommender(taste_split.train.n_items),
+        "recommender": recommender,
+        "recommender+ease": with_item_item_term(recommender, ease, m=10, scale=4.0),
         "popularity": Popularity.fit(taste_split.train),
-        "ease": EASE.fit(taste_split.train, EASEConfig(l2=50.0)),
+        "ease": ease,
     }
 
 
-@pytest.mark.parametrize("name", ["recommender", "popularity", "ease"])
+POLICIES = ["recommender", "recommender+ease", "popularity", "ease"]
+
+
+@pytest.mark.parametrize("name", POLICIES)
 def test_top_k_never_recommends_a_rated_movie(policies, taste_split, name):
     model = policies[name]
     for user in range(0, taste_split.train.n_users, 17):
@@ -46,7 +62,7 @@ def test_top_k_never_recommends_a_rated_movie(policies, taste_split, name):
         assert (np.diff(scores) <= 0).all()
 
 
-@pytest.mark.parametrize("name", ["recommender", "popularity", "ease"])
+@pytest.mark.parametrize("name", POLICIES)
 def test_top_k_can_include_rated_movies_when_asked(policies, taste_split, name):
     model = policies[name]
     history = taste_split.train.history(3)
@@ -55,7 +71,7 @@ def test_top_k_can_include_rated_movies_when_asked(policies, taste_split, name):
     assert np.allclose(scores, np.sort(model.score(history))[::-1])
 
 
-@pytest.mark.parametrize("name", ["recommender", "popularity", "ease"])
+@pytest.mark.parametrize("name", POLICIES)
 def test_every_policy_round_trips_through_its_arrays(policies, taste_split, name):
     model = policies[name]
     history = taste_split.train.history(5)
@@ -64,7 +80,7 @@ def test_every_policy_round_trips_through_its_arrays(policies, taste_split, name
     assert np.array_equal(rebuilt.score(history), model.score(history))
 
 
-@pytest.mark.parametrize("name", ["recommender", "popularity", "ease"])
+@pytest.mark.parametrize("name", POLICIES)
 def test_score_batch_matches_scoring_one_user_at_a_time(policies, taste_split, name):
     model = policies[name]
     histories = [taste_split.train.history(u) for u in range(4)]
@@ -72,7 +88,7 @@ def test_score_batch_matches_scoring_one_user_at_a_time(policies, taste_split, n
     assert np.allclose(model.score_batch(histories), expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["recommender", "popularity", "ease"])
+@pytest.mark.parametrize("name", POLICIES)
 def test_explain_points_at_a_movie_the_user_rated(policies, taste_split, name):
     model = policies[name]
     history = taste_split.train.history(7)
@@ -80,7 +96,7 @@ def test_explain_points_at_a_movie_the_user_rated(policies, taste_split, name):
     assert model.explain(history, item) in set(history.item_idx.tolist())
 
 
-@pytest.mark.parametrize("name", ["recommender", "popularity", "ease"])
+@pytest.mark.parametrize("name", POLICIES)
 def test_explaining_a_whole_list_matches_explaining_each_movie(policies, taste_split, name):
     model = policies[name]
     for user in (2, 11):
@@ -97,6 +113,62 @@ def test_the_recommender_explains_with_the_most_similar_liked_movie():
     model.item_embeddings[1] = model.item_embeddings[target] * 3.0  # same direction as the target
     model.item_embeddings[2] = model.item_embeddings[target]  # also identical, but disliked
     assert model.explain(history, target) == 1
+
+
+def test_the_item_item_term_adds_the_neighbour_weights_of_each_liked_movie():
+    plain = random_recommender(n_items=6)
+    items = np.array([[1, 2], [0, 0], [0, 0], [1, 4], [0, 0], [0, 0]])
+    weights = np.array([[0.5, -0.25], [0, 0], [0, 0], [1.0, 2.0], [0, 0], [0, 0]], np.float32)
+    model = NumpyRecommender.from_arrays(
+        plain.export_arrays() | {"neighbour_items": items, "neighbour_weights": weights}
+    )
+    history = History([0, 3, 5], [5.0, 3.5, 4.0], [1, 2, 3])  # 3 is below the 4-star input threshold
+    assert np.allclose(model.score(history) - plain.score(history), [0, 0.5, -0.25, 0, 0, 0])
+    history = History([0, 3], [4.0, 4.5], [1, 2])  # both count; movie 1 gets two contributions
+    assert np.allclose(model.score(history) - plain.score(history), [0, 1.5, -0.25, 0, 2.0, 0])
+    assert np.allclose(model.score(History.empty()), plain.score(History.empty()))
+    assert np.array_equal(model.user_embedding(history), plain.user_embedding(history))
+
+
+def test_with_all_its_neighbours_the_term_is_ease_on_the_modelled_movies(taste_split):
+    ease = EASE.fit(taste_split.train, EASEConfig(l2=50.0, max_items=40))
+    plain = random_recommender(taste_split.train.n_items)
+    model = with_item_item_term(plain, ease, m=40, scale=3.0)
+    history = taste_split.train.history(2)
+    term = model.score(history) - plain.score(history)
+    assert np.allclose(term[ease.item_subset], 3.0 * ease.score(history)[ease.item_subset], atol=1e-5)
+    left_out = np.setdiff1d(np.arange(ease.n_items), ease.item_subset)
+    assert np.allclose(term[left_out], 0.0, atol=1e-5)
+
+
+def test_recommender_arrays_without_the_item_item_term_still_load():
+    """Artifacts written before the term existed have no neighbour arrays and score as before."""
+    plain = random_recommender()
+    assert set(plain.export_arrays()) == set(NumpyRecommender.ARRAY_NAMES)
+    assert NumpyRecommender.from_arrays(plain.export_arrays()).neighbour_items is None
+
+
+@pytest.mark.parametrize(
+    "neighbours, message",
+    [
+        ({"neighbour_items": np.zeros((50, 3), np.int32)}, "come together"),
+        (
+            {"neighbour_items": np.zeros((49, 3), np.int32), "neighbour_weights": np.zeros((49, 3))},
+            "must both be",
+        ),
+        (
+            {"neighbour_items": np.full((50, 3), 50, np.int32), "neighbour_weights": np.zeros((50, 3))},
+            "catalogue indices",
+        ),
+        (
+            {"neighbour_items": np.zeros((50, 3)), "neighbour_weights": np.zeros((50, 3))},
+            "catalogue indices",
+        ),
+    ],
+)
+def test_mismatched_neighbour_arrays_are_refused(neighbours, message):
+    with pytest.raises(ValueError, match=message):
+        NumpyRecommender.from_arrays(random_recommender().export_arrays() | neighbours)
 
 
 def test_a_user_with_no_ratings_still_gets_recommendations():
