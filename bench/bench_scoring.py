@@ -77,6 +77,16 @@ def measure_latency(artifact: Path) -> None:
         f"(a) trained recommender arrays (memory-mapped artifact), {trained.n_items} movies, "
         f"dim {trained.dim}, {item_item_label(trained)}: p50 {p50:.3f} ms  p99 {p99:.3f} ms"
     )
+    if trained.neighbour_items is not None:
+        alone = NumpyRecommender.from_arrays(
+            {
+                name: array
+                for name, array in trained.export_arrays().items()
+                if name in NumpyRecommender.ARRAY_NAMES
+            }
+        )
+        p50, p99 = latency_ms(top_20(alone, user_with_50_ratings(trained.n_items, rng)))
+        print(f"    the same without the item-item term: p50 {p50:.3f} ms  p99 {p99:.3f} ms")
     p50, p99 = latency_ms(more_like_this(trained, 0))
     print(f"    more like this ({SIMILAR_POOL} nearest movies): p50 {p50:.3f} ms  p99 {p99:.3f} ms")
     arrays = dict(trained.export_arrays())
