@@ -68,8 +68,9 @@ class DQNConfig:
     """global gradient-norm clip"""
     eval_frequency: int = 25
     """vectorised steps between greedy evaluations on the held-out users (one history row each)"""
-    ref_temperature: float = 0.25
-    """temperature of the reference policy softmax(ref_score / ref_temperature)"""
+    ref_temperature: float = 0.31
+    """temperature of the reference policy softmax(ref_score / ref_temperature); PPO's, so that both
+    are held to one reference"""
     kl_coef: float = 0.5
     """beta, the weight of the KL to the reference policy (soft Q-learning); 0 = plain DQN. 0.5 was
     chosen over 0.05 and 0.2 on the closed-loop experiment's feedback period (docs/experiment.md)"""

@@ -78,8 +78,8 @@ ProgressCallback = Callable[[str, int, int], None]  # (stage description, steps 
 def default_ppo_config() -> PPOConfig:
     """PPO as the experiment runs it (docs/experiment.md says why; chosen on the feedback period).
 
-    The product's defaults (``ref_temperature=0.25`` and a KL budget of 1 nat per slate were chosen
-    here), except ``n_candidates=50``: PPO re-ranks the recommender's top 50 rather than 200
+    The product's defaults (its reference temperature and KL budget per slate were chosen here),
+    except ``n_candidates=50``: PPO re-ranks the recommender's top 50 rather than 200
     (also halves its time).
     """
     return PPOConfig(n_candidates=50, seed=1)
