@@ -1,4 +1,4 @@
-"""Serving latency of top_k(k=20) and of "more like this", training time and the NDCG table on ml-latest-small.
+"""Serving latency of top_k(k=20), its reasons and "more like this", training time and the NDCG table on ml-latest-small.
 
 Run: ``.venv/bin/python bench/bench_scoring.py [data/ml-latest-small]``. Every number printed is
 measured by this script on this machine. Latency is measured in a fresh process that loads the
@@ -29,6 +29,7 @@ from training.ml.scoring import NumpyRecommender, Scorer
 
 N_CALLS = 2000  # timed top_k calls per catalogue
 SYNTHETIC_ITEMS = 62_000  # ml-25m-sized catalogue
+HEAVY_USER = 2000  # ratings of a heavy user (ml-latest-small's heaviest has 2,698)
 SIMILAR_POOL = 50  # training.serving.SIMILAR_POOL (not imported: this script runs without Django)
 
 
@@ -48,16 +49,26 @@ def top_20(scorer: Scorer, history: History) -> Callable[[], object]:
     return lambda: scorer.top_k(history, 20)
 
 
+def reasons(scorer: Scorer, history: History) -> Callable[[], object]:
+    """What the recommendations page asks after top_k: the "because you rated" movie of each of 20."""
+    items = scorer.top_k(history, 20)[0]
+    return lambda: scorer.explain_many(history, items)
+
+
 def more_like_this(scorer: NumpyRecommender, item_idx: int) -> Callable[[], object]:
     """What a movie page's "More like this" asks of the model: its 50 nearest movies."""
     return lambda: scorer.nearest_items(item_idx, SIMILAR_POOL)
 
 
 def user_with_50_ratings(n_items: int, rng: np.random.Generator) -> History:
+    return user_with_ratings(50, n_items, rng)
+
+
+def user_with_ratings(n: int, n_items: int, rng: np.random.Generator) -> History:
     return History(
-        rng.choice(n_items, size=50, replace=False),
-        rng.choice(np.arange(1, 11) / 2, size=50),
-        1_500_000_000 + np.sort(rng.integers(0, 10**7, size=50)),
+        rng.choice(n_items, size=n, replace=False),
+        rng.choice(np.arange(1, 11) / 2, size=n),
+        1_500_000_000 + np.sort(rng.integers(0, 10**7, size=n)),
     )
 
 
@@ -72,10 +83,20 @@ def measure_latency(artifact: Path) -> None:
     rng = np.random.default_rng(0)
     trained, _, _ = load_scorer(artifact)
     assert isinstance(trained, NumpyRecommender)
-    p50, p99 = latency_ms(top_20(trained, user_with_50_ratings(trained.n_items, rng)))
+    user = user_with_50_ratings(trained.n_items, rng)
+    p50, p99 = latency_ms(top_20(trained, user))
     print(
         f"(a) trained recommender arrays (memory-mapped artifact), {trained.n_items} movies, "
         f"dim {trained.dim}, {item_item_label(trained)}: p50 {p50:.3f} ms  p99 {p99:.3f} ms"
+    )
+    p50, p99 = latency_ms(reasons(trained, user))
+    print(f"    reasons for those 20 (explain_many): p50 {p50:.3f} ms  p99 {p99:.3f} ms")
+    heavy = user_with_ratings(HEAVY_USER, trained.n_items, rng)
+    p50, p99 = latency_ms(top_20(trained, heavy))
+    reasons_p50, reasons_p99 = latency_ms(reasons(trained, heavy))
+    print(
+        f"    a user with {HEAVY_USER} ratings: top-20 p50 {p50:.3f} ms  p99 {p99:.3f} ms; "
+        f"its reasons p50 {reasons_p50:.3f} ms  p99 {reasons_p99:.3f} ms"
     )
     if trained.neighbour_items is not None:
         alone = NumpyRecommender.from_arrays(
@@ -103,12 +124,15 @@ def measure_latency(artifact: Path) -> None:
             neighbour_weights=rng.normal(scale=0.05, size=(SYNTHETIC_ITEMS, width)).astype(np.float32),
         )
     synthetic = NumpyRecommender.from_arrays(arrays)
-    p50, p99 = latency_ms(top_20(synthetic, user_with_50_ratings(SYNTHETIC_ITEMS, rng)))
+    user = user_with_50_ratings(SYNTHETIC_ITEMS, rng)
+    p50, p99 = latency_ms(top_20(synthetic, user))
     print(
         f"(b) random arrays of the same architecture, {SYNTHETIC_ITEMS} movies, dim {dim}, "
         f"{item_item_label(synthetic)}: "
         f"p50 {p50:.3f} ms  p99 {p99:.3f} ms"
     )
+    p50, p99 = latency_ms(reasons(synthetic, user))
+    print(f"    reasons for those 20 (explain_many): p50 {p50:.3f} ms  p99 {p99:.3f} ms")
     p50, p99 = latency_ms(more_like_this(synthetic, 0))
     print(f"    more like this ({SIMILAR_POOL} nearest movies): p50 {p50:.3f} ms  p99 {p99:.3f} ms")
 

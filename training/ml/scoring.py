@@ -186,21 +186,59 @@ class NumpyRecommender(Scorer):
         return scores
 
     def explain(self, history: History, item_idx: int) -> int:
-        """The positively rated movie whose item embedding is most cosine-similar to ``item_idx``'s.
+        """The liked movie that adds most to ``item_idx``'s item-item term, when one adds anything;
+        otherwise the positively rated movie whose item embedding is most cosine-similar to its.
 
-        "Positively" means rated at least 4, or the user's best rating when none is that high.
+        "Positively" means rated at least 4, or the user's best rating when none is that high. The
+        item-item term is a sum over liked movies, so its largest part names the movie that raised
+        this one's score most; the embedding part mixes every rated movie and has no such part.
         """
         return int(self.explain_many(history, np.asarray([item_idx]))[0])
 
     def explain_many(self, history: History, item_idx: np.ndarray) -> np.ndarray:
-        """``explain`` for several movies with one matrix product."""
+        """``explain`` for several movies at once."""
         if not len(history):
             raise ValueError("cannot explain a recommendation for an empty history")
+        item_idx = np.asarray(item_idx, np.int64)
         unit = self.unit_items()
         liked = history.ratings >= min(4.0, float(history.ratings.max()))
         candidates = history.item_idx[liked]
-        similarity = unit[np.asarray(item_idx, np.int64)] @ unit[candidates].T
-        return candidates[np.argmax(similarity, axis=1)].astype(np.int64)
+        similarity = unit[item_idx] @ unit[candidates].T
+        reasons = candidates[np.argmax(similarity, axis=1)].astype(np.int64)
+        support = self.item_item_support(history, item_idx)
+        if support is not None:
+            weight, supporter = support
+            reasons = np.where(weight > 0, supporter, reasons)
+        return reasons
+
+    def item_item_support(
+        self, history: History, item_idx: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """For each of ``item_idx``: the largest single contribution a liked movie makes to its
+        item-item term (0 when none is positive), and that movie (-1 when none is positive);
+        float32 and int64 ``[len(item_idx)]``. None when the model has no item-item term."""
+        if self.neighbour_items is None:
+            return None
+        givers = history.item_idx[history.ratings >= self.neighbour_min_rating]
+        unique, inverse = np.unique(np.asarray(item_idx, np.int64), return_inverse=True)
+        if not len(givers) or not len(unique):
+            return np.zeros(len(inverse), np.float32), np.full(len(inverse), -1, np.int64)
+        neighbours = self.neighbour_items[givers]
+        wanted = np.zeros(self.n_items, bool)
+        wanted[unique] = True
+        giver, slot = np.divmod(np.flatnonzero(wanted[neighbours]), neighbours.shape[1])
+        position = np.searchsorted(unique, neighbours[giver, slot])
+        # contribution[u, g]: what liked movie g adds to movie unique[u] (a bincount sums, as the
+        # term does, should a row list a movie twice)
+        contribution = np.bincount(
+            position * len(givers) + giver,
+            self.neighbour_weights[givers[giver], slot],
+            minlength=len(unique) * len(givers),
+        ).reshape(len(unique), len(givers))
+        best = np.argmax(contribution, axis=1)
+        weight = np.maximum(contribution[np.arange(len(unique)), best], 0)
+        supporter = np.where(weight > 0, givers[best], -1).astype(np.int64)
+        return weight[inverse], supporter[inverse]
 
     def unit_items(self) -> np.ndarray:
         """float32 [n_items, dim]: the item embeddings scaled to unit length (computed once)."""

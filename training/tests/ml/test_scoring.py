@@ -199,3 +199,24 @@ def test_serving_modules_never_import_tensorflow():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_the_item_item_term_explains_with_the_liked_movie_that_adds_most():
+    plain = random_recommender(n_items=6)
+    items = np.array([[5, 2], [5, 0], [0, 0], [5, 4], [5, 0], [0, 0]])
+    weights = np.array([[0.5, -1.0], [9.0, 0], [0, 0], [2.0, 3.0], [0.25, 0], [0, 0]], np.float32)
+    model = NumpyRecommender.from_arrays(
+        plain.export_arrays() | {"neighbour_items": items, "neighbour_weights": weights}
+    )
+    # movie 1 would add most to movie 5 but is rated below the term's 4 stars
+    history = History([0, 1, 3, 4], [4.0, 3.5, 5.0, 4.5], [1, 2, 3, 4])
+    weight, supporter = model.item_item_support(history, np.array([5, 4, 2, 5]))
+    assert np.allclose(weight, [2.0, 3.0, 0.0, 2.0])  # movie 2: -1 from movie 0, nothing from the others
+    assert supporter.tolist() == [3, 3, -1, 3]
+    assert model.explain(history, 5) == 3
+    assert model.explain_many(history, np.array([5, 4])).tolist() == [3, 3]
+    # no liked movie adds anything to movie 2: the embeddings explain it, as without the term
+    assert model.explain(history, 2) == plain.explain(history, 2)
+    assert model.explain(History([3], [3.0], [1]), 5) == 3  # nothing liked enough: embeddings
+    weight, supporter = model.item_item_support(History([0], [5.0], [1]), np.array([2]))
+    assert weight.tolist() == [0.0] and supporter.tolist() == [-1]  # only a negative contribution
