@@ -204,6 +204,31 @@ def temporal_split(data: Snapshot | pd.DataFrame, holdout: float = 0.2, min_rati
     )
 
 
+def hold_out_users(split: Split, fraction: float, fold: int = 0, seed: int = 0) -> tuple[Split, Snapshot]:
+    """Users the models never see: a random ``fraction`` of the users with held-out ratings.
+
+    Returns the split with only their held-out ratings in test (their train ratings stay in
+    ``split.train``: the history they are folded in from at evaluation time, as a new account's
+    ratings are at request time) and the train part without any of their ratings, which is what
+    the models are fitted on. Folds ``0 .. floor(1 / fraction) - 1`` hold out disjoint users (one
+    shuffle per ``seed``), so together they can evaluate nearly every user once.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError("the share of users held out must be in (0, 1)")
+    candidates = np.unique(split.test.user_idx)
+    n_unseen = max(1, round(fraction * len(candidates)))
+    n_folds = len(candidates) // n_unseen
+    if not 0 <= fold < n_folds:
+        raise ValueError(
+            f"fold {fold} does not exist: holding out {fraction:g} of the users gives folds 0 to {n_folds - 1}"
+        )
+    order = np.random.default_rng(seed).permutation(candidates)
+    unseen = order[fold * n_unseen : (fold + 1) * n_unseen]
+    test = split.test.select(np.isin(split.test.user_idx, unseen))
+    fit_on = split.train.select(~np.isin(split.train.user_idx, unseen))
+    return Split(train=split.train, test=test, holdout=split.holdout, min_ratings=split.min_ratings), fit_on
+
+
 def item_genres(snapshot: Snapshot, movies: pd.DataFrame) -> list[frozenset[str]]:
     """Genre sets aligned to the snapshot's catalogue indices (empty for unknown movies)."""
     by_movie = dict(zip(movies["item"].astype("int64").tolist(), movies["genres"].tolist(), strict=True))

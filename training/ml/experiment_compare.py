@@ -10,7 +10,10 @@ carved again from the train part (what EASE's lambda and the recommender's defau
 on), so the held-out test period is never looked at. ``--set`` overrides a RecommenderConfig field.
 ``--by-activity`` adds NDCG@10 per group of users by their number of train ratings.
 ``--more-seeds`` trains the recommender again with other seeds on the same split: differences
-between settings smaller than the spread between seeds are noise.
+between settings smaller than the spread between seeds are noise. ``--unseen-users 0.2`` keeps a
+random 20% of the evaluated users (the same ones for every seed) out of training altogether: they
+are folded in from their train ratings at evaluation time, as a new account is at request time;
+``--unseen-fold 0`` to ``4`` then hold out disjoint fifths, which together cover every user.
 """
 
 from __future__ import annotations
@@ -21,10 +24,11 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from training.ml.baselines import EASE, EASEConfig, Popularity, tune_ease
-from training.ml.data import Snapshot, Split, read_movielens, temporal_split
+from training.ml.data import Snapshot, Split, hold_out_users, read_movielens, temporal_split
 from training.ml.evaluation import compare, ndcg_by_activity, paired_ndcg_difference
 from training.ml.overrides import settable, settings_apply, settings_check
 from training.ml.recommender import RecommenderConfig, train_recommender
@@ -40,6 +44,7 @@ class ComparisonResult:
     fit_seconds: dict[str, float] = field(default_factory=dict)  # wall-clock fit time per policy
     ease_validation: dict[float, float] = field(default_factory=dict)  # validation NDCG@10 per lambda
     split: Split | None = None  # the split the table was measured on
+    fit_on: Snapshot | None = None  # what the policies were fitted on: split.train without unseen users
 
 
 def run_comparison(
@@ -51,42 +56,78 @@ def run_comparison(
     recommender_config: RecommenderConfig | None = None,
     ease_config: EASEConfig | None = None,
     validation: bool = False,
+    unseen_users: float = 0.0,
+    unseen_fold: int = 0,
 ) -> ComparisonResult:
     """Split, fit the three policies on train (EASE's lambda picked on a split of train), evaluate.
 
+    The split is :func:`comparison_split`'s; the rest is :func:`fit_and_compare`'s.
+    """
+    split, fit_on = comparison_split(ratings, movies, holdout, validation, unseen_users, unseen_fold)
+    return fit_and_compare(split, fit_on, movies, seed, k_values, recommender_config, ease_config)
+
+
+def comparison_split(
+    ratings: pd.DataFrame,
+    movies: pd.DataFrame,
+    holdout: float = 0.2,
+    validation: bool = False,
+    unseen_users: float = 0.0,
+    unseen_fold: int = 0,
+) -> tuple[Split, Snapshot]:
+    """The split to evaluate on and the snapshot to fit on (its train part, unless users are unseen).
+
     With ``validation`` the whole comparison runs inside the train part, split again the same way.
+    With ``unseen_users`` that share of the evaluated users (``unseen_fold`` says which of the
+    disjoint shares) is left out of the fitting and only they are evaluated (``data.hold_out_users``).
+    Raises ValueError for a holdout, share or fold that does not exist.
     """
     split = temporal_split(Snapshot.from_ratings(ratings, movies), holdout=holdout)
     if validation:
         split = temporal_split(split.train, holdout=holdout)
+    if not unseen_users:
+        return split, split.train
+    return hold_out_users(split, unseen_users, fold=unseen_fold)
+
+
+def fit_and_compare(
+    split: Split,
+    fit_on: Snapshot,
+    movies: pd.DataFrame,
+    seed: int = 0,
+    k_values: tuple[int, ...] = (10, 20),
+    recommender_config: RecommenderConfig | None = None,
+    ease_config: EASEConfig | None = None,
+) -> ComparisonResult:
+    """Fit popularity, EASE and the recommender on ``fit_on`` and evaluate them on ``split``."""
     seconds: dict[str, float] = {}
 
     started = time.perf_counter()
-    popularity = Popularity.fit(split.train)
+    popularity = Popularity.fit(fit_on)
     seconds["popularity"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    ease, ease_validation = tune_ease(split.train, ease_config)
+    ease, ease_validation = tune_ease(fit_on, ease_config)
     seconds["ease (incl. lambda search)"] = time.perf_counter() - started
 
     config = replace(recommender_config or RecommenderConfig(), seed=seed)
-    result = train_recommender(split.train, config, teacher=ease)
+    result = train_recommender(fit_on, config, teacher=ease)
     seconds["recommender"] = result.train_seconds
 
     scorers: dict[str, Scorer] = {"popularity": popularity, "ease": ease, "recommender": result.scorer}
     table = compare(scorers, split, k_values, movies_genres=movies)
-    return ComparisonResult(table, scorers, seconds, ease_validation, split)
+    return ComparisonResult(table, scorers, seconds, ease_validation, split, fit_on)
 
 
 def train_seeds(
-    split: Split, config: RecommenderConfig, seeds: list[int], teacher: EASE | None = None
+    train: Snapshot, config: RecommenderConfig, seeds: list[int], teacher: EASE | None = None
 ) -> dict[int, Scorer]:
-    """The recommender trained on ``split.train`` once per distinct seed, otherwise as ``config``.
+    """The recommender trained on ``train`` once per distinct seed, otherwise as ``config``.
 
-    ``teacher`` is the EASE teacher fitted on ``split.train`` (fitted once per seed without it).
+    ``teacher`` is the EASE teacher fitted on ``train`` (fitted once per seed without it).
     """
     return {
-        seed: train_recommender(split.train, replace(config, seed=seed), teacher=teacher).scorer
+        seed: train_recommender(train, replace(config, seed=seed), teacher=teacher).scorer
         for seed in dict.fromkeys(seeds)
     }
 
@@ -164,20 +205,40 @@ def main(argv: list[str] | None = None) -> None:
         metavar="S",
         help="also train the recommender with these seeds on the same split; print NDCG@10 per seed and the mean",
     )
+    parser.add_argument(
+        "--unseen-users",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="keep this share of the evaluated users out of training; evaluate only them (folded in)",
+    )
+    parser.add_argument(
+        "--unseen-fold",
+        type=int,
+        default=0,
+        metavar="F",
+        help="which share of users --unseen-users holds out: folds 0 to 1/SHARE - 1 are disjoint",
+    )
     args = parser.parse_args(argv)
+    if args.unseen_users and not 0.0 < args.unseen_users < 1.0:
+        parser.error(f"--unseen-users {args.unseen_users}: expected a share between 0 and 1")
     config = recommender_config(args.set, parser)
 
     ratings, movies = read_movielens(args.data)
-    result = run_comparison(
-        ratings,
-        movies,
-        holdout=args.holdout,
-        seed=args.seed,
-        recommender_config=config,
-        validation=args.validation,
-    )
+    try:
+        split, fit_on = comparison_split(
+            ratings, movies, args.holdout, args.validation, args.unseen_users, args.unseen_fold
+        )
+    except ValueError as error:
+        parser.error(str(error))
+    result = fit_and_compare(split, fit_on, movies, seed=args.seed, recommender_config=config)
     where = "validation (a split of train)" if args.validation else "test"
     print(f"temporal holdout {args.holdout} on {where}, seed {args.seed}, {len(ratings)} ratings")
+    if args.unseen_users:
+        print(
+            f"unseen users: {len(np.unique(result.split.test.user_idx))} users held out of training "
+            f"({args.unseen_users:.0%}, fold {args.unseen_fold}), folded in from their train ratings"
+        )
     if args.set:
         print("recommender overrides:", ", ".join(args.set))
     print("EASE validation NDCG@10 by lambda:", {k: round(v, 4) for k, v in result.ease_validation.items()})
@@ -189,7 +250,7 @@ def main(argv: list[str] | None = None) -> None:
             print(ndcg_by_activity(result.scorers, result.split))
     ease = result.scorers["ease"]
     others = [s for s in args.more_seeds if s != args.seed]
-    scorers = {args.seed: result.scorers["recommender"], **train_seeds(result.split, config, others, ease)}
+    scorers = {args.seed: result.scorers["recommender"], **train_seeds(result.fit_on, config, others, ease)}
     print("\nrecommender - EASE, NDCG@10 per user (mean, paired bootstrap 95% interval):")
     for seed, scorer in scorers.items():
         print(difference_line(seed, paired_ndcg_difference(scorer, ease, result.split)))

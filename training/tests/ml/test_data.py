@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.ml.data import History, Snapshot, item_genres, temporal_split
+from training.ml.data import History, Snapshot, hold_out_users, item_genres, temporal_split
 
 
 def ratings_frame(rows):
@@ -99,6 +99,30 @@ def test_a_user_sample_keeps_train_and_the_chosen_users_whole_test_periods(taste
     assert np.array_equal(np.unique(again.test.user_idx), users)  # deterministic for a seed
     everyone = len(np.unique(taste_split.test.user_idx))
     assert taste_split.sample_users(0) is taste_split and taste_split.sample_users(everyone) is taste_split
+
+
+def test_unseen_users_keep_their_histories_but_leave_the_training_data(taste_split):
+    split, fit_on = hold_out_users(taste_split, 0.25, seed=3)
+    unseen = np.unique(split.test.user_idx)
+    evaluated = np.unique(taste_split.test.user_idx)
+    assert len(unseen) == round(0.25 * len(evaluated)) and set(unseen) <= set(evaluated)
+    # only their held-out ratings are evaluated, all of them
+    assert split.test.n_ratings == np.isin(taste_split.test.user_idx, unseen).sum()
+    # their train ratings are the histories they are folded in from, but nothing is fitted on them
+    assert split.train is taste_split.train
+    assert not np.isin(fit_on.user_idx, unseen).any()
+    assert fit_on.n_ratings == taste_split.train.n_ratings - np.isin(taste_split.train.user_idx, unseen).sum()
+    assert fit_on.n_users == taste_split.train.n_users and fit_on.n_items == taste_split.train.n_items
+    again, _ = hold_out_users(taste_split, 0.25, seed=3)
+    assert np.array_equal(np.unique(again.test.user_idx), unseen)
+    folds = [np.unique(hold_out_users(taste_split, 0.25, fold=f, seed=3)[0].test.user_idx) for f in range(4)]
+    assert np.array_equal(folds[0], unseen)
+    assert np.array_equal(np.sort(np.concatenate(folds)), evaluated)  # disjoint, and every user once
+    with pytest.raises(ValueError, match="fold 4 does not exist"):
+        hold_out_users(taste_split, 0.25, fold=4)
+    for fraction in (0.0, 1.0, -0.1):
+        with pytest.raises(ValueError, match="users held out"):
+            hold_out_users(taste_split, fraction)
 
 
 def test_a_holdout_outside_zero_one_is_rejected():

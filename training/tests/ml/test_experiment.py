@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.ml.data import Snapshot
+from training.ml.data import Snapshot, temporal_split
 from training.ml.dqn import DQNConfig
 from training.ml.experiment import (
     FEEDBACK,
@@ -282,8 +282,8 @@ def test_each_seed_is_trained_once_and_reproducibly(taste_world, taste_split):
     from training.ml.experiment_compare import scorer_ndcg, train_seeds
 
     config = RecommenderConfig(epochs=3, batch_size=16, embedding_dim=8)
-    scorers = train_seeds(taste_split, config, [0, 1, 0])
-    again = train_seeds(taste_split, config, [1])
+    scorers = train_seeds(taste_split.train, config, [0, 1, 0])
+    again = train_seeds(taste_split.train, config, [1])
     scores = {seed: scorer_ndcg(scorer, taste_split, taste_world[1]) for seed, scorer in scorers.items()}
     assert set(scores) == {0, 1} and all(0.0 < score <= 1.0 for score in scores.values())
     assert scorer_ndcg(again[1], taste_split, taste_world[1]) == scores[1]
@@ -319,3 +319,40 @@ def test_the_compare_command_prints_the_table_and_each_seeds_gap_to_ease(taste_w
     assert [line.split(":")[0] for line in gaps] == ["  seed 0", "  seed 1"]
     assert all(line.endswith(f"over {len(users)} users") for line in gaps)
     assert "recommender NDCG@10 by seed: 0:" in printed
+
+    main([str(tmp_path), "--set", "epochs=2", "--set", "embedding_dim=8", "--unseen-users", "0.25"])
+    printed = capsys.readouterr().out
+    unseen = round(0.25 * len(users))
+    assert f"unseen users: {unseen} users held out of training (25%, fold 0)" in printed
+    gaps = [line for line in printed.splitlines() if line.startswith("  seed ")]
+    assert len(gaps) == 1 and gaps[0].endswith(f"over {unseen} users")
+    bad_options = {
+        "--unseen-users 1.5: expected a share between 0 and 1": ["--unseen-users", "1.5"],
+        "fold 4 does not exist": ["--unseen-users", "0.25", "--unseen-fold", "4"],  # folds 0 to 3
+    }
+    for message, options in bad_options.items():
+        with pytest.raises(SystemExit):
+            main([str(tmp_path), *options])
+        assert message in capsys.readouterr().err
+
+
+def test_a_comparison_with_unseen_users_fits_without_them_and_evaluates_only_them(taste_world):
+    from training.ml.baselines import Popularity
+    from training.ml.data import hold_out_users
+    from training.ml.experiment_compare import run_comparison
+
+    ratings, movies = taste_world
+    config = RecommenderConfig(epochs=2, batch_size=16, embedding_dim=8)
+    result = run_comparison(ratings, movies, recommender_config=config, unseen_users=0.25)
+    expected_split, expected_fit_on = hold_out_users(
+        temporal_split(Snapshot.from_ratings(ratings, movies)), 0.25
+    )
+    assert np.array_equal(result.split.test.user_idx, expected_split.test.user_idx)
+    assert np.array_equal(result.fit_on.user_idx, expected_fit_on.user_idx)
+    history = result.split.train.history(int(result.split.test.user_idx[0]))  # an unseen user
+    assert len(history) and np.array_equal(
+        result.scorers["popularity"].score(history), Popularity.fit(expected_fit_on).score(history)
+    )
+    assert not np.array_equal(
+        result.scorers["popularity"].score(history), Popularity.fit(result.split.train).score(history)
+    )
