@@ -36,6 +36,14 @@ def with_item_item_term(model: NumpyRecommender, ease: EASE, m: int, scale: floa
     return NumpyRecommender.from_arrays(arrays)
 
 
+def with_neighbours(model: NumpyRecommender, items: list, weights: list) -> NumpyRecommender:
+    """``model`` with a hand-built item-item term (rows: each movie's neighbours and weights)."""
+    return NumpyRecommender.from_arrays(
+        model.export_arrays()
+        | {"neighbour_items": np.array(items), "neighbour_weights": np.array(weights, np.float32)}
+    )
+
+
 @pytest.fixture(scope="module")
 def policies(taste_split):
     ease = EASE.fit(taste_split.train, EASEConfig(l2=50.0))
@@ -117,11 +125,9 @@ def test_the_recommender_explains_with_the_most_similar_liked_movie():
 
 def test_the_item_item_term_adds_the_neighbour_weights_of_each_liked_movie():
     plain = random_recommender(n_items=6)
-    items = np.array([[1, 2], [0, 0], [0, 0], [1, 4], [0, 0], [0, 0]])
-    weights = np.array([[0.5, -0.25], [0, 0], [0, 0], [1.0, 2.0], [0, 0], [0, 0]], np.float32)
-    model = NumpyRecommender.from_arrays(
-        plain.export_arrays() | {"neighbour_items": items, "neighbour_weights": weights}
-    )
+    items = [[1, 2], [0, 0], [0, 0], [1, 4], [0, 0], [0, 0]]
+    weights = [[0.5, -0.25], [0, 0], [0, 0], [1.0, 2.0], [0, 0], [0, 0]]
+    model = with_neighbours(plain, items, weights)
     history = History([0, 3, 5], [5.0, 3.5, 4.0], [1, 2, 3])  # 3 is below the 4-star input threshold
     assert np.allclose(model.score(history) - plain.score(history), [0, 0.5, -0.25, 0, 0, 0])
     history = History([0, 3], [4.0, 4.5], [1, 2])  # both count; movie 1 gets two contributions
@@ -203,11 +209,9 @@ def test_serving_modules_never_import_tensorflow():
 
 def test_the_item_item_term_explains_with_the_liked_movie_that_adds_most():
     plain = random_recommender(n_items=6)
-    items = np.array([[5, 2], [5, 0], [0, 0], [5, 4], [5, 0], [0, 0]])
-    weights = np.array([[0.5, -1.0], [9.0, 0], [0, 0], [2.0, 3.0], [0.25, 0], [0, 0]], np.float32)
-    model = NumpyRecommender.from_arrays(
-        plain.export_arrays() | {"neighbour_items": items, "neighbour_weights": weights}
-    )
+    items = [[5, 2], [5, 0], [0, 0], [5, 4], [5, 0], [0, 0]]
+    weights = [[0.5, -1.0], [9.0, 0], [0, 0], [2.0, 3.0], [0.25, 0], [0, 0]]
+    model = with_neighbours(plain, items, weights)
     # movie 1 would add most to movie 5 but is rated below the term's 4 stars
     history = History([0, 1, 3, 4], [4.0, 3.5, 5.0, 4.5], [1, 2, 3, 4])
     weight, supporter = model.item_item_support(history, np.array([5, 4, 2, 5]))
