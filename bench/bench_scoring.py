@@ -60,10 +60,6 @@ def more_like_this(scorer: NumpyRecommender, item_idx: int) -> Callable[[], obje
     return lambda: scorer.nearest_items(item_idx, SIMILAR_POOL)
 
 
-def user_with_50_ratings(n_items: int, rng: np.random.Generator) -> History:
-    return user_with_ratings(50, n_items, rng)
-
-
 def user_with_ratings(n: int, n_items: int, rng: np.random.Generator) -> History:
     return History(
         rng.choice(n_items, size=n, replace=False),
@@ -83,7 +79,7 @@ def measure_latency(artifact: Path) -> None:
     rng = np.random.default_rng(0)
     trained, _, _ = load_scorer(artifact)
     assert isinstance(trained, NumpyRecommender)
-    user = user_with_50_ratings(trained.n_items, rng)
+    user = user_with_ratings(50, trained.n_items, rng)
     p50, p99 = latency_ms(top_20(trained, user))
     print(
         f"(a) trained recommender arrays (memory-mapped artifact), {trained.n_items} movies, "
@@ -106,7 +102,7 @@ def measure_latency(artifact: Path) -> None:
                 if name in NumpyRecommender.ARRAY_NAMES
             }
         )
-        p50, p99 = latency_ms(top_20(alone, user_with_50_ratings(trained.n_items, rng)))
+        p50, p99 = latency_ms(top_20(alone, user_with_ratings(50, trained.n_items, rng)))
         print(f"    the same without the item-item term: p50 {p50:.3f} ms  p99 {p99:.3f} ms")
     p50, p99 = latency_ms(more_like_this(trained, 0))
     print(f"    more like this ({SIMILAR_POOL} nearest movies): p50 {p50:.3f} ms  p99 {p99:.3f} ms")
@@ -124,7 +120,7 @@ def measure_latency(artifact: Path) -> None:
             neighbour_weights=rng.normal(scale=0.05, size=(SYNTHETIC_ITEMS, width)).astype(np.float32),
         )
     synthetic = NumpyRecommender.from_arrays(arrays)
-    user = user_with_50_ratings(SYNTHETIC_ITEMS, rng)
+    user = user_with_ratings(50, SYNTHETIC_ITEMS, rng)
     p50, p99 = latency_ms(top_20(synthetic, user))
     print(
         f"(b) random arrays of the same architecture, {SYNTHETIC_ITEMS} movies, dim {dim}, "

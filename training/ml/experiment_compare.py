@@ -222,6 +222,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.unseen_users and not 0.0 < args.unseen_users < 1.0:
         parser.error(f"--unseen-users {args.unseen_users}: expected a share between 0 and 1")
+    if args.unseen_fold and not args.unseen_users:
+        parser.error("--unseen-fold needs --unseen-users")
     config = recommender_config(args.set, parser)
 
     ratings, movies = read_movielens(args.data)

@@ -200,15 +200,15 @@ class NumpyRecommender(Scorer):
         if not len(history):
             raise ValueError("cannot explain a recommendation for an empty history")
         item_idx = np.asarray(item_idx, np.int64)
-        unit = self.unit_items()
-        liked = history.ratings >= min(4.0, float(history.ratings.max()))
-        candidates = history.item_idx[liked]
-        similarity = unit[item_idx] @ unit[candidates].T
-        reasons = candidates[np.argmax(similarity, axis=1)].astype(np.int64)
         support = self.item_item_support(history, item_idx)
-        if support is not None:
-            weight, supporter = support
-            reasons = np.where(weight > 0, supporter, reasons)
+        reasons = np.full(len(item_idx), -1, np.int64) if support is None else support[1]
+        by_embedding = reasons < 0  # the movies no liked movie's item-item weight speaks for
+        if by_embedding.any():
+            unit = self.unit_items()
+            liked = history.ratings >= min(4.0, float(history.ratings.max()))
+            candidates = history.item_idx[liked]
+            similarity = unit[item_idx[by_embedding]] @ unit[candidates].T
+            reasons[by_embedding] = candidates[np.argmax(similarity, axis=1)]
         return reasons
 
     def item_item_support(

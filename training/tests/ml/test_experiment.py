@@ -329,6 +329,7 @@ def test_the_compare_command_prints_the_table_and_each_seeds_gap_to_ease(taste_w
     bad_options = {
         "--unseen-users 1.5: expected a share between 0 and 1": ["--unseen-users", "1.5"],
         "fold 4 does not exist": ["--unseen-users", "0.25", "--unseen-fold", "4"],  # folds 0 to 3
+        "--unseen-fold needs --unseen-users": ["--unseen-fold", "1"],
     }
     for message, options in bad_options.items():
         with pytest.raises(SystemExit):
