@@ -52,10 +52,20 @@ import pandas as pd
 from training.ml.data import History, Snapshot, item_genres
 from training.ml.dqn import DQNConfig, train_dqn
 from training.ml.evaluation import ndcg_difference
-from training.ml.metrics import ndcg_at_k
+from training.ml.gate import (
+    CandidateEvidence,
+    GateDecision,
+    GateRules,
+    gate_decide,
+    judge_outcomes,
+    replay_outcomes,
+    summarise,
+)
+from training.ml.metrics import bootstrap_mean, ndcg_at_k, recall_at_k
 from training.ml.policy import NumpySlatePolicy
 from training.ml.ppo import PPOConfig, train_ppo
 from training.ml.recommender import RecommenderConfig, train_recommender
+from training.ml.rerankers import BestOfN, QualityRerank, RewardRerank, best_of_n_kl, shrunk_mean_ratings
 from training.ml.reward_model import (
     Comparison,
     NumpyRewardModel,
@@ -69,7 +79,7 @@ from training.ml.scoring import NumpyRecommender
 from training.ml.simulator import OracleTaste, SimulatedAnnotator, make_annotators
 from training.ml.user_features import UserContext, make_user_context
 
-TRAIN, FEEDBACK, TEST = 0, 1, 2
+TRAIN, FEEDBACK, TEST, BEFORE_TEST = 0, 1, 2, 3
 PERIOD_NAMES = ("train", "feedback", "test")
 
 ProgressCallback = Callable[[str, int, int], None]  # (stage description, steps done, total steps)
@@ -114,12 +124,39 @@ class ExperimentConfig:
     slate_size: int = 10  # K, movies per list (compared, trained on and evaluated at NDCG@K)
     exploration_temperature: float = 1.0  # sampling temperature of recommender-only comparisons
     on_policy_fraction: float = 0.5  # share of comparisons from round 2 on that involve PPO
-    heldout_user_fraction: float = 0.2  # users whose comparisons never train the reward model
+    split: str = "user"  # "user": each user's own ratings cut by time; "global": one cut-off date for all
+    heldout_user_fraction: float = (
+        0.2  # validation users: nothing of theirs trains anything; settings and gate
+    )
+    test_user_fraction: float = 0.2  # test users (per-user split): nothing of theirs trains anything
+    seen_heldout_fraction: float = (
+        0.15  # training users' comparisons kept from the reward model (seen-user accuracy)
+    )
+    history_fraction: float = (
+        0.5  # global split: share of a user's ratings in a period known before it is judged
+    )
+    quality_weights: tuple[float, ...] = (
+        0.0,
+        0.1,
+        0.25,
+        0.5,
+        1.0,
+    )  # quality_rerank's a, chosen on validation
+    reward_weights: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.0)  # rm_rerank's b, chosen on validation
+    best_of_n: tuple[int, ...] = (4, 8, 16, 32, 64)  # best_of_n's n, chosen on validation
+    pseudo_ratings: float = 5.0  # shrinkage of quality_rerank's mean ratings
+    gate_min_judge_accuracy: float = 0.55  # the gate's judge must beat chance by this on held-out comparisons
+    gate_max_kl: float = (
+        10.0  # the gate refuses policies further than this from the reference (nats per list)
+    )
     judge_temperature: float = 0.01  # temperature of the test-period (and validation) judge: nearly noiseless
     bootstrap_rounds: int = 1000  # resamples of users for the win-rate intervals
     kl_users: int = 100  # users sampled to estimate each policy's KL from the reference
     kl_samples: int = 4  # lists sampled per user for the KL estimate
     max_eval_users: int | None = None  # cap on test/validation users (None = all); for quick runs
+    evaluate_every_round: bool = (
+        False  # False: Q-learning, the baselines and the gate only after the last round
+    )
     seed: int = (
         0  # seeds everything: models (their own seeds are overridden, see `seeded`), sampling, annotators
     )
@@ -149,11 +186,22 @@ def seeded(config: ExperimentConfig) -> ExperimentConfig:
 
 @dataclass
 class Periods:
-    """The three per-user time periods over one snapshot (same users and catalogue in each)."""
+    """The time periods over one snapshot (same users and catalogue in each).
+
+    Every rating has one label: ``TRAIN`` (known to the loop: users' histories while feedback is
+    collected), ``FEEDBACK`` (what the annotators' taste is built from, and the validation
+    targets), ``TEST`` (the test targets, read by nothing but the final judges) or
+    ``BEFORE_TEST`` (global split only: known at test time, in no loop period). The recommender is
+    trained on ``recommender_train`` (the ``TRAIN`` ratings, or, in the global split, only those
+    before the first cut-off date).
+    """
 
     snapshot: Snapshot  # every rating
-    period: np.ndarray  # int8 [n_ratings] TRAIN, FEEDBACK or TEST of each rating of ``snapshot``
-    eligible: np.ndarray  # bool [n_users] users with ratings in all three periods
+    period: np.ndarray  # int8 [n_ratings] TRAIN, FEEDBACK, TEST or BEFORE_TEST of each rating
+    eligible: np.ndarray  # bool [n_users] loop users: ratings in TRAIN and in FEEDBACK
+    test_eligible: np.ndarray | None = None  # bool [n_users] users with TEST ratings; None = ``eligible``
+    recommender_mask: np.ndarray | None = None  # bool [n_ratings] the recommender's data; None = TRAIN
+    cutoffs: tuple[int, int] | None = None  # global split: the two cut-off timestamps
 
     @property
     def train(self) -> Snapshot:
@@ -169,11 +217,25 @@ class Periods:
 
     @property
     def known_at_test(self) -> Snapshot:
-        """Train + feedback: everything that happened before the test period."""
+        """Everything that happened before the test targets."""
         return self.snapshot.select(self.period != TEST)
 
+    @property
+    def recommender_train(self) -> Snapshot:
+        mask = self.period == TRAIN if self.recommender_mask is None else self.recommender_mask
+        return self.snapshot.select(mask)
+
+    @property
+    def test_users(self) -> np.ndarray:
+        return self.eligible if self.test_eligible is None else self.test_eligible
+
     def sizes(self) -> dict[str, int]:
-        return {name: int((self.period == p).sum()) for p, name in enumerate(PERIOD_NAMES)}
+        sizes = {name: int((self.period == p).sum()) for p, name in enumerate(PERIOD_NAMES)}
+        if (self.period == BEFORE_TEST).any():
+            sizes["before_test"] = int((self.period == BEFORE_TEST).sum())
+        if self.recommender_mask is not None:
+            sizes["recommender"] = int(self.recommender_mask.sum())
+        return sizes
 
 
 def split_periods(
@@ -203,6 +265,50 @@ def split_periods(
     period[from_end < user_test + user_feedback] = FEEDBACK
     period[from_end < user_test] = TEST
     return Periods(snapshot=snapshot, period=period, eligible=eligible)
+
+
+def split_periods_global(
+    snapshot: Snapshot,
+    train_fraction: float = 0.6,
+    feedback_fraction: float = 0.2,
+    history_fraction: float = 0.5,
+) -> Periods:
+    """One cut-off date for every user: ratings before t1 train the recommender, [t1, t2) is the
+    feedback period and t2 onwards the test period (t1, t2 at those quantiles of all timestamps).
+
+    Within each later period, a user's earliest ``history_fraction`` of ratings there (at least one)
+    is what is known of them when they are judged, folded in at request time as serving does; the
+    rest are the targets. A user needs two ratings in a period to be judged in it. The recommender
+    never sees a rating from t1 on.
+    """
+    if not (train_fraction > 0 and feedback_fraction > 0 and train_fraction + feedback_fraction < 1):
+        raise ValueError("train and feedback fractions must be positive and sum to less than 1")
+    if not 0 < history_fraction < 1:
+        raise ValueError("history_fraction must be between 0 and 1")
+    t1, t2 = np.quantile(snapshot.timestamp, [train_fraction, train_fraction + feedback_fraction])
+    window = np.where(snapshot.timestamp < t1, 0, np.where(snapshot.timestamp < t2, 1, 2))
+    period = np.full(snapshot.n_ratings, TRAIN, np.int8)
+    n_users = snapshot.n_users
+    judged = {1: np.zeros(n_users, bool), 2: np.zeros(n_users, bool)}
+    for w, (known, target) in ((1, (TRAIN, FEEDBACK)), (2, (BEFORE_TEST, TEST))):
+        rows = np.flatnonzero(window == w)  # the snapshot is ordered by user, then time
+        users = snapshot.user_idx[rows]
+        count = np.bincount(users, minlength=n_users)
+        start = np.concatenate([[0], np.cumsum(count)])[users]
+        rank = np.arange(len(rows)) - start
+        n_known = np.maximum(1, np.floor(history_fraction * count + 1e-9)).astype(np.int64)[users]
+        period[rows] = np.where((rank < n_known) | (count[users] < 2), known, target)
+        judged[w] = count >= 2
+    if not (window == 0).any():
+        raise ValueError("no rating falls before the first cut-off date")
+    return Periods(
+        snapshot=snapshot,
+        period=period,
+        eligible=judged[1],
+        test_eligible=judged[2],
+        recommender_mask=window == 0,
+        cutoffs=(int(t1), int(t2)),
+    )
 
 
 def oracle_frame(snapshot: Snapshot) -> pd.DataFrame:
@@ -378,8 +484,25 @@ def mean_ndcg(lists: dict[int, np.ndarray], relevant: dict[int, set[int]], k: in
     return float(np.mean([ndcg_at_k(lists[u], relevant[u], k) for u in users])) if users else float("nan")
 
 
+def mean_recall(lists: dict[int, np.ndarray], relevant: dict[int, set[int]], k: int) -> float:
+    users = [u for u in lists if relevant.get(u)]
+    return float(np.mean([recall_at_k(lists[u], relevant[u], k) for u in users])) if users else float("nan")
+
+
 def mean_quality(lists: dict[int, np.ndarray], oracle: OracleTaste) -> float:
     return float(np.mean([oracle.quality(user, slate) for user, slate in lists.items()]))
+
+
+def quality_difference(
+    candidate: dict[int, np.ndarray],
+    incumbent: dict[int, np.ndarray],
+    oracle: OracleTaste,
+    bootstrap_rounds: int,
+    seed: int,
+) -> dict[str, float]:
+    """Mean per-user oracle list quality of the candidate minus the incumbent, paired bootstrap 95% interval."""
+    diff = [oracle.quality(u, candidate[u]) - oracle.quality(u, incumbent[u]) for u in candidate]
+    return bootstrap_mean(diff, rounds=bootstrap_rounds, seed=seed)
 
 
 # --- 4. The experiment ---------------------------------------------------------------------------
@@ -399,11 +522,39 @@ class ExperimentReport:
         return asdict(self)
 
 
-def reward_rows(log: FeedbackLog, heldout_users: set[int]) -> tuple[list[int], list[int]]:
-    """(rows that train the reward model, rows it is evaluated on): split by user, never by comparison."""
-    train_rows = [j for j, user in enumerate(log.users) if user not in heldout_users]
-    heldout_rows = [j for j, user in enumerate(log.users) if user in heldout_users]
-    return train_rows, heldout_rows
+def is_seen_heldout(row: int, fraction: float, seed: int) -> bool:
+    """Whether comparison ``row`` of a training user is kept from the reward model (fixed per row)."""
+    return fraction > 0 and (row * 2654435761 + seed * 40503) % 10_000 < fraction * 10_000
+
+
+def reward_rows(
+    log: FeedbackLog,
+    heldout_users: set[int],
+    training_users: set[int] | None = None,
+    seen_fraction: float = 0.0,
+    seed: int = 0,
+) -> tuple[list[int], list[int], list[int]]:
+    """(rows that train the reward model, unseen-user rows, seen-user held-out rows).
+
+    Unseen-user rows are every comparison of a held-out (validation) user: split by user, never by
+    comparison. Seen-user rows are a fixed ``seen_fraction`` of the training users' comparisons,
+    kept out of training to measure how well the model knows the users it learned from. Rows of
+    users in neither group (test users) train nothing.
+    """
+    train_rows, unseen_rows, seen_rows = [], [], []
+    for j, user in enumerate(log.users):
+        if user in heldout_users:
+            unseen_rows.append(j)
+        elif training_users is None or user in training_users:
+            (seen_rows if is_seen_heldout(j, seen_fraction, seed) else train_rows).append(j)
+    return train_rows, unseen_rows, seen_rows
+
+
+def normalised_accuracy(accuracy: float, ceiling: float) -> float:
+    """(accuracy - 0.5) / (ceiling - 0.5): 0 is a coin flip, 1 is the noise-free oracle."""
+    if not np.isfinite(accuracy) or not np.isfinite(ceiling) or ceiling <= 0.5:
+        return float("nan")
+    return float((accuracy - 0.5) / (ceiling - 0.5))
 
 
 def label_ceiling(log: FeedbackLog, rows: Sequence[int], without_own_ratings: bool = False) -> float:
@@ -430,8 +581,10 @@ def _train_reward(
     heldout_users: set[int],
     config: ExperimentConfig,
 ) -> tuple[NumpyRewardModel, dict[str, Any], float]:
-    """Fit the reward model from scratch on the non-held-out users' comparisons; evaluate on the rest."""
-    train_rows, heldout_rows = reward_rows(log, heldout_users)
+    """Fit the reward model from scratch on the training users' comparisons; evaluate on held-out ones."""
+    train_rows, heldout_rows, seen_rows = reward_rows(
+        log, heldout_users, reward_users, config.seen_heldout_fraction, config.seed
+    )
     started = time.perf_counter()
     rating_pairs = sample_rating_pairs(
         {u: user_contexts[u] for u in sorted(reward_users)},
@@ -464,13 +617,25 @@ def _train_reward(
             "label_ceiling": label_ceiling(log, rows),
             "taste_ceiling": label_ceiling(log, rows, without_own_ratings=True),
         }
+    seen = evaluate_reward_model(
+        model,
+        [log.comparisons[j] for j in seen_rows],
+        comparison_contexts(world, train_histories, log, seen_rows),
+    )
+    ceiling = label_ceiling(log, heldout_rows)
+    seen_ceiling = label_ceiling(log, seen_rows)
     metrics = {
         "heldout_accuracy": evaluation["accuracy"],
+        "heldout_normalised": normalised_accuracy(evaluation["accuracy"], ceiling),
+        "seen_accuracy": seen["accuracy"],
+        "seen_n_strict": int(seen["n_strict"]),
+        "seen_label_ceiling": seen_ceiling,
+        "seen_normalised": normalised_accuracy(seen["accuracy"], seen_ceiling),
         "heldout_margin": evaluation["margin"],
         "heldout_loss": evaluation["loss"],
         "heldout_n": len(heldout),
         "heldout_n_strict": int(evaluation["n_strict"]),
-        "heldout_label_ceiling": label_ceiling(log, heldout_rows),
+        "heldout_label_ceiling": ceiling,
         "heldout_taste_ceiling": label_ceiling(log, heldout_rows, without_own_ratings=True),
         "train_accuracy": result.final_metrics.get("accuracy", float("nan")),
         "train_n_comparisons": len(train_rows),
@@ -478,6 +643,31 @@ def _train_reward(
         "heldout_by_kind": by_kind,
     }
     return model, metrics, seconds
+
+
+def split_users(
+    loop_users: np.ndarray,
+    test_eligible: np.ndarray,
+    validation_fraction: float,
+    test_fraction: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(validation, test-reserved, training) loop users, disjoint, by a random permutation.
+
+    In the per-user split every loop user can be tested, so ``test_fraction`` of them are kept for
+    the test period. In the global split test users are mostly people who arrive later; loop users
+    are then only split into validation and training (the test users are every test-eligible user
+    that trained nothing).
+    """
+    shuffled = rng.permutation(loop_users)
+    n_validation = max(1, round(validation_fraction * len(shuffled)))
+    overlap = test_eligible[shuffled].mean() if len(shuffled) else 0.0
+    n_test = max(1, round(test_fraction * len(shuffled))) if overlap > 0.5 else 0
+    return (
+        shuffled[:n_validation],
+        shuffled[n_validation : n_validation + n_test],
+        shuffled[n_validation + n_test :],
+    )
 
 
 @dataclass
@@ -499,17 +689,19 @@ class ClosedLoop:
     test_oracle: OracleTaste  # taste from test-period ratings: only the test judge reads it
     annotators: list[SimulatedAnnotator]
     analyzer: Any  # feedback.text.TextAnalyzer
-    eligible: np.ndarray  # user indices with ratings in all three periods (sampled for comparisons)
-    heldout_users: set[int]  # their comparisons never train the reward model
-    reward_users: set[int]  # every other user (their rating pairs and comparisons train it)
-    eval_users: list[int]  # test-period evaluation users
-    validation_users: list[int]  # feedback-period evaluation users (= held-out users)
-    kl_users: list[int]  # users the KL estimates are averaged over
+    eligible: np.ndarray  # loop users: train and feedback ratings (annotators judge lists for them)
+    heldout_users: set[int]  # validation users: none of their comparisons or signals train anything
+    reward_users: set[int]  # training users: the only ones whose comparisons and contexts train models
+    eval_users: list[int]  # test users: test-period evaluation, never trained on
+    validation_users: list[int]  # feedback-period evaluation users (= held-out users); settings, gate
+    kl_users: list[int]  # users the KL estimates are averaged over (test users)
+    item_quality: np.ndarray  # shrunk mean rating of each movie over the recommender's data (quality_rerank)
     rng: np.random.Generator
     log: FeedbackLog = field(default_factory=FeedbackLog)
     ppo_policy: NumpySlatePolicy | None = None  # the current PPO policy (on-policy comparisons)
     dqn_policy: NumpySlatePolicy | None = None
     reward_model: NumpyRewardModel | None = None
+    settings: dict[str, float] = field(default_factory=dict)  # baselines' settings chosen on validation
 
     @classmethod
     def prepare(cls, ratings: pd.DataFrame, movies: pd.DataFrame, config: ExperimentConfig) -> ClosedLoop:
@@ -519,17 +711,29 @@ class ClosedLoop:
         config = seeded(config)
         rng = np.random.default_rng(config.seed)
         snapshot = Snapshot.from_ratings(ratings, movies)
-        periods = split_periods(snapshot, config.train_fraction, config.feedback_fraction, config.min_ratings)
+        if config.split == "user":
+            periods = split_periods(
+                snapshot, config.train_fraction, config.feedback_fraction, config.min_ratings
+            )
+        elif config.split == "global":
+            periods = split_periods_global(
+                snapshot, config.train_fraction, config.feedback_fraction, config.history_fraction
+            )
+        else:
+            raise ValueError(f"unknown split {config.split!r}: 'user' or 'global'")
         train, known = periods.train, periods.known_at_test
-        trained = train_recommender(train, config.recommender)
+        recommender_data = periods.recommender_train
+        trained = train_recommender(recommender_data, config.recommender)
 
         eligible = np.flatnonzero(periods.eligible)
         movie_frame = movies.set_index("item").reindex(snapshot.item_ids)
         genres = [sorted(g) for g in item_genres(snapshot, movies)]
         years = movie_frame["year"].to_numpy(dtype=np.float64, na_value=np.nan)
-        popularity = train.item_counts().astype(np.float64)  # train period only
+        popularity = recommender_data.item_counts().astype(np.float64)  # the recommender's data only
+        item_quality = shrunk_mean_ratings(
+            recommender_data.item_idx, recommender_data.rating, snapshot.n_items, config.pseudo_ratings
+        )
         train_histories = {u: train.history(u) for u in range(snapshot.n_users)}
-        test_histories = {int(u): known.history(int(u)) for u in eligible}
         world = build_world(
             recommender=trained.scorer,
             histories=train_histories,
@@ -551,10 +755,21 @@ class ClosedLoop:
             seed=config.seed,
             noise=config.annotator_deviation,
         )
-        shuffled = rng.permutation(eligible)
-        n_heldout = max(1, round(config.heldout_user_fraction * len(eligible)))
-        heldout_users = {int(u) for u in shuffled[:n_heldout]}
-        eval_users = [int(u) for u in eligible]
+        validation, _reserved, training = split_users(
+            eligible,
+            periods.test_users,
+            config.heldout_user_fraction,
+            config.test_user_fraction,
+            rng,
+        )
+        heldout_users = {int(u) for u in validation}
+        training_users = {int(u) for u in training}
+        eval_users = [
+            int(u)
+            for u in np.flatnonzero(periods.test_users)
+            if int(u) not in training_users and int(u) not in heldout_users
+        ]
+        test_histories = {u: known.history(u) for u in eval_users}
         validation_users = sorted(heldout_users)
         if config.max_eval_users is not None:
             eval_users = sorted(
@@ -577,10 +792,11 @@ class ClosedLoop:
             analyzer=TextAnalyzer(),
             eligible=eligible,
             heldout_users=heldout_users,
-            reward_users={u for u in range(snapshot.n_users) if u not in heldout_users},
+            reward_users=training_users,
             eval_users=eval_users,
             validation_users=validation_users,
             kl_users=kl_users,
+            item_quality=item_quality,
             rng=rng,
         )
 
@@ -601,7 +817,7 @@ class ClosedLoop:
             n=n,
             round_number=round_number,
             world=self.world,
-            users=self.eligible,
+            users=np.array(sorted(self.reward_users | self.heldout_users), np.int64),
             annotators=self.annotators,
             analyzer=self.analyzer,
             ppo=self.ppo_policy,
@@ -625,7 +841,8 @@ class ClosedLoop:
         return metrics, seconds
 
     def policy_users(self) -> list[UserContext]:
-        return [self.world.contexts[int(u)] for u in self.eligible]
+        """The training users' contexts: PPO and Q-learning never see a validation or test user."""
+        return [self.world.contexts[u] for u in sorted(self.reward_users)]
 
     def retrain_ppo(self) -> tuple[Any, float]:
         """PPO from scratch against the current reward model; (PPOResult, seconds)."""
@@ -653,81 +870,256 @@ class ClosedLoop:
         self.dqn_policy = NumpySlatePolicy.from_arrays(result.arrays, kind="qlearning")
         return result, time.perf_counter() - started
 
+    def sources(self) -> dict[str, SlateSource]:
+        """Every policy the experiment compares, baselines at their settings chosen on validation."""
+        config, settings = self.config, self.settings
+        candidates = config.ppo.n_candidates
+        sources = {
+            "recommender": SlateSource("recommender"),
+            "quality_rerank": SlateSource(
+                "quality_rerank",
+                QualityRerank(self.item_quality, settings.get("quality_rerank", 0.25), candidates),
+            ),
+        }
+        if self.reward_model is not None:
+            sources["rm_rerank"] = SlateSource(
+                "rm_rerank", RewardRerank(self.reward_model, settings.get("rm_rerank", 0.5), candidates)
+            )
+            sources["best_of_n"] = SlateSource(
+                "best_of_n",
+                BestOfN(
+                    self.reward_model,
+                    int(settings.get("best_of_n", 16)),
+                    config.ppo.ref_temperature,
+                    candidates,
+                    config.seed,
+                ),
+            )
+        if self.ppo_policy is not None:
+            sources["ppo"] = SlateSource("ppo", self.ppo_policy)
+        if self.dqn_policy is not None:
+            sources["qlearning"] = SlateSource("qlearning", self.dqn_policy)
+        return sources
+
+    def choose_settings(self) -> dict[str, dict[str, float]]:
+        """Each baseline's setting with the best mean oracle quality gain on validation users.
+
+        The validation judge is the annotators' own taste (feedback-period ratings) over the
+        validation users, whom nothing trained on; the test period is never read here.
+        """
+        contexts, K = self.world.contexts, self.config.slate_size
+        reference = policy_lists(SlateSource("recommender"), self.world, contexts, self.validation_users, K)
+        base = {u: self.feedback_oracle.quality(u, slate) for u, slate in reference.items()}
+        grids = {
+            "quality_rerank": self.config.quality_weights,
+            "rm_rerank": self.config.reward_weights if self.reward_model is not None else (),
+            "best_of_n": self.config.best_of_n if self.reward_model is not None else (),
+        }
+        tried: dict[str, dict[str, float]] = {}
+        for name, grid in grids.items():
+            gains = {}
+            for value in grid:
+                self.settings[name] = value
+                lists = policy_lists(self.sources()[name], self.world, contexts, self.validation_users, K)
+                gains[str(value)] = float(
+                    np.mean([self.feedback_oracle.quality(u, s) - base[u] for u, s in lists.items()])
+                )
+            if gains:
+                best = max(gains, key=lambda v: (gains[v], -float(v)))  # ties: the smaller setting
+                self.settings[name] = float(best) if name != "best_of_n" else int(best)
+            tried[name] = gains
+        return tried
+
+    def judge_models(self) -> tuple[dict[int, NumpyRewardModel], dict[str, Any]]:
+        """Two reward models over the validation users' comparisons, each judging the other half.
+
+        Cross-fitting: the users are cut in two halves; the judge of a user was trained on the other
+        half only. Neither ever trained the learner, so no candidate was optimised against them.
+        Returns the judge of each validation user and the judges' pooled held-out accuracy.
+        """
+        users = sorted(self.heldout_users)
+        halves = (set(users[0::2]), set(users[1::2]))
+        judges: dict[int, NumpyRewardModel] = {}
+        correct = strict = 0.0
+        contexts_of = self.train_histories
+        for fit, judged in (halves, halves[::-1]):
+            rows = [j for j, u in enumerate(self.log.users) if u in fit]
+            held = [j for j, u in enumerate(self.log.users) if u in judged]
+            if not rows:
+                continue
+            contexts = comparison_contexts(self.world, contexts_of, self.log, rows)
+            result = train_reward_model(
+                [self.log.comparisons[j] for j in rows],
+                None,
+                contexts,
+                self.world.item_features,
+                self.config.reward,
+            )
+            model = result.numpy_model()
+            evaluation = evaluate_reward_model(
+                model,
+                [self.log.comparisons[j] for j in held],
+                comparison_contexts(self.world, contexts_of, self.log, held),
+            )
+            if evaluation["n_strict"]:
+                correct += evaluation["accuracy"] * evaluation["n_strict"]
+                strict += evaluation["n_strict"]
+            judges.update({u: model for u in judged})
+        accuracy = correct / strict if strict else None
+        return judges, {"accuracy": accuracy, "n_strict": int(strict)}
+
+    def gate(self, lists: dict[str, dict[int, np.ndarray]], kls: dict[str, float | None]) -> GateDecision:
+        """The gate on validation users: which policy would the product serve after this round?"""
+        config = self.config
+        rules = GateRules(
+            min_judge_accuracy=config.gate_min_judge_accuracy,
+            max_kl=config.gate_max_kl,
+            bootstrap_rounds=config.bootstrap_rounds,
+            seed=config.seed,
+        )
+        judges, credentials = self.judge_models()
+        contexts = self.world.contexts
+        users = [u for u in self.validation_users if u in judges]
+
+        def score(user: Hashable, slate: np.ndarray) -> float:
+            return judges[int(user)].list_score(contexts[int(user)], slate)
+
+        replayed = [
+            (u, c.slate_a, c.slate_b, c.outcome)
+            for u, c in zip(self.log.users, self.log.comparisons, strict=True)
+            if u in self.heldout_users
+        ]
+        feedback_relevant = relevant_items(self.periods.feedback)
+        served = lists["recommender"]
+        evidence = [
+            CandidateEvidence(
+                name=name,
+                judge=summarise(judge_outcomes(score, {u: lists[name][u] for u in users}, served), rules),
+                replay=summarise(replay_outcomes(replayed, lists[name], served), rules),
+                ndcg_difference=ndcg_difference(
+                    lists[name],
+                    served,
+                    feedback_relevant,
+                    config.slate_size,
+                    config.bootstrap_rounds,
+                    config.seed,
+                ),
+                kl=kls.get(name),
+            )
+            for name in lists
+            if name != "recommender"
+        ]
+        return gate_decide(
+            evidence,
+            incumbent="recommender",
+            judge_accuracy=credentials["accuracy"],
+            judge_comparisons=credentials["n_strict"],
+            rules=rules,
+        )
+
     def evaluate(self) -> dict[str, Any]:
-        """Test-period (and feedback-period validation) metrics of the recommender and both policies."""
+        """Every policy on the test users' test period, and on the validation users' feedback period.
+
+        Baselines' settings are chosen first (validation only); then the gate picks the policy the
+        product would serve (validation only); then everything, the served policy included, is
+        measured once on the test period.
+        """
         config, K = self.config, self.config.slate_size
         features = self.world.item_features
         contexts = self.refresh_contexts()
+        tried = self.choose_settings()
         test_world = World(
             self.recommender, features, loop_contexts(self.world, self.test_histories, self.log.signals)
         )
         test_relevant = relevant_items(self.periods.test)
         feedback_relevant = relevant_items(self.periods.feedback)
-        sources = {
-            "recommender": SlateSource("recommender"),
-            "ppo": SlateSource("ppo", self.ppo_policy),
-            "qlearning": SlateSource("qlearning", self.dqn_policy),
-        }
-        test_lists = {
-            name: policy_lists(s, test_world, test_world.contexts, self.eval_users, K)
-            for name, s in sources.items()
-        }
+        sources = self.sources()
         validation_lists = {
             name: policy_lists(s, self.world, contexts, self.validation_users, K)
             for name, s in sources.items()
         }
+        kls: dict[str, float | None] = {"quality_rerank": None, "rm_rerank": None}
+        if "best_of_n" in sources:
+            kls["best_of_n"] = best_of_n_kl(int(self.settings["best_of_n"]))
+        validation_kl_users = [contexts[u] for u in self.validation_users[: config.kl_users]]
+        for name in ("ppo", "qlearning"):
+            if name in sources:
+                kls[name] = kl_from_reference(
+                    sources[name].policy,
+                    self.world,
+                    validation_kl_users,
+                    k=K,
+                    samples=config.kl_samples,
+                    ref_temperature=config.ppo.ref_temperature,
+                    seed=config.seed,
+                )
+        decision = self.gate(validation_lists, kls)
+
+        test_lists = {
+            name: policy_lists(s, test_world, test_world.contexts, self.eval_users, K)
+            for name, s in sources.items()
+        }
+        long_lists = {
+            name: policy_lists(s, test_world, test_world.contexts, self.eval_users, 20)
+            for name, s in sources.items()
+        }
+        test_lists["served"] = test_lists[decision.served]
+        long_lists["served"] = long_lists[decision.served]
+        reference = test_lists["recommender"]
         result: dict[str, Any] = {
+            "settings": dict(self.settings),
+            "settings_tried": tried,
+            "gate": decision.as_dict(),
+            "served": decision.served,
             "ndcg@10": {name: mean_ndcg(lists, test_relevant, K) for name, lists in test_lists.items()},
+            "recall@20": {name: mean_recall(lists, test_relevant, 20) for name, lists in long_lists.items()},
             "test_quality": {
                 name: mean_quality(lists, self.test_oracle) for name, lists in test_lists.items()
             },
             "ndcg@10_difference": {},
+            "quality_difference": {},
             "win_rate": {},
             "kl": {},
             "validation": {
                 "ndcg@10": {
                     name: mean_ndcg(lists, feedback_relevant, K) for name, lists in validation_lists.items()
                 },
+                "quality_difference": {},
                 "win_rate": {},
             },
         }
-        for j, name in enumerate(("ppo", "qlearning")):
+        test_judge = SimulatedAnnotator(
+            self.test_oracle,
+            temperature=config.judge_temperature,
+            seed=config.seed + 1000,
+            with_reasons=False,
+        )
+        validation_judge = SimulatedAnnotator(
+            self.feedback_oracle,
+            temperature=config.judge_temperature,
+            seed=config.seed + 2000,
+            with_reasons=False,
+        )
+        for name in test_lists:
+            if name == "recommender":
+                continue
             result["ndcg@10_difference"][name] = ndcg_difference(
-                test_lists[name],
-                test_lists["recommender"],
-                test_relevant,
-                K,
-                config.bootstrap_rounds,
-                config.seed,
+                test_lists[name], reference, test_relevant, K, config.bootstrap_rounds, config.seed
             )
-            test_judge = SimulatedAnnotator(
-                self.test_oracle,
-                temperature=config.judge_temperature,
-                seed=config.seed + 1000 + j,
-                with_reasons=False,
+            result["quality_difference"][name] = quality_difference(
+                test_lists[name], reference, self.test_oracle, config.bootstrap_rounds, config.seed
             )
             result["win_rate"][name] = judged_win_rate(
-                test_lists[name],
-                test_lists["recommender"],
-                test_judge,
-                self.eval_users,
+                test_lists[name], reference, test_judge, self.eval_users, config.bootstrap_rounds, config.seed
+            )
+            if name == "served":
+                continue
+            result["validation"]["quality_difference"][name] = quality_difference(
+                validation_lists[name],
+                validation_lists["recommender"],
+                self.feedback_oracle,
                 config.bootstrap_rounds,
                 config.seed,
-            )
-            result["kl"][name] = kl_from_reference(
-                sources[name].policy,
-                test_world,
-                [test_world.context(u) for u in self.kl_users],
-                k=K,
-                samples=config.kl_samples,
-                ref_temperature=config.ppo.ref_temperature,
-                seed=config.seed,
-            )
-            validation_judge = SimulatedAnnotator(
-                self.feedback_oracle,
-                temperature=config.judge_temperature,
-                seed=config.seed + 2000 + j,
-                with_reasons=False,
             )
             result["validation"]["win_rate"][name] = judged_win_rate(
                 validation_lists[name],
@@ -737,6 +1129,20 @@ class ClosedLoop:
                 config.bootstrap_rounds,
                 config.seed,
             )
+        for name in ("ppo", "qlearning"):
+            if name in sources:
+                result["kl"][name] = kl_from_reference(
+                    sources[name].policy,
+                    test_world,
+                    [test_world.context(u) for u in self.kl_users],
+                    k=K,
+                    samples=config.kl_samples,
+                    ref_temperature=config.ppo.ref_temperature,
+                    seed=config.seed,
+                )
+        if "best_of_n" in kls:
+            result["kl"]["best_of_n"] = kls["best_of_n"]
+        result["validation"]["kl"] = {k: v for k, v in kls.items() if v is not None}
         return result
 
     def describe_data(self) -> dict[str, Any]:
@@ -807,36 +1213,47 @@ def run_experiment(
         )
         ppo, ppo_seconds = loop.retrain_ppo()
         advance(f"round {round_number}: PPO")
-        dqn, dqn_seconds = loop.retrain_dqn()
-        advance(f"round {round_number}: Q-learning")
-        say(
-            f"round {round_number}: PPO {ppo_seconds:.1f} s, Q-learning {dqn_seconds:.1f} s; "
-            f"reward model + PPO {reward_seconds + ppo_seconds:.1f} s"
-        )
-
         entry: dict[str, Any] = {
             "round": round_number,
             "comparisons": len(loop.log),
             "on_policy_comparisons": sum(1 for kind in loop.log.kinds if kind.startswith("ppo")),
             "signals": sum(len(s) for s in loop.log.signals.values()),
             "reward_model": reward_metrics,
-            **loop.evaluate(),
             "seconds": {
                 "reward_model": reward_seconds,
                 "ppo": ppo_seconds,
-                "qlearning": dqn_seconds,
                 "reward_model+ppo": reward_seconds + ppo_seconds,
             },
             "ppo_final": {k: float(v) for k, v in ppo.metrics.items()},
-            "qlearning_final": {k: float(v) for k, v in dqn.metrics.items()},
         }
+        if round_number < config.rounds and not config.evaluate_every_round:
+            rounds.append(entry)
+            advance(f"round {round_number}: (Q-learning after the last round)")
+            advance(f"round {round_number}: (evaluated after the last round)")
+            say(
+                f"round {round_number}: PPO {ppo_seconds:.1f} s; reward model + PPO {reward_seconds + ppo_seconds:.1f} s"
+            )
+            continue
+        dqn, dqn_seconds = loop.retrain_dqn()
+        advance(f"round {round_number}: Q-learning")
+        say(
+            f"round {round_number}: PPO {ppo_seconds:.1f} s, Q-learning {dqn_seconds:.1f} s; "
+            f"reward model + PPO {reward_seconds + ppo_seconds:.1f} s"
+        )
+        entry["seconds"]["qlearning"] = dqn_seconds
+        entry["qlearning_final"] = {k: float(v) for k, v in dqn.metrics.items()}
+        entry.update(loop.evaluate())
         rounds.append(entry)
         advance(f"round {round_number}: evaluated")
-        win, ndcg = entry["win_rate"], entry["ndcg@10"]
+        quality, ndcg = entry["quality_difference"], entry["ndcg@10"]
         say(
-            f"round {round_number}: test win rate PPO {win['ppo']['win_rate']:.3f}, "
-            f"Q-learning {win['qlearning']['win_rate']:.3f}; NDCG@10 recommender {ndcg['recommender']:.4f}, "
-            f"PPO {ndcg['ppo']:.4f}, Q-learning {ndcg['qlearning']:.4f}"
+            f"round {round_number}: served {entry['served']} ({entry['gate']['reason']}); "
+            f"NDCG@10 recommender {ndcg['recommender']:.4f}, "
+            + ", ".join(f"{name} {ndcg[name]:.4f}" for name in POLICY_NAMES[1:] if name in ndcg)
+            + "; oracle quality gain "
+            + ", ".join(
+                f"{name} {quality[name]['mean']:+.4f}" for name in POLICY_NAMES[1:] if name in quality
+            )
         )
 
     return ExperimentReport(
@@ -865,103 +1282,170 @@ def _difference(diff: dict[str, float]) -> str:
     return f"{diff['mean']:+.4f} [{diff['low']:+.4f}, {diff['high']:+.4f}]"
 
 
+POLICY_NAMES = ("recommender", "quality_rerank", "rm_rerank", "best_of_n", "ppo", "qlearning", "served")
+FEEDBACK_FREE = ("recommender", "quality_rerank")  # policies that learn nothing from comparisons
+
+
+def _num(value: Any, spec: str = ".4f") -> str:
+    return (
+        "n/a"
+        if value is None or (isinstance(value, float) and not np.isfinite(value))
+        else format(value, spec)
+    )
+
+
 def markdown_table(report: ExperimentReport) -> str:
-    """One row per round: reward-model accuracy, test win rates, test NDCG@10, KL and retrain timing."""
+    """One row per round: reward-model accuracy (unseen and seen users), the served policy, timing."""
     header = (
-        "| round | comparisons | RM held-out acc. (label ceiling; taste ceiling) | PPO win rate [95% CI] | "
-        "Q-learning win rate [95% CI] | NDCG@10 rec. | NDCG@10 PPO | NDCG@10 Q | PPO - rec. NDCG@10 [95% CI] | "
-        "KL PPO | KL Q | "
+        "| round | comparisons | RM acc. unseen users (ceiling; normalised) | RM acc. seen users (ceiling; "
+        "normalised) | served | NDCG@10 rec. | NDCG@10 served | served - rec. quality [95% CI] | KL PPO | "
         "RM s | PPO s | RM+PPO s | Q s |\n"
-        "|---:|---:|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|\n"
+        "|---:|---:|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|\n"
     )
     lines = []
     for r in report.rounds:
         rm, s = r["reward_model"], r["seconds"]
+        evaluated = "ndcg@10" in r
         lines.append(
-            f"| {r['round']} | {r['comparisons']} | {rm['heldout_accuracy']:.3f} ({rm['heldout_label_ceiling']:.3f}; "
-            f"{rm['heldout_taste_ceiling']:.3f}) | "
-            f"{_interval(r['win_rate']['ppo'])} | {_interval(r['win_rate']['qlearning'])} | "
-            f"{r['ndcg@10']['recommender']:.4f} | {r['ndcg@10']['ppo']:.4f} | {r['ndcg@10']['qlearning']:.4f} | "
-            f"{_difference(r['ndcg@10_difference']['ppo'])} | "
-            f"{r['kl']['ppo']:.2f} | {r['kl']['qlearning']:.2f} | "
-            f"{s['reward_model']:.1f} | {s['ppo']:.1f} | {s['reward_model+ppo']:.1f} | {s['qlearning']:.1f} |"
+            f"| {r['round']} | {r['comparisons']} | {_num(rm['heldout_accuracy'], '.3f')} "
+            f"({_num(rm['heldout_label_ceiling'], '.3f')}; {_num(rm.get('heldout_normalised'), '.2f')}) | "
+            f"{_num(rm.get('seen_accuracy'), '.3f')} ({_num(rm.get('seen_label_ceiling'), '.3f')}; "
+            f"{_num(rm.get('seen_normalised'), '.2f')}) | "
+            + (
+                f"{r['served']} | {r['ndcg@10']['recommender']:.4f} | {r['ndcg@10']['served']:.4f} | "
+                f"{_difference(r['quality_difference']['served'])} | {_num(r['kl'].get('ppo'), '.2f')} | "
+                if evaluated
+                else "(not evaluated) | | | | | "
+            )
+            + f"{s['reward_model']:.1f} | {s['ppo']:.1f} | {s['reward_model+ppo']:.1f} | {_num(s.get('qlearning'), '.1f')} |"
         )
     return header + "\n".join(lines) + "\n"
 
 
-def validation_table(report: ExperimentReport) -> str:
-    """The feedback-period numbers defaults were chosen on (reward model's held-out users)."""
+def policy_table(entry: dict[str, Any]) -> str:
+    """One round, one row per policy: test NDCG@10, Recall@20, paired differences, win rate, KL."""
     header = (
-        "| round | PPO win rate (feedback period) | Q win rate (feedback period) | "
-        "NDCG@10 rec. | NDCG@10 PPO | NDCG@10 Q |\n|---:|---|---|---:|---:|---:|\n"
+        "| policy | setting | NDCG@10 | Recall@20 | NDCG@10 - rec. [95% CI] | oracle quality - rec. [95% CI] | "
+        "win rate vs rec. [95% CI] | KL | validation quality - rec. |\n"
+        "|---|---:|---:|---:|---|---|---|---:|---:|\n"
     )
     lines = []
-    for r in report.rounds:
-        v = r["validation"]
+    for name in POLICY_NAMES:
+        if name not in entry["ndcg@10"]:
+            continue
+        setting = entry["settings"].get(name, entry["served"] if name == "served" else "")
+        kl = entry["kl"].get(entry["served"] if name == "served" else name)
+        validation = entry["validation"]["quality_difference"].get(name)
+        if name == "recommender":
+            diffs = ("", "", "")
+        else:
+            diffs = (
+                _difference(entry["ndcg@10_difference"][name]),
+                _difference(entry["quality_difference"][name]),
+                _interval(entry["win_rate"][name]),
+            )
         lines.append(
-            f"| {r['round']} | {_interval(v['win_rate']['ppo'])} | {_interval(v['win_rate']['qlearning'])} | "
-            f"{v['ndcg@10']['recommender']:.4f} | {v['ndcg@10']['ppo']:.4f} | {v['ndcg@10']['qlearning']:.4f} |"
+            f"| {name} | {setting} | {entry['ndcg@10'][name]:.4f} | {entry['recall@20'][name]:.4f} | "
+            f"{diffs[0]} | {diffs[1]} | {diffs[2]} | {_num(kl, '.2f')} | "
+            f"{_num(None if validation is None else validation['mean'], '+.4f')} |"
         )
     return header + "\n".join(lines) + "\n"
 
 
-COLOURS = {"recommender": "dimgrey", "ppo": "tab:blue", "qlearning": "tab:orange"}
+def gate_table(entry: dict[str, Any]) -> str:
+    """The gate's report for one round: the judge's credentials and every candidate's checks."""
+    gate = entry["gate"]
+    judge = gate["judge"]
+    lines = [
+        f"Served: **{gate['served']}**: {gate['reason']}. Judge: accuracy "
+        f"{_num(judge['accuracy'], '.3f')} on {judge['n_strict']} held-out comparisons "
+        f"({'trusted' if judge['trusted'] else 'not trusted'}).",
+        "",
+        "| candidate | judge win rate [95% CI] | replay [95% CI] | validation NDCG@10 diff. | KL | passed | why |",
+        "|---|---|---|---:|---:|---|---|",
+    ]
+    for c in gate["candidates"]:
+        j, r, n = c["judge"], c["replay"] or {}, c["ndcg_difference"] or {}
+        lines.append(
+            f"| {c['name']} | {_num(j['mean'], '.3f')} [{_num(j['low'], '.3f')}, {_num(j['high'], '.3f')}] | "
+            f"{_num(r.get('mean'), '.3f')} [{_num(r.get('low'), '.3f')}, {_num(r.get('high'), '.3f')}] | "
+            f"{_num(n.get('mean'), '+.4f')} | {_num(c['kl'], '.2f')} | {'yes' if c['passed'] else 'no'} | "
+            f"{c['reason']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+COLOURS = {
+    "recommender": "dimgrey",
+    "quality_rerank": "tab:brown",
+    "rm_rerank": "tab:purple",
+    "best_of_n": "tab:green",
+    "ppo": "tab:blue",
+    "qlearning": "tab:orange",
+    "served": "black",
+}
 
 
 def plot_report(report: ExperimentReport, path: Path) -> None:
-    """Three panels per round: reward-model accuracy, test win rates with intervals, test NDCG@10."""
+    """Three panels per round: reward-model accuracy, oracle quality gain over the recommender, NDCG@10."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rounds = [r["round"] for r in report.rounds]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4), constrained_layout=True)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), constrained_layout=True)
 
     ax = axes[0]
     for key, style, colour, label in (
-        ("heldout_accuracy", "o-", "tab:green", "reward model"),
-        ("heldout_label_ceiling", "s--", "grey", "noise-free oracle (label ceiling)"),
-        ("heldout_taste_ceiling", "^:", "grey", "taste ceiling: the oracle without the users' own ratings"),
+        ("heldout_accuracy", "o-", "tab:green", "reward model, unseen users"),
+        ("seen_accuracy", "o--", "tab:olive", "reward model, seen users"),
+        ("heldout_label_ceiling", "s:", "grey", "label ceiling (noise-free oracle)"),
     ):
-        ax.plot(rounds, [r["reward_model"][key] for r in report.rounds], style, color=colour, label=label)
-    ax.axhline(0.75, color="tab:red", lw=0.8, ls=":", label="target 0.75")
-    ax.set(title="Reward model: held-out-user accuracy", xlabel="round", ylabel="accuracy", ylim=(0.4, 1.0))
-    ax.legend(fontsize=8)
-
-    ax = axes[1]
-    for offset, (name, label) in zip(
-        (-0.05, 0.05), (("ppo", "PPO"), ("qlearning", "Q-learning")), strict=True
-    ):
-        wins = [r["win_rate"][name] for r in report.rounds]
-        centre = np.array([w["win_rate"] for w in wins])
-        err = np.array(
-            [
-                [c - w["low"] for c, w in zip(centre, wins, strict=True)],
-                [w["high"] - c for c, w in zip(centre, wins, strict=True)],
-            ]
-        )
-        ax.errorbar(
-            np.array(rounds) + offset, centre, yerr=err, fmt="o-", capsize=3, color=COLOURS[name], label=label
+        ax.plot(
+            rounds,
+            [r["reward_model"].get(key, np.nan) for r in report.rounds],
+            style,
+            color=colour,
+            label=label,
         )
     ax.axhline(0.5, color="grey", lw=0.8)
-    ax.axhline(0.6, color="tab:red", lw=0.8, ls=":", label="target 0.60 (PPO)")
-    ax.set(
-        title="Win rate vs recommender (test period, 95% CI)",
-        xlabel="round",
-        ylabel="win rate",
-        ylim=(0.0, 1.0),
-    )
+    ax.set(title="Reward model: held-out accuracy", xlabel="round", ylabel="accuracy", ylim=(0.4, 1.0))
     ax.legend(fontsize=8)
 
+    evaluated = [r for r in report.rounds if "ndcg@10" in r]
+    names = [n for n in POLICY_NAMES[1:] if n in evaluated[-1]["quality_difference"]]
+    eval_rounds = [r["round"] for r in evaluated]
+    ax = axes[1]
+    for j, name in enumerate(names):
+        diffs = [r["quality_difference"][name] for r in evaluated]
+        centre = np.array([d["mean"] for d in diffs])
+        err = np.array([centre - [d["low"] for d in diffs], [d["high"] for d in diffs] - centre])
+        ax.errorbar(
+            np.array(eval_rounds) + 0.04 * (j - len(names) / 2),
+            centre,
+            yerr=err,
+            fmt="o-",
+            capsize=2,
+            color=COLOURS[name],
+            label=name,
+        )
+    ax.axhline(0.0, color="grey", lw=0.8)
+    ax.set(
+        title="Oracle list quality minus the recommender's (test, 95% CI)",
+        xlabel="round",
+        ylabel="difference",
+    )
+    ax.legend(fontsize=7)
+
     ax = axes[2]
-    for name, label in (("recommender", "recommender"), ("ppo", "PPO"), ("qlearning", "Q-learning")):
-        ax.plot(rounds, [r["ndcg@10"][name] for r in report.rounds], "o-", color=COLOURS[name], label=label)
+    for name in ("recommender", *names):
+        ax.plot(eval_rounds, [r["ndcg@10"][name] for r in evaluated], "o-", color=COLOURS[name], label=name)
     ax.set(title="NDCG@10 on the test period", xlabel="round", ylabel="NDCG@10")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     for ax in axes:
         ax.set_xticks(rounds)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
@@ -976,11 +1460,14 @@ def write_report(
         document["command"] = command
     paths = {"results": out / "results.json", "table": out / "table.md", "plot": out / "plot.png"}
     paths["results"].write_text(json.dumps(document, indent=2, default=_json_default) + "\n")
+    last = report.rounds[-1]
     paths["table"].write_text(
-        "## Test period\n\n"
+        "## Rounds\n\n"
         + markdown_table(report)
-        + "\n## Feedback period (validation)\n\n"
-        + validation_table(report)
+        + f"\n## Every policy after round {last['round']} (test users, test period)\n\n"
+        + policy_table(last)
+        + f"\n## The gate after round {last['round']} (validation users)\n\n"
+        + gate_table(last)
     )
     plot_report(report, paths["plot"])
     return paths
@@ -1001,3 +1488,182 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, tuple | set):
         return list(value)
     return str(value)
+
+
+# --- 6. Across seeds -----------------------------------------------------------------------------
+
+
+def seed_interval(values: Sequence[float]) -> dict[str, float]:
+    """Across-seed mean with a Student-t 95% interval (the seed is the unit of the claim)."""
+    from scipy import stats
+
+    values = np.asarray([v for v in values if v is not None and np.isfinite(v)], np.float64)
+    n = len(values)
+    if n == 0:
+        return {"mean": float("nan"), "low": float("nan"), "high": float("nan"), "n": 0}
+    mean = float(values.mean())
+    if n == 1:
+        return {"mean": mean, "low": float("nan"), "high": float("nan"), "n": 1}
+    half = float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n))
+    return {"mean": mean, "low": mean - half, "high": mean + half, "n": n}
+
+
+def _per_user_half_width(intervals: Sequence[dict[str, float]]) -> float:
+    """Mean half-width of the per-seed, per-user bootstrap intervals: what one seed's interval looks like."""
+    widths = [(d["high"] - d["low"]) / 2 for d in intervals if np.isfinite(d.get("high", np.nan))]
+    return float(np.mean(widths)) if widths else float("nan")
+
+
+def aggregate_seeds(reports: Sequence[ExperimentReport]) -> dict[str, Any]:
+    """Every policy's final-round test metrics across seeds: mean and 95% interval over seeds."""
+    finals = [report.rounds[-1] for report in reports]
+    policies = [name for name in POLICY_NAMES if all(name in f["ndcg@10"] for f in finals)]
+    table: dict[str, dict[str, Any]] = {}
+    for name in policies:
+        row: dict[str, Any] = {
+            "ndcg@10": seed_interval([f["ndcg@10"][name] for f in finals]),
+            "recall@20": seed_interval([f["recall@20"][name] for f in finals]),
+        }
+        if name != "recommender":
+            ndcg = [f["ndcg@10_difference"][name] for f in finals]
+            quality = [f["quality_difference"][name] for f in finals]
+            wins = [f["win_rate"][name] for f in finals]
+            row["ndcg@10_difference"] = {
+                **seed_interval([d["mean"] for d in ndcg]),
+                "per_user_half_width": _per_user_half_width(ndcg),
+            }
+            row["quality_difference"] = {
+                **seed_interval([d["mean"] for d in quality]),
+                "per_user_half_width": _per_user_half_width(quality),
+            }
+            row["win_rate"] = {
+                **seed_interval([d["win_rate"] for d in wins]),
+                "per_user_half_width": _per_user_half_width(wins),
+            }
+        kls = [f["kl"].get(f["served"] if name == "served" else name) for f in finals]
+        if any(k is not None for k in kls):
+            row["kl"] = seed_interval([k for k in kls if k is not None])
+        table[name] = row
+
+    def paired(metric: str, a: str, b: str) -> dict[str, Any]:
+        """Across seeds: a's paired difference to the recommender minus b's (= a - b, per seed)."""
+        diffs = [f[metric][a]["mean"] - f[metric][b]["mean"] for f in finals]
+        return {**seed_interval(diffs), "seeds_not_worse": int(sum(d >= 0 for d in diffs))}
+
+    targets = {
+        "served_minus_quality_rerank": {
+            "ndcg@10": paired("ndcg@10_difference", "served", "quality_rerank"),
+            "quality": paired("quality_difference", "served", "quality_rerank"),
+        },
+        "served_minus_recommender": {
+            "ndcg@10": {
+                **seed_interval([f["ndcg@10_difference"]["served"]["mean"] for f in finals]),
+                "seeds_not_worse": int(sum(f["ndcg@10_difference"]["served"]["mean"] >= 0 for f in finals)),
+            },
+            "quality": {
+                **seed_interval([f["quality_difference"]["served"]["mean"] for f in finals]),
+                "seeds_not_worse": int(sum(f["quality_difference"]["served"]["mean"] >= 0 for f in finals)),
+            },
+        },
+    }
+    if "ppo" in policies:
+        for other in ("rm_rerank", "best_of_n"):
+            if other in policies:
+                targets[f"ppo_minus_{other}"] = {"quality": paired("quality_difference", "ppo", other)}
+    reward = {
+        key: seed_interval([f["reward_model"].get(key) for f in finals])
+        for key in (
+            "heldout_accuracy",
+            "heldout_label_ceiling",
+            "heldout_normalised",
+            "seen_accuracy",
+            "seen_label_ceiling",
+            "seen_normalised",
+        )
+    }
+    served = {}
+    for f in finals:
+        served[f["served"]] = served.get(f["served"], 0) + 1
+    return {
+        "seeds": [report.config["seed"] for report in reports],
+        "split": reports[0].config.get("split", "user"),
+        "rounds": finals[0]["round"],
+        "comparisons": finals[0]["comparisons"],
+        "policies": table,
+        "targets": targets,
+        "reward_model": reward,
+        "served": served,
+        "settings": {
+            name: [f["settings"].get(name) for f in finals]
+            for name in ("quality_rerank", "rm_rerank", "best_of_n")
+        },
+        "retrain_seconds": seed_interval([f["seconds"]["reward_model+ppo"] for f in finals]),
+        "data": reports[0].data,
+    }
+
+
+def _seed_cell(d: dict[str, Any] | None, spec: str = "+.4f") -> str:
+    if not d:
+        return ""
+    return f"{format(d['mean'], spec)} [{_num(d['low'], spec)}, {_num(d['high'], spec)}]"
+
+
+def summary_table(summary: dict[str, Any]) -> str:
+    """One row per policy: across-seed mean [95% interval over seeds]; per-user half-widths beside."""
+    header = (
+        "| policy | NDCG@10 | Recall@20 | NDCG@10 - rec. | (per-user ±) | oracle quality - rec. | (per-user ±) "
+        "| win rate vs rec. | KL |\n|---|---|---|---|---:|---|---:|---|---|\n"
+    )
+    lines = []
+    for name, row in summary["policies"].items():
+        ndcg, quality = row.get("ndcg@10_difference"), row.get("quality_difference")
+        lines.append(
+            f"| {name} | {_seed_cell(row['ndcg@10'], '.4f')} | {_seed_cell(row['recall@20'], '.4f')} | "
+            f"{_seed_cell(ndcg)} | {_num(ndcg and ndcg['per_user_half_width'], '.4f') if ndcg else ''} | "
+            f"{_seed_cell(quality)} | {_num(quality['per_user_half_width'], '.4f') if quality else ''} | "
+            f"{_seed_cell(row.get('win_rate'), '.3f')} | {_seed_cell(row.get('kl'), '.2f')} |"
+        )
+    return header + "\n".join(lines) + "\n"
+
+
+def targets_table(summary: dict[str, Any]) -> str:
+    """The targets' comparisons across seeds: mean [95% interval], and in how many seeds it held."""
+    n = len(summary["seeds"])
+    lines = ["| comparison | metric | across seeds [95% CI] | seeds not worse |", "|---|---|---|---:|"]
+    for name, metrics in summary["targets"].items():
+        for metric, d in metrics.items():
+            lines.append(
+                f"| {name.replace('_', ' ')} | {metric} | {_seed_cell(d)} | {d['seeds_not_worse']}/{n} |"
+            )
+    rm = summary["reward_model"]
+    lines += [
+        "",
+        "| reward model | accuracy | label ceiling | normalised (acc - 0.5) / (ceiling - 0.5) |",
+        "|---|---|---|---|",
+        f"| unseen users | {_seed_cell(rm['heldout_accuracy'], '.3f')} | {_seed_cell(rm['heldout_label_ceiling'], '.3f')} "
+        f"| {_seed_cell(rm['heldout_normalised'], '.2f')} |",
+        f"| seen users | {_seed_cell(rm['seen_accuracy'], '.3f')} | {_seed_cell(rm['seen_label_ceiling'], '.3f')} "
+        f"| {_seed_cell(rm['seen_normalised'], '.2f')} |",
+        "",
+        "Served after the loop (seeds): "
+        + ", ".join(f"{k} {v}" for k, v in sorted(summary["served"].items())),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(
+    reports: Sequence[ExperimentReport], out_dir: str | Path, command: str | None = None
+) -> dict[str, Path]:
+    """``summary.json`` and ``summary.md`` of several seeds' reports in ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = aggregate_seeds(reports)
+    if command:
+        summary["command"] = command
+    paths = {"summary": out / "summary.json", "table": out / "summary.md"}
+    paths["summary"].write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
+    paths["table"].write_text(
+        f"## {len(reports)} seeds, {summary['split']} split, round {summary['rounds']} "
+        f"({summary['comparisons']} comparisons)\n\n" + summary_table(summary) + "\n" + targets_table(summary)
+    )
+    return paths

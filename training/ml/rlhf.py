@@ -59,12 +59,14 @@ class SlateSource:
     """Something that builds a list for a user: the reference recommender or a trained slate policy."""
 
     name: str
-    policy: NumpySlatePolicy | None = None  # None = the reference recommender's top-k
+    policy: NumpySlatePolicy | Any = None  # None = the reference recommender's top-k; or a reranker
 
     def slate(self, world: World, ctx: UserContext, k: int) -> np.ndarray:
         if self.policy is None:
             items, _ = world.recommender.top_k(ctx.history, k, exclude_rated=True)
             return np.asarray(items, np.int64)
+        if not isinstance(self.policy, NumpySlatePolicy):  # a reranker (training.ml.rerankers)
+            return np.asarray(self.policy.slate(world.recommender, ctx, k), np.int64)
         items, _ = self.policy.recommend(ctx, world.recommender, world.item_features.matrix, k=k)
         return np.asarray(items, np.int64)
 

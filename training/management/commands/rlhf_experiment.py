@@ -12,7 +12,16 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from training.ml.data import read_movielens
-from training.ml.experiment import ExperimentConfig, markdown_table, run_experiment, write_report
+from training.ml.experiment import (
+    ExperimentConfig,
+    markdown_table,
+    policy_table,
+    run_experiment,
+    summary_table,
+    targets_table,
+    write_report,
+    write_summary,
+)
 from training.ml.experiment_compare import config_overrides
 
 DEFAULTS = ExperimentConfig()
@@ -50,7 +59,20 @@ class Command(BaseCommand):
             default=None,
             help="Folder of a MovieLens CSV release (ratings.csv, movies.csv); default: the bundled ml-latest-small.",
         )
-        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--seed", type=int, default=0, help="One seed (see --seeds for several).")
+        parser.add_argument(
+            "--seeds",
+            default=None,
+            metavar="A-B|A,B,...",
+            help="Several seeds, e.g. 0-9: each seed's report goes to OUT/seedN/, the across-seed summary "
+            "(mean and 95%% interval over seeds) to OUT/summary.md and summary.json.",
+        )
+        parser.add_argument(
+            "--split",
+            choices=("user", "global"),
+            default=DEFAULTS.split,
+            help="'user': each user's ratings cut by time (default); 'global': one cut-off date for all users.",
+        )
         parser.add_argument(
             "--annotators",
             type=int,
@@ -95,10 +117,12 @@ class Command(BaseCommand):
             raise CommandError(f"{data} has no ratings.csv and movies.csv")
         if options["rounds"] < 1 or options["comparisons_per_round"] < 1:
             raise CommandError("--rounds and --comparisons-per-round must be at least 1")
+        seeds = parse_seeds(options["seeds"]) if options["seeds"] else [options["seed"]]
         config = ExperimentConfig(
             rounds=options["rounds"],
             comparisons_per_round=options["comparisons_per_round"],
-            seed=options["seed"],
+            seed=seeds[0],
+            split=options["split"],
         )
         if options["annotators"] is not None:
             config = replace(config, annotators=options["annotators"])
@@ -119,26 +143,60 @@ class Command(BaseCommand):
                 config = with_overrides(config, option, options[option])
 
         ratings, movies = read_movielens(data)
+        steps = 1 + 5 * config.rounds
         bar = tqdm(
-            total=1 + 5 * config.rounds,
+            total=steps * len(seeds),
             unit="step",
             disable=options["no_progress"] or not sys.stderr.isatty(),
         )
-
-        def on_progress(stage: str, done: int, total: int) -> None:
-            bar.set_description_str(stage[:45])
-            bar.update(done - bar.n)
-
-        report = run_experiment(ratings, movies, config, progress=on_progress, log_line=bar.write)
-        bar.close()
         command = "python manage.py rlhf_experiment " + " ".join(shlex.quote(a) for a in sys.argv[2:])
-        paths = write_report(report, options["out"], command=command)
-        self.stdout.write(markdown_table(report))
-        for entry in report.rounds:
-            seconds = entry["seconds"]
-            self.stdout.write(
-                f"round {entry['round']}: retrain with {entry['comparisons']} comparisons: reward model "
-                f"{seconds['reward_model']:.1f} s + PPO {seconds['ppo']:.1f} s = {seconds['reward_model+ppo']:.1f} s"
-                f" (Q-learning {seconds['qlearning']:.1f} s)"
+        reports = []
+        for j, seed in enumerate(seeds):
+
+            def on_progress(stage: str, done: int, total: int, j=j, seed=seed) -> None:
+                bar.set_description_str(f"seed {seed}: {stage}"[:45])
+                bar.update(j * steps + done - bar.n)
+
+            report = run_experiment(
+                ratings, movies, replace(config, seed=seed), progress=on_progress, log_line=bar.write
             )
-        self.stdout.write(self.style.SUCCESS(f"wrote {', '.join(str(p) for p in paths.values())}"))
+            reports.append(report)
+            out = Path(options["out"]) / f"seed{seed}" if len(seeds) > 1 else Path(options["out"])
+            paths = write_report(report, out, command=command)
+            self.stdout.write(markdown_table(report))
+            self.stdout.write(policy_table(report.rounds[-1]))
+            for entry in report.rounds:
+                seconds = entry["seconds"]
+                self.stdout.write(
+                    f"seed {seed} round {entry['round']}: retrain with {entry['comparisons']} comparisons: reward "
+                    f"model {seconds['reward_model']:.1f} s + PPO {seconds['ppo']:.1f} s = "
+                    f"{seconds['reward_model+ppo']:.1f} s (Q-learning {seconds['qlearning']:.1f} s)"
+                )
+            self.stdout.write(self.style.SUCCESS(f"wrote {', '.join(str(p) for p in paths.values())}"))
+        bar.close()
+        if len(seeds) > 1:
+            paths = write_summary(reports, options["out"], command=command)
+            summary = paths["summary"].read_text()
+            import json
+
+            document = json.loads(summary)
+            self.stdout.write(summary_table(document))
+            self.stdout.write(targets_table(document))
+            self.stdout.write(self.style.SUCCESS(f"wrote {', '.join(str(p) for p in paths.values())}"))
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-9' or '0,3,5' (or both, '0-2,7') as a list of distinct seeds; a clear error otherwise."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            if "-" in part.strip()[1:]:
+                first, last = part.strip().split("-", 1)
+                seeds.extend(range(int(first), int(last) + 1))
+            else:
+                seeds.append(int(part))
+    except ValueError:
+        raise CommandError(f"--seeds {text!r}: give a range like 0-9 or a list like 0,3,5") from None
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise CommandError(f"--seeds {text!r}: give distinct seeds of at least 0")
+    return seeds

@@ -12,6 +12,7 @@ import pytest
 from training.ml.data import Snapshot, temporal_split
 from training.ml.dqn import DQNConfig
 from training.ml.experiment import (
+    BEFORE_TEST,
     FEEDBACK,
     TEST,
     TRAIN,
@@ -25,6 +26,7 @@ from training.ml.experiment import (
     run_experiment,
     seeded,
     split_periods,
+    split_periods_global,
     write_report,
 )
 from training.ml.ppo import PPOConfig
@@ -77,8 +79,15 @@ def test_the_report_has_every_key_of_every_round(report) -> None:
         "heldout_taste_ceiling",
         "train_n_comparisons",
     }
-    assert set(entry["ndcg@10"]) == {"recommender", "ppo", "qlearning"}
+    policies = {"recommender", "quality_rerank", "rm_rerank", "best_of_n", "ppo", "qlearning", "served"}
+    assert set(entry["ndcg@10"]) == set(entry["recall@20"]) == policies
+    assert set(entry["ndcg@10_difference"]) == set(entry["quality_difference"]) == policies - {"recommender"}
     assert set(entry["ndcg@10_difference"]["ppo"]) == {"mean", "low", "high", "n"}
+    assert entry["served"] in policies and entry["gate"]["served"] == entry["served"]
+    assert {c["name"] for c in entry["gate"]["candidates"]} == policies - {"recommender", "served"}
+    assert set(entry["settings"]) == {"quality_rerank", "rm_rerank", "best_of_n"}
+    assert entry["settings"]["best_of_n"] in ExperimentConfig().best_of_n
+    assert {"seen_accuracy", "seen_normalised", "heldout_normalised"} <= set(entry["reward_model"])
     for policy in ("ppo", "qlearning"):
         assert set(entry["win_rate"][policy]) == {"win_rate", "low", "high", "n"}
         assert (
@@ -234,12 +243,65 @@ def test_the_policies_see_every_signal_given_so_far(loop: ClosedLoop) -> None:
 
 
 def test_held_out_users_never_train_the_reward_model(loop: ClosedLoop) -> None:
-    train_rows, heldout_rows = reward_rows(loop.log, loop.heldout_users)
-    assert sorted(train_rows + heldout_rows) == list(range(len(loop.log)))
+    train_rows, heldout_rows, seen_rows = reward_rows(
+        loop.log, loop.heldout_users, loop.reward_users, seen_fraction=0.3, seed=0
+    )
+    assert sorted(train_rows + heldout_rows + seen_rows) == list(range(len(loop.log)))
     assert {loop.log.users[r] for r in heldout_rows} <= loop.heldout_users
-    assert not {loop.log.users[r] for r in train_rows} & loop.heldout_users
+    assert {loop.log.users[r] for r in train_rows + seen_rows} <= loop.reward_users
+    assert seen_rows and not set(seen_rows) & set(train_rows)
     assert len(loop.heldout_users) == round(0.2 * len(loop.eligible))
     assert not loop.heldout_users & loop.reward_users
+
+
+def test_the_user_split_holds_for_every_stage(loop: ClosedLoop, monkeypatch) -> None:
+    """Validation and test users reach no training step: not the reward model, not PPO, not Q-learning."""
+    held_out = loop.heldout_users | set(loop.eval_users)
+    assert not held_out & loop.reward_users
+    assert not loop.heldout_users & set(loop.eval_users)
+    # Comparisons are collected for training and validation users only.
+    assert set(loop.log.users) <= loop.reward_users | loop.heldout_users
+    seen: dict[str, set] = {}
+
+    def spy(name, trainer):
+        def run(*args, **kwargs):
+            first = args[0]
+            if name == "reward":  # (comparisons, rating_pairs, contexts, ...)
+                seen[name] = {c.user[0] for c in first} | {key for key in args[2] if isinstance(key, int)}
+            else:  # (contexts, ...)
+                seen[name] = {ctx.key for ctx in first}
+            return trainer(*args, **kwargs)
+
+        return run
+
+    import training.ml.experiment as experiment
+
+    monkeypatch.setattr(experiment, "train_reward_model", spy("reward", experiment.train_reward_model))
+    monkeypatch.setattr(experiment, "train_ppo", spy("ppo", experiment.train_ppo))
+    monkeypatch.setattr(experiment, "train_dqn", spy("dqn", experiment.train_dqn))
+    loop.retrain_reward_model()
+    loop.retrain_ppo()
+    loop.retrain_dqn()
+    assert set(seen) == {"reward", "ppo", "dqn"}
+    for users in seen.values():
+        assert users and users <= loop.reward_users
+
+
+def test_the_global_split_cuts_every_user_at_the_same_dates(taste_snapshot: Snapshot) -> None:
+    periods = split_periods_global(taste_snapshot, 0.6, 0.2, history_fraction=0.5)
+    t1, t2 = periods.cutoffs
+    ts = taste_snapshot.timestamp
+    # The recommender sees only ratings before t1; test targets are all from t2 on.
+    assert periods.recommender_mask.sum() and (ts[periods.recommender_mask] < t1).all()
+    assert (ts[periods.period == TEST] >= t2).all()
+    assert ((ts[periods.period == FEEDBACK] >= t1) & (ts[periods.period == FEEDBACK] < t2)).all()
+    # Known-before ratings of the test window come before each user's targets there.
+    for user in np.flatnonzero(periods.test_eligible)[:20]:
+        lo, hi = taste_snapshot.indptr[user], taste_snapshot.indptr[user + 1]
+        labels, times = periods.period[lo:hi], ts[lo:hi]
+        if (labels == BEFORE_TEST).any():
+            assert times[labels == BEFORE_TEST].max() <= times[labels == TEST].min()
+    assert periods.eligible.any() and periods.test_eligible.any()
 
 
 def test_later_rounds_pit_the_current_ppo_policy_against_the_recommender(loop: ClosedLoop) -> None:
