@@ -73,7 +73,7 @@ class DQNConfig:
     are held to one reference"""
     kl_coef: float = 0.5
     """beta, the weight of the KL to the reference policy (soft Q-learning); 0 = plain DQN. 0.5 was
-    chosen over 0.05 and 0.2 on the closed-loop experiment's feedback period (docs/experiment.md)"""
+    chosen over 0.05 and 0.2 on the closed-loop experiment's feedback period (docs/experiment/earlier.md)"""
     hidden_sizes: tuple[int, ...] = (64, 32)
     """widths of the shared per-candidate MLP"""
     val_fraction: float = 0.1

@@ -144,7 +144,9 @@ class ExperimentConfig:
     )  # quality_rerank's a, chosen on validation
     reward_weights: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.0)  # rm_rerank's b, chosen on validation
     best_of_n: tuple[int, ...] = (4, 8, 16, 32, 64)  # best_of_n's n, chosen on validation
+    max_ndcg_loss: float = 0.003  # a baseline's setting may cost at most this validation NDCG@10
     pseudo_ratings: float = 5.0  # shrinkage of quality_rerank's mean ratings
+    mean_rating_feature: bool = True  # the reward model and policies see each movie's shrunk mean rating
     gate_min_judge_accuracy: float = 0.55  # the gate's judge must beat chance by this on held-out comparisons
     gate_max_kl: float = (
         10.0  # the gate refuses policies further than this from the reference (nats per list)
@@ -701,6 +703,7 @@ class ClosedLoop:
     ppo_policy: NumpySlatePolicy | None = None  # the current PPO policy (on-policy comparisons)
     dqn_policy: NumpySlatePolicy | None = None
     reward_model: NumpyRewardModel | None = None
+    reward_metrics: dict[str, Any] = field(default_factory=dict)  # the reward model's latest held-out metrics
     settings: dict[str, float] = field(default_factory=dict)  # baselines' settings chosen on validation
 
     @classmethod
@@ -740,6 +743,7 @@ class ClosedLoop:
             genres=genres,
             years=years,
             popularity=popularity,
+            mean_rating=item_quality if config.mean_rating_feature else None,
         )
         features = world.item_features
         feedback_oracle = OracleTaste(
@@ -838,6 +842,7 @@ class ClosedLoop:
             self.config,
         )
         self.reward_model = model
+        self.reward_metrics = metrics
         return metrics, seconds
 
     def policy_users(self) -> list[UserContext]:
@@ -901,33 +906,46 @@ class ClosedLoop:
             sources["qlearning"] = SlateSource("qlearning", self.dqn_policy)
         return sources
 
-    def choose_settings(self) -> dict[str, dict[str, float]]:
-        """Each baseline's setting with the best mean oracle quality gain on validation users.
+    def choose_settings(self) -> dict[str, dict[str, dict[str, float]]]:
+        """Each baseline's setting with the best mean oracle quality gain on validation users, among
+        the settings that keep validation NDCG@10 within ``max_ndcg_loss`` of the recommender's.
 
-        The validation judge is the annotators' own taste (feedback-period ratings) over the
-        validation users, whom nothing trained on; the test period is never read here.
+        The validation judges are the annotators' own taste and the feedback-period ratings of the
+        validation users, whom nothing trained on; the test period is never read here. When no
+        setting keeps NDCG, the mildest one (first in the grid) is used.
         """
         contexts, K = self.world.contexts, self.config.slate_size
-        reference = policy_lists(SlateSource("recommender"), self.world, contexts, self.validation_users, K)
-        base = {u: self.feedback_oracle.quality(u, slate) for u, slate in reference.items()}
+        users = self.validation_users
+        reference = policy_lists(SlateSource("recommender"), self.world, contexts, users, K)
+        relevant = relevant_items(self.periods.feedback)
+        base_quality = {u: self.feedback_oracle.quality(u, slate) for u, slate in reference.items()}
+        base_ndcg = mean_ndcg(reference, relevant, K)
         grids = {
             "quality_rerank": self.config.quality_weights,
             "rm_rerank": self.config.reward_weights if self.reward_model is not None else (),
             "best_of_n": self.config.best_of_n if self.reward_model is not None else (),
         }
-        tried: dict[str, dict[str, float]] = {}
+        tried: dict[str, dict[str, dict[str, float]]] = {}
         for name, grid in grids.items():
-            gains = {}
+            results: dict[str, dict[str, float]] = {}
             for value in grid:
                 self.settings[name] = value
-                lists = policy_lists(self.sources()[name], self.world, contexts, self.validation_users, K)
-                gains[str(value)] = float(
-                    np.mean([self.feedback_oracle.quality(u, s) - base[u] for u, s in lists.items()])
+                lists = policy_lists(self.sources()[name], self.world, contexts, users, K)
+                results[str(value)] = {
+                    "quality_gain": float(
+                        np.mean(
+                            [self.feedback_oracle.quality(u, s) - base_quality[u] for u, s in lists.items()]
+                        )
+                    ),
+                    "ndcg_difference": mean_ndcg(lists, relevant, K) - base_ndcg,
+                }
+            keeping = [v for v in results if results[v]["ndcg_difference"] >= -self.config.max_ndcg_loss]
+            if results:
+                best = (
+                    max(keeping, key=lambda v: results[v]["quality_gain"]) if keeping else next(iter(results))
                 )
-            if gains:
-                best = max(gains, key=lambda v: (gains[v], -float(v)))  # ties: the smaller setting
                 self.settings[name] = float(best) if name != "best_of_n" else int(best)
-            tried[name] = gains
+            tried[name] = results
         return tried
 
     def judge_models(self) -> tuple[dict[int, NumpyRewardModel], dict[str, Any]]:
@@ -984,6 +1002,17 @@ class ClosedLoop:
         def score(user: Hashable, slate: np.ndarray) -> float:
             return judges[int(user)].list_score(contexts[int(user)], slate)
 
+        def learner_score(user: Hashable, slate: np.ndarray) -> float:
+            return self.reward_model.list_score(contexts[int(user)], slate)
+
+        # The learner's reward model never saw a validation user, and a policy that learned nothing
+        # from comparisons was not optimised against it: it may judge those (with its own credentials).
+        learner = self.reward_metrics
+        learner_trusted = (
+            learner.get("heldout_n_strict", 0) >= rules.min_judge_comparisons
+            and learner.get("heldout_accuracy", 0.0) >= rules.min_judge_accuracy
+        )
+
         replayed = [
             (u, c.slate_a, c.slate_b, c.outcome)
             for u, c in zip(self.log.users, self.log.comparisons, strict=True)
@@ -994,7 +1023,19 @@ class ClosedLoop:
         evidence = [
             CandidateEvidence(
                 name=name,
-                judge=summarise(judge_outcomes(score, {u: lists[name][u] for u in users}, served), rules),
+                judge=summarise(
+                    judge_outcomes(
+                        learner_score if name in FEEDBACK_FREE else score,
+                        {
+                            u: lists[name][u]
+                            for u in (self.validation_users if name in FEEDBACK_FREE else users)
+                        },
+                        served,
+                    ),
+                    rules,
+                ),
+                judge_name="learner's reward model" if name in FEEDBACK_FREE else "cross-fitted judge",
+                judge_trusted=learner_trusted if name in FEEDBACK_FREE else None,
                 replay=summarise(replay_outcomes(replayed, lists[name], served), rules),
                 ndcg_difference=ndcg_difference(
                     lists[name],
@@ -1361,13 +1402,13 @@ def gate_table(entry: dict[str, Any]) -> str:
         f"{_num(judge['accuracy'], '.3f')} on {judge['n_strict']} held-out comparisons "
         f"({'trusted' if judge['trusted'] else 'not trusted'}).",
         "",
-        "| candidate | judge win rate [95% CI] | replay [95% CI] | validation NDCG@10 diff. | KL | passed | why |",
-        "|---|---|---|---:|---:|---|---|",
+        "| candidate | judge | judge win rate [95% CI] | replay [95% CI] | validation NDCG@10 diff. | KL | passed | why |",
+        "|---|---|---|---|---:|---:|---|---|",
     ]
     for c in gate["candidates"]:
         j, r, n = c["judge"], c["replay"] or {}, c["ndcg_difference"] or {}
         lines.append(
-            f"| {c['name']} | {_num(j['mean'], '.3f')} [{_num(j['low'], '.3f')}, {_num(j['high'], '.3f')}] | "
+            f"| {c['name']} | {c.get('judge_name', '')} | {_num(j['mean'], '.3f')} [{_num(j['low'], '.3f')}, {_num(j['high'], '.3f')}] | "
             f"{_num(r.get('mean'), '.3f')} [{_num(r.get('low'), '.3f')}, {_num(r.get('high'), '.3f')}] | "
             f"{_num(n.get('mean'), '+.4f')} | {_num(c['kl'], '.2f')} | {'yes' if c['passed'] else 'no'} | "
             f"{c['reason']} |"
@@ -1667,3 +1708,23 @@ def write_summary(
         f"({summary['comparisons']} comparisons)\n\n" + summary_table(summary) + "\n" + targets_table(summary)
     )
     return paths
+
+
+def combined_table(summaries: Sequence[dict[str, Any]]) -> str:
+    """Every policy x split x metric, across-seed mean [95% interval over seeds], from summary.json files."""
+    lines = [
+        "| policy | split | NDCG@10 | Recall@20 | NDCG@10 - rec. | oracle quality - rec. | win rate vs rec. | KL |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in POLICY_NAMES:
+        for summary in summaries:
+            row = summary["policies"].get(name)
+            if row is None:
+                continue
+            label = f"{summary['split']} ({len(summary['seeds'])} seeds)"
+            lines.append(
+                f"| {name} | {label} | {_seed_cell(row['ndcg@10'], '.4f')} | {_seed_cell(row['recall@20'], '.4f')} | "
+                f"{_seed_cell(row.get('ndcg@10_difference'))} | {_seed_cell(row.get('quality_difference'))} | "
+                f"{_seed_cell(row.get('win_rate'), '.3f')} | {_seed_cell(row.get('kl'), '.2f')} |"
+            )
+    return "\n".join(lines) + "\n"

@@ -107,6 +107,8 @@ class CandidateEvidence:
 
     name: str
     judge: dict[str, float]  # bootstrap_mean of judge_outcomes: mean (= win rate), low, high, n
+    judge_name: str = "independent judge"  # which reward model judged it
+    judge_trusted: bool | None = None  # its own judge's credentials; None: the gate's shared judge
     replay: dict[str, float] | None = None  # bootstrap_mean of replay_outcomes
     ndcg_difference: dict[str, float] | None = None  # paired NDCG@10 difference on held-out ratings
     kl: float | None = None  # nats per list from the reference; None for deterministic rerankers
@@ -187,7 +189,13 @@ def gate_decide(
     judge_comparisons: int,
     rules: GateRules,
 ) -> GateDecision:
-    """Serve the passing candidate with the highest judge win rate, else keep ``incumbent``."""
+    """Serve the passing candidate with the highest judge win rate, else keep ``incumbent``.
+
+    ``judge_accuracy`` and ``judge_comparisons`` are the shared independent judge's credentials. A
+    candidate that learned nothing from comparisons may bring its own judge (``judge_trusted``):
+    any reward model is independent of it, so the learner's, trained on far more comparisons, may
+    judge it.
+    """
     trusted = (
         judge_accuracy is not None
         and judge_comparisons >= rules.min_judge_comparisons
@@ -199,19 +207,22 @@ def gate_decide(
         "trusted": trusted,
         "rules": asdict(rules),
     }
-    checked = [check_candidate(c, trusted, rules) for c in candidates if c.name != incumbent]
+    checked = [
+        check_candidate(c, trusted if c.judge_trusted is None else c.judge_trusted, rules)
+        for c in candidates
+        if c.name != incumbent
+    ]
     passing = [c for c in checked if c.passed]
-    if not trusted:
-        reason = (
-            f"the judge is not trusted (accuracy {judge_accuracy if judge_accuracy is not None else 'n/a'} "
-            f"on {judge_comparisons} held-out comparisons; need {rules.min_judge_accuracy} on "
-            f"{rules.min_judge_comparisons}): {incumbent} stays"
-        )
-        return GateDecision(incumbent, incumbent, False, reason, judge, checked)
     if not passing:
-        return GateDecision(
-            incumbent, incumbent, False, f"no candidate beats {incumbent}: it stays", judge, checked
-        )
+        reason = f"no candidate beats {incumbent}: it stays"
+        if not trusted:
+            accuracy = "n/a" if judge_accuracy is None else f"{judge_accuracy:.3f}"
+            reason = (
+                f"the independent judge is not trusted (accuracy {accuracy} on {judge_comparisons} held-out "
+                f"comparisons; need {rules.min_judge_accuracy} on {rules.min_judge_comparisons}) and "
+                + reason
+            )
+        return GateDecision(incumbent, incumbent, False, reason, judge, checked)
     best = max(passing, key=lambda c: (c.judge["mean"], c.judge["low"]))
     reason = f"{best.name} beats {incumbent}: judge win rate {best.judge['mean']:.3f} [{best.judge['low']:.3f}, {best.judge['high']:.3f}]"
     return GateDecision(best.name, incumbent, True, reason, judge, checked)

@@ -178,9 +178,15 @@ def aggregate(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def choose_kl_target(rows: Sequence[dict[str, Any]]) -> float:
-    """The adaptive PPO target with the highest across-seed mean gold on validation users."""
-    ppo = [r for r in rows if r["method"] == "ppo"]
+def choose_kl_target(rows: Sequence[dict[str, Any]], max_kl: float = float("inf")) -> float:
+    """The adaptive PPO target with the highest across-seed mean gold on validation users.
+
+    Only targets whose policies stay within ``max_kl`` (the gate's bound) on average are eligible:
+    the gate would refuse the others.
+    """
+    ppo = [r for r in rows if r["method"] == "ppo" and r["kl"]["mean"] <= max_kl] or [
+        min((r for r in rows if r["method"] == "ppo"), key=lambda r: r["kl"]["mean"])
+    ]
     return float(max(ppo, key=lambda r: r["gold"]["mean"])["setting"])
 
 
@@ -253,16 +259,29 @@ def plot(runs: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]], path: P
     plt.close(fig)
 
 
-def write(runs: Sequence[dict[str, Any]], out_dir: str | Path, command: str | None = None) -> dict[str, Path]:
+def write(
+    runs: Sequence[dict[str, Any]],
+    out_dir: str | Path,
+    command: str | None = None,
+    max_kl: float = float("inf"),
+) -> dict[str, Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = aggregate(runs)
-    chosen = choose_kl_target(rows)
-    document = {"command": command, "chosen_kl_target": chosen, "rows": rows, "runs": list(runs)}
+    chosen = choose_kl_target(rows, max_kl)
+    document = {
+        "command": command,
+        "chosen_kl_target": chosen,
+        "max_kl": max_kl,
+        "rows": rows,
+        "runs": list(runs),
+    }
     paths = {"results": out / "results.json", "table": out / "table.md", "plot": out / "plot.png"}
     paths["results"].write_text(json.dumps(document, indent=2, default=_json_default) + "\n")
     paths["table"].write_text(
-        table(rows) + f"\nKL target with the highest validation gold: **{chosen:g}** nats per list.\n"
+        table(rows)
+        + f"\nKL target with the highest validation gold among those within the gate's {max_kl:g} nats: "
+        f"**{chosen:g}** nats per list.\n"
     )
     plot(runs, rows, paths["plot"])
     return paths

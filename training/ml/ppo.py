@@ -50,12 +50,13 @@ class PPOConfig:
     target_kl_for_controller: float | None = 3.0
     """KL per slate (nats) the adaptive controller aims at; None keeps kl_coef fixed (chosen on the
     closed-loop experiment's feedback period: 1.0 with the recommender before its EASE teacher, 2.0
-    with the teacher, 3.0 since the recommender serves EASE's item-item term; docs/experiment.md)"""
+    with the teacher, 3.0 since the recommender serves EASE's item-item term; docs/experiment/earlier.md)"""
     kl_horizon: int | None = None
     """episodes over which the adaptive controller corrects a KL error (Ziegler et al. use 10k); None
-    is a tenth of the episode budget (iterations x users_per_iteration), so the coefficient can move by
-    a factor of e^2 either way within the budget. A fixed 2,000 let it fall only from 0.2 to 0.09 in
-    7,680 episodes: targets of 3, 8 and 20 nats all ended near 2.5 (docs/experiment.md)"""
+    is a twentieth of the episode budget (iterations x users_per_iteration), so the coefficient can
+    move by a factor of e^4 either way within the budget (at most 13% per iteration). A fixed 2,000
+    let it fall only from 0.2 to 0.09 in 7,680 episodes: targets of 3, 8 and 20 nats all ended near
+    2.5; a tenth of the budget still stopped targets of 16 and 32 at 10 (docs/experiment.md)"""
     target_kl: float | None = 0.05
     """stop the update epochs early once the approximate KL to the rollout policy exceeds this"""
     ref_temperature: float = 0.31
@@ -63,7 +64,7 @@ class PPOConfig:
     served recommender is its greedy top-k, so the reference stays close to that ranking (at 1.0
     it is so flat that a small KL already reshuffles the top of the list). 0.25 was chosen before
     the recommender's item-item term, which widened the spread of its top scores by a quarter;
-    0.31 keeps the reference as sharp as it was (docs/experiment.md)"""
+    0.31 keeps the reference as sharp as it was (docs/experiment/earlier.md)"""
     hidden_sizes: tuple[int, ...] = (64, 32)
     """widths of the shared per-candidate MLP"""
     val_fraction: float = 0.1
@@ -409,7 +410,7 @@ def train_ppo(
     if config.target_kl_for_controller is None:
         kl_ctl = FixedKLController(config.init_kl_coef)
     else:
-        horizon = config.kl_horizon or max(1, config.iterations * config.users_per_iteration // 10)
+        horizon = config.kl_horizon or max(1, config.iterations * config.users_per_iteration // 20)
         kl_ctl = AdaptiveKLController(config.init_kl_coef, config.target_kl_for_controller, horizon)
 
     user_matrix = tf.constant(np.stack([user_state(u) for u in train_users]))

@@ -61,7 +61,7 @@ class RewardModelConfig:
     learning_rate: float = 1e-3  # Adam step size (1e-2 overfits within a few epochs; docs/experiment.md)
     epochs: int = 20  # passes over comparisons + rating pairs
     batch_size: int = 128  # pairs per gradient step
-    l2: float = 0.3  # weight of the sum of squared kernels added to the loss (docs/experiment.md)
+    l2: float = 0.3  # weight of the sum of squared kernels added to the loss (docs/experiment/earlier.md)
     rating_pair_weight: float = 0.3  # weight of a rating-derived pair relative to a human comparison
     pairs_per_user: int = 16  # rating pairs sampled per user when none are given
     min_rating_gap: float = 1.0  # a rating pair needs chosen rating - rejected rating >= this

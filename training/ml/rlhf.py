@@ -43,9 +43,16 @@ def build_world(
     years: np.ndarray,
     popularity: np.ndarray,
     signals: Mapping[Hashable, Sequence[Mapping[str, Any]]] | None = None,
+    mean_rating: np.ndarray | None = None,
 ) -> World:
-    """Item features over the recommender's catalogue and one context per user key."""
-    features = build_item_features(recommender.item_embeddings, genres, years, popularity)
+    """Item features over the recommender's catalogue and one context per user key.
+
+    ``mean_rating`` (each movie's shrunk mean rating, ``rerankers.shrunk_mean_ratings``) adds what
+    people thought of each movie to the features the reward model and the policies see.
+    """
+    features = build_item_features(
+        recommender.item_embeddings, genres, years, popularity, mean_rating=mean_rating
+    )
     signals = signals or {}
     contexts = {
         key: make_user_context(history, recommender, features, signals=signals.get(key) or None, key=key)

@@ -112,6 +112,7 @@ class ItemFeatures:
     tag_names: tuple[str, ...] = ()  # tag vocabulary, the order of the trailing tag columns
     year_mean: float = 0.0  # mean release year used for standardising (missing years -> mean)
     year_std: float = 1.0  # std of release year used for standardising
+    extra_names: tuple[str, ...] = ()  # trailing columns after the tags that no signal refers to
 
     @property
     def n_items(self) -> int:
@@ -164,6 +165,7 @@ class ItemFeatures:
             f"{prefix}tag_names": np.asarray(self.tag_names, dtype=str).reshape(-1),
             f"{prefix}year_mean": np.asarray(self.year_mean, np.float64),
             f"{prefix}year_std": np.asarray(self.year_std, np.float64),
+            f"{prefix}extra_names": np.asarray(self.extra_names, dtype=str).reshape(-1),
         }
 
     @classmethod
@@ -175,6 +177,10 @@ class ItemFeatures:
             tag_names=tuple(str(t) for t in np.asarray(arrays[f"{prefix}tag_names"]).reshape(-1).tolist()),
             year_mean=float(arrays[f"{prefix}year_mean"]),
             year_std=float(arrays[f"{prefix}year_std"]),
+            extra_names=tuple(
+                str(t)
+                for t in np.asarray(arrays.get(f"{prefix}extra_names", np.zeros(0, str))).reshape(-1).tolist()
+            ),
         )
 
 
@@ -223,6 +229,7 @@ def build_item_features(
     popularity: np.ndarray,
     tag_matrix: np.ndarray | None = None,
     tag_names: Sequence[str] | None = None,
+    mean_rating: np.ndarray | None = None,
 ) -> ItemFeatures:
     """Stack the features of every catalogue index into one float32 matrix.
 
@@ -230,7 +237,9 @@ def build_item_features(
     sets the "(no genres listed)" column); ``years`` may hold nan/NA (imputed with the mean, z=0);
     ``popularity`` is a rating count, used as standardised ``log1p``; ``tag_matrix`` is an optional
     ``[n_items, T]`` array with values in about [0, 1] (e.g. tag-genome relevance) and
-    ``tag_names`` its column names (defaults to ``tag_0..``).
+    ``tag_names`` its column names (defaults to ``tag_0..``). ``mean_rating`` (optional, each movie's
+    shrunk mean rating over the recommender's training data) is a last, standardised column: what
+    people thought of the movie, which the embedding only implies.
     """
     embeddings = np.asarray(item_embeddings, np.float32)
     n_items = embeddings.shape[0]
@@ -253,7 +262,14 @@ def build_item_features(
         )
         if len(tag_names) != tags.shape[1]:
             raise ValueError("tag_names must name every tag_matrix column")
-    matrix = np.concatenate([embeddings, multi_hot, year_z[:, None], popularity_z[:, None], tags], axis=1)
+    extra, extra_names = np.zeros((n_items, 0), np.float32), ()
+    if mean_rating is not None:
+        if len(mean_rating) != n_items:
+            raise ValueError("mean_rating must have one entry per item embedding row")
+        extra, extra_names = _standardise(np.asarray(mean_rating, np.float64))[0][:, None], ("mean_rating",)
+    matrix = np.concatenate(
+        [embeddings, multi_hot, year_z[:, None], popularity_z[:, None], tags, extra], axis=1
+    )
     return ItemFeatures(
         matrix=np.ascontiguousarray(matrix, dtype=np.float32),
         embedding_dim=embeddings.shape[1],
@@ -261,6 +277,7 @@ def build_item_features(
         tag_names=tuple(str(t) for t in tag_names),
         year_mean=year_mean,
         year_std=year_std,
+        extra_names=extra_names,
     )
 
 

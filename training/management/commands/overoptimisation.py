@@ -83,6 +83,6 @@ class Command(BaseCommand):
             runs.append(run_overoptimisation(ratings, movies, replace(config, seed=seed), sweep, progress))
         bar.close()
         command = "python manage.py overoptimisation " + " ".join(shlex.quote(a) for a in sys.argv[2:])
-        paths = write(runs, options["out"], command=command)
+        paths = write(runs, options["out"], command=command, max_kl=config.gate_max_kl)
         self.stdout.write(paths["table"].read_text())
         self.stdout.write(self.style.SUCCESS(f"wrote {', '.join(str(p) for p in paths.values())}"))

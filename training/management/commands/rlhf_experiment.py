@@ -14,6 +14,7 @@ from tqdm import tqdm
 from training.ml.data import read_movielens
 from training.ml.experiment import (
     ExperimentConfig,
+    combined_table,
     markdown_table,
     policy_table,
     run_experiment,
@@ -108,10 +109,28 @@ class Command(BaseCommand):
             metavar="FIELD=VALUE",
             help="Override a RewardModelConfig field of the experiment's reward model, e.g. l2=1.0 (repeatable).",
         )
-        parser.add_argument("--out", default="docs/experiment", help="Output folder for the report files.")
+        parser.add_argument(
+            "--out", default="docs/experiment/user", help="Output folder for the report files."
+        )
         parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
+        parser.add_argument(
+            "--combine",
+            nargs="+",
+            metavar="SUMMARY_JSON",
+            help="Print one table of every policy x split x metric from earlier runs' summary.json files, "
+            "and run nothing.",
+        )
 
     def handle(self, *args, **options) -> None:
+        if options["combine"]:
+            import json
+
+            try:
+                summaries = [json.loads(Path(path).read_text()) for path in options["combine"]]
+            except (OSError, ValueError) as error:
+                raise CommandError(f"--combine: {error}") from None
+            self.stdout.write(combined_table(summaries))
+            return
         data = Path(options["data"] or Path(settings.BASE_DIR) / "data" / "ml-latest-small")
         if not (data / "ratings.csv").is_file() or not (data / "movies.csv").is_file():
             raise CommandError(f"{data} has no ratings.csv and movies.csv")

@@ -24,6 +24,7 @@ from training.ml.experiment import (
     markdown_table,
     reward_rows,
     run_experiment,
+    seed_interval,
     seeded,
     split_periods,
     split_periods_global,
@@ -419,3 +420,36 @@ def test_a_comparison_with_unseen_users_fits_without_them_and_evaluates_only_the
     assert not np.array_equal(
         result.scorers["popularity"].score(history), Popularity.fit(result.split.train).score(history)
     )
+
+
+def test_the_across_seed_interval_is_a_student_t_interval() -> None:
+    summary = seed_interval([1.0, 2.0, 3.0])
+    # mean 2, sd 1, t(0.975, 2) = 4.303: half-width 4.303 / sqrt(3) = 2.484
+    assert summary["mean"] == 2.0 and summary["n"] == 3
+    assert summary["high"] - 2.0 == pytest.approx(2.484, abs=1e-3)
+    assert np.isnan(seed_interval([1.0])["low"])
+
+
+def test_seeds_are_read_as_ranges_and_lists_and_nonsense_is_refused() -> None:
+    from django.core.management.base import CommandError
+
+    from training.management.commands.rlhf_experiment import parse_seeds
+
+    assert parse_seeds("0-3") == [0, 1, 2, 3]
+    assert parse_seeds("0-1,7") == [0, 1, 7]
+    for bad in ("a-b", "1,1", "", "-2"):
+        with pytest.raises(CommandError):
+            parse_seeds(bad)
+
+
+def test_the_combined_table_has_a_row_per_policy_and_split(report) -> None:
+    from training.ml.experiment import aggregate_seeds, combined_table
+
+    user = aggregate_seeds([report, report])
+    other = {**user, "split": "global"}
+    table = combined_table([user, other])
+    assert "| quality_rerank | user (2 seeds) |" in table and "| ppo | global (2 seeds) |" in table
+    # Two identical seeds: the interval over seeds has no width.
+    row = user["policies"]["ppo"]["ndcg@10"]
+    assert row["low"] == pytest.approx(row["mean"]) == pytest.approx(row["high"])
+    assert user["targets"]["served_minus_quality_rerank"]["quality"]["seeds_not_worse"] in (0, 2)

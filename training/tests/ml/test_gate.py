@@ -81,3 +81,12 @@ def test_the_judge_calls_identical_lists_a_tie() -> None:
         {0: np.array([2]), 1: np.array([5])},
     )
     assert outcomes == [1.0, 0.5]
+
+
+def test_a_feedback_free_candidate_may_be_judged_by_its_own_trusted_judge() -> None:
+    own = evidence("quality_rerank", 0.7)
+    own.judge_trusted = True
+    learned = evidence("ppo", 0.9, kl=1.0)
+    decision = decide(own, learned, accuracy=0.5)  # the shared independent judge is at chance
+    assert decision.served == "quality_rerank"
+    assert not learned.passed and "not trusted" in learned.reason
