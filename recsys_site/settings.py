@@ -8,6 +8,7 @@ Nothing configured: SQLite in ``var/``, a local-memory cache and an embedded Cel
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -58,6 +59,7 @@ INSTALLED_APPS = [
     "movies",
     "feedback",
     "training",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -70,6 +72,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "recsys_site.urls"
@@ -161,9 +165,30 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out account or address before any check
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
+
+# --- Sign-in lockout (django-axes) ------------------------------------------------------------
+# Failed sign-ins are counted per account and per address, each on its own: LOGIN_FAILURE_LIMIT
+# failures lock that account (from any address) and that address (for any account) for
+# LOGIN_COOLOFF_MINUTES. Failures during a lockout do not extend it, so nobody is locked out for good.
+LOGIN_COOLOFF_MINUTES = env_int("LOGIN_COOLOFF_MINUTES", 15)
+if LOGIN_COOLOFF_MINUTES < 1:
+    raise ImproperlyConfigured(
+        f"LOGIN_COOLOFF_MINUTES must be at least 1 (a lockout must end), got {LOGIN_COOLOFF_MINUTES}"
+    )
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "movies.lockout.lockout_response"  # 429, Retry-After, the styled page
+AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are not stored: only failures matter here
 
 # --- Internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -216,7 +241,13 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "anon": env_str("API_THROTTLE_ANON", "3000/minute"),
         "user": env_str("API_THROTTLE_USER", "120000/minute"),
+        # POST /api/auth/token/, on top of the sign-in lockout: any attempt counts, good or bad.
+        "login_address": env_str("API_THROTTLE_LOGIN_ADDRESS", "30/minute"),
+        "login_account": env_str("API_THROTTLE_LOGIN_ACCOUNT", "10/minute"),
     },
+    # Throttles count per REMOTE_ADDR, like the sign-in lockout: DRF would otherwise take a client's
+    # own X-Forwarded-For header, which anyone can change on every request to escape the limits.
+    "NUM_PROXIES": 0,
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",

@@ -44,3 +44,24 @@ class AnonRateThrottle(FixedWindowMixin, throttling.AnonRateThrottle):
 
 class UserRateThrottle(FixedWindowMixin, throttling.UserRateThrottle):
     """Authenticated requests, per account (scope ``user``)."""
+
+
+class LoginAddressThrottle(FixedWindowMixin, throttling.SimpleRateThrottle):
+    """Sign-in attempts per client address, signed in or not (scope ``login_address``)."""
+
+    scope = "login_address"
+
+    def get_cache_key(self, request, view) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class LoginAccountThrottle(FixedWindowMixin, throttling.SimpleRateThrottle):
+    """Sign-in attempts per account name, from any address (scope ``login_account``)."""
+
+    scope = "login_account"
+
+    def get_cache_key(self, request, view) -> str | None:
+        username = request.data.get("username") if hasattr(request.data, "get") else None
+        if not isinstance(username, str) or not username:
+            return None  # nothing to count against; the serializer refuses the request
+        return self.cache_format % {"scope": self.scope, "ident": username.strip().lower()[:150]}
