@@ -155,7 +155,11 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"training.tasks.*": {"queue": "training"}}
+CELERY_TASK_ROUTES = {
+    # The reaper must not wait behind a training run (or a dead training worker) on its queue.
+    "training.tasks.training_runs_reap": {"queue": "default"},
+    "training.tasks.*": {"queue": "training"},
+}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 # --- Auth -----------------------------------------------------------------------------------

@@ -14,10 +14,10 @@ from movies.models import Movie, Rater
 from movies.selectors import rater_for_user
 
 from . import registry
-from .exceptions import InvalidRunConfig, RunAlreadyInFlight, VersionStateError
+from .exceptions import BrokerUnavailable, InvalidRunConfig, RunAlreadyInFlight, VersionStateError
 from .models import ModelVersion, TrainingRun
 from .overrides import STAGES
-from .runs import training_run_start
+from .runs import BROKER_RETRY_AFTER_SECONDS, training_run_start
 from .serving import POLICY_CHOICES, recommend, similar_movies
 
 
@@ -123,6 +123,17 @@ class Conflict(APIException):
     default_detail = "The request conflicts with the current state."
 
 
+class BrokerDown(APIException):
+    """503 with Retry-After: DRF's exception handler sends ``wait`` as that header."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The task broker is unreachable; try again later."
+
+    def __init__(self, detail: str, wait: int):
+        super().__init__(detail)
+        self.wait = wait
+
+
 def choice_filters(request, **choices) -> dict[str, str]:
     """Query parameters named in ``choices`` as queryset filters, each checked against its choices."""
     filters = {}
@@ -211,7 +222,9 @@ class TrainingRunListApi(generics.ListAPIView):
         filters = choice_filters(self.request, status=TrainingRun.Status.values)
         return TrainingRun.objects.prefetch_related("versions").filter(**filters)
 
-    @extend_schema(request=TrainingRunStartSerializer, responses={202: TrainingRunSerializer})
+    @extend_schema(
+        request=TrainingRunStartSerializer, responses={202: TrainingRunSerializer, 409: None, 503: None}
+    )
     def post(self, request):
         start = TrainingRunStartSerializer(data=request.data)
         start.is_valid(raise_exception=True)
@@ -228,6 +241,8 @@ class TrainingRunListApi(generics.ListAPIView):
             raise ValidationError({"config": [str(error)]}) from None
         except RunAlreadyInFlight as error:
             raise Conflict(str(error)) from None
+        except BrokerUnavailable as error:
+            raise BrokerDown(str(error), wait=BROKER_RETRY_AFTER_SECONDS) from None
         return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 

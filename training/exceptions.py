@@ -9,6 +9,10 @@ class RunAlreadyInFlight(TrainingError):
     pass
 
 
+class BrokerUnavailable(TrainingError):
+    """The task broker (Redis) refused a task: nothing was queued; try again later."""
+
+
 class InvalidRunConfig(TrainingError):
     """An unknown kind of run, or setting overrides naming an unknown stage or setting or a value that does not fit."""
 
