@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterable, Iterator
 
@@ -17,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from movies.roles import is_annotator
+from recsys_site.csv_safety import csv_writer
 
 from . import selectors, services
 from .exceptions import FeedbackError, InvalidFeedback, NoComparisonAvailable, NotAnnotator, NotAssigned
@@ -262,8 +262,11 @@ CSV_JSON_FIELDS = {"left", "right", "left_source", "right_source", "signals"}
 
 
 def csv_lines(records: Iterable[dict]) -> Iterator[str]:
-    """CSV with a header; lists and objects (lists, sources, signals) as JSON in their cell."""
-    writer = csv.writer(_Line())
+    """CSV with a header; lists and objects (lists, sources, signals) as JSON in their cell.
+
+    Free text (reasons, user names) that a spreadsheet would run as a formula is escaped.
+    """
+    writer = csv_writer(_Line())
     yield writer.writerow(selectors.EXPORT_FIELDS)
     for record in records:
         yield writer.writerow(
