@@ -116,7 +116,11 @@ class RatingOutputSerializer(serializers.ModelSerializer):
 
 
 class RatingValueField(serializers.FloatField):
+    """A rating: a JSON number (DRF's FloatField alone would take `true` as 1.0)."""
+
     def to_internal_value(self, data):
+        if isinstance(data, bool):
+            raise serializers.ValidationError("A rating must be a number, not true or false.")
         value = super().to_internal_value(data)
         try:
             return services.validate_rating_value(value)
