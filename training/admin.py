@@ -259,7 +259,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
             self.message_user(request, "Select exactly one version to promote.", messages.ERROR)
             return
         version = queryset.get()
-        registry.model_version_promote(version=version, actor=request.user, note="promoted in the admin")
+        try:
+            registry.model_version_promote(version=version, actor=request.user, note="promoted in the admin")
+        except TrainingError as error:
+            self.message_user(request, str(error), messages.ERROR)
+            return
         self.message_user(request, f"{version.label} is now active.", messages.SUCCESS)
 
     @admin.action(

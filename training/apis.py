@@ -18,7 +18,7 @@ from .exceptions import BrokerUnavailable, InvalidRunConfig, RunAlreadyInFlight,
 from .models import ModelVersion, TrainingRun
 from .overrides import STAGES
 from .runs import BROKER_RETRY_AFTER_SECONDS, training_run_start
-from .serving import POLICY_CHOICES, recommend, similar_movies
+from .serving import POLICY_CHOICES, SERVABLE_ALGORITHMS, recommend, served_version_ids, similar_movies
 
 
 class RecommendationQuerySerializer(serializers.Serializer):
@@ -147,6 +147,18 @@ def choice_filters(request, **choices) -> dict[str, str]:
 
 class ModelVersionSerializer(serializers.ModelSerializer):
     label = serializers.CharField(read_only=True)
+    served = serializers.SerializerMethodField(
+        help_text="Whether the web process serves this version now (null for the reward model, which is "
+        "never served). An active version whose artifact fails to load is not served: recommendations "
+        "then come from the version served before it, or from popularity."
+    )
+
+    def get_served(self, version: ModelVersion) -> bool | None:
+        if version.algorithm not in SERVABLE_ALGORITHMS:
+            return None
+        if "served_ids" not in self.context:
+            self.context["served_ids"] = served_version_ids()
+        return version.pk in self.context["served_ids"]
 
     class Meta:
         model = ModelVersion
@@ -157,6 +169,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "algorithm",
             "version",
             "status",
+            "served",
             "metrics",
             "config",
             "seed",

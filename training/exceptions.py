@@ -21,5 +21,9 @@ class VersionStateError(TrainingError):
     pass
 
 
+class ArtifactInvalid(VersionStateError):
+    """A version whose artifact is missing, corrupt or unloadable: it must not become active."""
+
+
 class NotEnoughData(TrainingError):
     pass
