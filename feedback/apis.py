@@ -19,8 +19,20 @@ from movies.roles import is_annotator
 from recsys_site.csv_safety import csv_writer
 
 from . import selectors, services
-from .exceptions import FeedbackError, InvalidFeedback, NoComparisonAvailable, NotAnnotator, NotAssigned
+from .exceptions import (
+    FeedbackError,
+    InvalidFeedback,
+    NoComparisonAvailable,
+    NotAnnotator,
+    NotAssigned,
+    TaskAlreadyJudged,
+)
 from .models import Comparison, ItemFeedback, ListFeedback
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state."
 
 
 class ServiceUnavailable(APIException):
@@ -36,6 +48,8 @@ def api_error(error: FeedbackError) -> APIException:
         return PermissionDenied(str(error))
     if isinstance(error, NoComparisonAvailable):
         return ServiceUnavailable(str(error))
+    if isinstance(error, TaskAlreadyJudged):
+        return Conflict(str(error))
     return ValidationError({"detail": [str(error)]})
 
 
