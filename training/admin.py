@@ -18,7 +18,7 @@ from .runs import ENQUEUE_GRACE, STALE_AFTER, training_run_cancel, training_run_
 
 def _pretty(value) -> str:
     return format_html(
-        "<pre style='white-space:pre-wrap;max-width:70em'>{}</pre>",
+        "<pre class='pretty-json'>{}</pre>",
         json.dumps(value, indent=2, sort_keys=True),
     )
 
@@ -71,6 +71,9 @@ class TrainingRunAdmin(admin.ModelAdmin):
     inlines = [ModelVersionInline]
     actions = ["cancel"]
     change_list_template = "admin/training/trainingrun/change_list.html"
+
+    class Media:
+        css = {"all": ["css/admin-training.css"]}
 
     @admin.display(description="health")
     def health(self, run: TrainingRun) -> str:
@@ -175,13 +178,13 @@ class TrainingRunAdmin(admin.ModelAdmin):
         if not run.history:
             return "—"
         return format_html(
-            "<img src='{}' style='max-width:100%' alt='training curves'>",
+            "<img src='{}' class='training-plots' alt='training curves'>",
             reverse("training-run-plot", args=[run.pk]),
         )
 
     @admin.display(description="log")
     def log_text(self, run: TrainingRun) -> str:
-        return format_html("<pre style='max-height:30em;overflow:auto'>{}</pre>", run.log)
+        return format_html("<pre class='run-log'>{}</pre>", run.log)
 
 
 class ModelEventInline(admin.TabularInline):
@@ -224,6 +227,10 @@ class ModelVersionAdmin(admin.ModelAdmin):
     exclude = ["metrics", "config", "data_snapshot", "gate"]
     inlines = [ModelEventInline]
     actions = ["promote", "roll_back"]
+
+    class Media:
+        css = {"all": ["css/admin-training.css"]}
+
     list_select_related = ["run"]
 
     def has_add_permission(self, request) -> bool:
