@@ -304,9 +304,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "filters": {"no_traceback_for_refusals": {"()": "recsys_site.logging_filters.NoTracebackForRefusals"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # a 403 is logged as one line; its traceback is noise (recsys_site/logging_filters.py)
+        "django.request": {"filters": ["no_traceback_for_refusals"]},
+    },
 }
 
 # --- The product ----------------------------------------------------------------------------
