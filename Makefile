@@ -33,7 +33,7 @@ import: migrate
 ## train a first recommender, create demo accounts, and serve with a worker and a scheduler.
 demo: import
 	$(PY) manage.py train base --if-missing
-	$(PY) manage.py create_demo_users
+	$(PY) manage.py create_demo_users --port $(PORT)
 	$(PY) manage.py collectstatic --noinput -v0
 	PORT=$(PORT) bash scripts/run_all.sh
 

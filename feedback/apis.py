@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterable, Iterator
 
@@ -17,10 +16,23 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from movies.roles import is_annotator
+from recsys_site.csv_safety import csv_writer
 
 from . import selectors, services
-from .exceptions import FeedbackError, InvalidFeedback, NoComparisonAvailable, NotAnnotator, NotAssigned
+from .exceptions import (
+    FeedbackError,
+    InvalidFeedback,
+    NoComparisonAvailable,
+    NotAnnotator,
+    NotAssigned,
+    TaskAlreadyJudged,
+)
 from .models import Comparison, ItemFeedback, ListFeedback
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state."
 
 
 class ServiceUnavailable(APIException):
@@ -36,6 +48,8 @@ def api_error(error: FeedbackError) -> APIException:
         return PermissionDenied(str(error))
     if isinstance(error, NoComparisonAvailable):
         return ServiceUnavailable(str(error))
+    if isinstance(error, TaskAlreadyJudged):
+        return Conflict(str(error))
     return ValidationError({"detail": [str(error)]})
 
 
@@ -262,8 +276,11 @@ CSV_JSON_FIELDS = {"left", "right", "left_source", "right_source", "signals"}
 
 
 def csv_lines(records: Iterable[dict]) -> Iterator[str]:
-    """CSV with a header; lists and objects (lists, sources, signals) as JSON in their cell."""
-    writer = csv.writer(_Line())
+    """CSV with a header; lists and objects (lists, sources, signals) as JSON in their cell.
+
+    Free text (reasons, user names) that a spreadsheet would run as a formula is escaped.
+    """
+    writer = csv_writer(_Line())
     yield writer.writerow(selectors.EXPORT_FIELDS)
     for record in records:
         yield writer.writerow(

@@ -15,6 +15,10 @@ class NotAssigned(FeedbackError):
     """The comparison task does not exist or was not handed to this annotator (HTTP 403)."""
 
 
+class TaskAlreadyJudged(FeedbackError):
+    """The task already has every judgment it requires, from other annotators (HTTP 409)."""
+
+
 class InvalidFeedback(FeedbackError):
     """Field-level validation errors (HTTP 400): ``errors`` maps a field name to its messages."""
 

@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from itertools import combinations
 
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.db.models import Avg, Count, Exists, F, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from movies.models import Genre, Movie, Rater, Rating
 from movies.roles import ANNOTATORS_GROUP
+from recsys_site.cache import cache_get, cache_set
 
 from .agreement import cohen_kappa, krippendorff_alpha_nominal, percent_agreement
 from .exceptions import NotAssigned
@@ -409,10 +409,10 @@ def leaderboard_table(*, include_simulated: bool, rounds: int = 200, seed: int =
         + f"{rounds}:{seed}:{same_source}".encode()
     ).hexdigest()
     key = f"feedback:leaderboard:{digest}"
-    board = cache.get(key)
+    board = cache_get(key, use="the leaderboard")
     if board is None:
         board = _leaderboard_compute(data, same_source, rounds=rounds, seed=seed)
-        cache.set(key, board, timeout=LEADERBOARD_CACHE_SECONDS)
+        cache_set(key, board, use="the leaderboard", timeout=LEADERBOARD_CACHE_SECONDS)
     return board
 
 

@@ -49,7 +49,7 @@ from training.serving import (
 from training.serving import models as served_models
 
 from . import selectors
-from .exceptions import InvalidFeedback, NoComparisonAvailable, NotAnnotator
+from .exceptions import InvalidFeedback, NoComparisonAvailable, NotAnnotator, TaskAlreadyJudged
 from .models import AnnotatorStatus, Comparison, ComparisonTask, ItemFeedback, ListFeedback, TaskAssignment
 from .text_signals import parse_text
 
@@ -59,6 +59,7 @@ MAX_DECISION_MS = 24 * 3600 * 1000  # longer is a tab left open, not a decision 
 EXPLORE_PAIR_SHARE = 0.25  # of default-source tasks with several models: the served one against itself
 IDENTICAL_RETRIES = 3  # resample a side with exploration when both lists came out the same
 PERSONA_TRIES = 5  # personas tried before giving up when lists come out empty
+OVERLAP_CANDIDATES = 5  # waiting overlap tasks tried (others may fill them meanwhile) before a new task
 SIMULATOR_MAX_CHARS = 64
 
 
@@ -276,15 +277,30 @@ def comparison_task_next(*, annotator, rng: np.random.Generator | None = None) -
     if current is not None:
         TaskAssignment.objects.filter(pk=current.pk).update(assigned_at=timezone.now())
         return current.task
-    waiting = selectors.tasks_needing_judgments(annotator=annotator).first()
-    if waiting is not None:
+    for waiting in selectors.tasks_needing_judgments(annotator=annotator)[:OVERLAP_CANDIDATES]:
         try:
-            with transaction.atomic():
-                TaskAssignment.objects.create(task=waiting, annotator=annotator)
-            return waiting
+            if _overlap_task_claim(task=waiting, annotator=annotator):
+                return waiting
         except IntegrityError:  # the same annotator asked twice at once
             return comparison_task_next(annotator=annotator, rng=rng)
     return _comparison_task_new(annotator=annotator, rng=rng if rng is not None else np.random.default_rng())
+
+
+def _overlap_task_claim(*, task: ComparisonTask, annotator) -> bool:
+    """Assign an overlap task if it still wants a judge; False when others filled it meanwhile.
+
+    The selector's count was read without a lock, so 20 annotators asking at once could all see
+    the same free place. Here the task row is locked (``select_for_update`` on PostgreSQL; on
+    SQLite the IMMEDIATE transaction serialises writers) and the live assignments are counted
+    again before one is added: a task never gets more judges than it requires.
+    """
+    with transaction.atomic():
+        locked = ComparisonTask.objects.select_for_update().get(pk=task.pk)
+        live = TaskAssignment.objects.filter(task=locked, skipped=False).count()
+        if live >= locked.required_judgments:
+            return False
+        TaskAssignment.objects.create(task=locked, annotator=annotator)
+        return True
 
 
 def _comparison_task_new(*, annotator, rng: np.random.Generator) -> ComparisonTask:
@@ -402,10 +418,23 @@ def _judgment_store(*, task, judge: dict, choice, reason, confidence, decision_m
     """Insert one judgment with its parsed reason; a repeat by the same judge returns the first, unchanged.
 
     ``judge`` is ``{"annotator": user}`` or ``{"simulator": name}``; ``.created`` tells which happened.
+    A person's judgment of a task that already has the people's judgments it requires raises
+    ``TaskAlreadyJudged`` (the task row is locked while counting, as when handing it out).
     """
     parsed = parse_text(reason)
     try:
         with transaction.atomic():
+            if "annotator" in judge:
+                locked = ComparisonTask.objects.select_for_update().get(pk=task.pk)
+                people = Comparison.objects.filter(task=locked, annotator__isnull=False)
+                first = people.filter(**judge).first()
+                if first is not None:
+                    first.created = False
+                    return first
+                if people.count() >= locked.required_judgments:
+                    raise TaskAlreadyJudged(
+                        "This comparison already has all the judgments it needs; take the next one."
+                    )
             comparison = Comparison.objects.create(
                 task=task,
                 choice=choice,
@@ -416,7 +445,7 @@ def _judgment_store(*, task, judge: dict, choice, reason, confidence, decision_m
                 decision_ms=decision_ms,
                 **judge,
             )
-    except IntegrityError:
+    except IntegrityError:  # the same judge twice at once
         comparison = Comparison.objects.get(task=task, **judge)
         comparison.created = False
         return comparison

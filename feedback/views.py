@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 from movies.roles import is_annotator
 
 from . import selectors, services
-from .exceptions import InvalidFeedback, NoComparisonAvailable, NotAnnotator, NotAssigned
+from .exceptions import InvalidFeedback, NoComparisonAvailable, NotAnnotator, NotAssigned, TaskAlreadyJudged
 from .models import Comparison, ItemFeedback
 
 # --- Forms ----------------------------------------------------------------------------------
@@ -129,6 +129,11 @@ def compare_submit(request: HttpRequest, task_id: int) -> HttpResponse:
             )
     except NotAssigned as error:
         raise PermissionDenied(str(error)) from None
+    except TaskAlreadyJudged as error:
+        if request.htmx:
+            return _render_task(request, _task_context(request, flash=str(error)))
+        messages.info(request, str(error))
+        return redirect("compare")
     except InvalidFeedback as invalid:
         for field, errors in invalid.errors.items():
             for error in errors:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.generics import ListAPIView, RetrieveAPIView
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -12,10 +13,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from recsys_site.pagination import PageNumberPagination
+from recsys_site.throttling import LoginAccountThrottle, LoginAddressThrottle
 
 from . import selectors, services
 from .exceptions import InvalidRating, UnknownMovie
 from .forms import MovieFilterForm
+from .lockout import lockout_message, lockout_minutes
 from .models import RATING_MAX, RATING_MIN, Genre, Movie, Rating
 
 
@@ -113,7 +116,11 @@ class RatingOutputSerializer(serializers.ModelSerializer):
 
 
 class RatingValueField(serializers.FloatField):
+    """A rating: a JSON number (DRF's FloatField alone would take `true` as 1.0)."""
+
     def to_internal_value(self, data):
+        if isinstance(data, bool):
+            raise serializers.ValidationError("A rating must be a number, not true or false.")
         value = super().to_internal_value(data)
         try:
             return services.validate_rating_value(value)
@@ -198,7 +205,13 @@ class RatingDetailApi(APIView):
 
 
 class TokenApi(ObtainAuthToken):
-    """POST username and password; returns a token for `Authorization: Token <key>`."""
+    """POST username and password; returns a token for `Authorization: Token <key>`.
+
+    Rate-limited per address and per account name, and refused with 429 while django-axes has the
+    account or the address locked out after repeated wrong passwords.
+    """
+
+    throttle_classes = [LoginAddressThrottle, LoginAccountThrottle]
 
     @extend_schema(
         request=inline_serializer(
@@ -207,4 +220,16 @@ class TokenApi(ObtainAuthToken):
         responses=inline_serializer("TokenResponse", {"token": serializers.CharField()}),
     )
     def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
+        serializer = self.get_serializer(data=request.data)
+        if not serializer.is_valid():
+            # django-axes flags the request when the account or the address is locked out; the
+            # lockout refuses even a correct password, so say why instead of "wrong credentials".
+            if getattr(request, "axes_locked_out", False):
+                return Response(
+                    {"detail": lockout_message()},
+                    status=status.HTTP_429_TOO_MANY_REQUESTS,
+                    headers={"Retry-After": str(lockout_minutes() * 60)},
+                )
+            raise serializers.ValidationError(serializer.errors)
+        token, _ = Token.objects.get_or_create(user=serializer.validated_data["user"])
+        return Response({"token": token.key})

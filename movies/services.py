@@ -16,6 +16,8 @@ from .models import RATING_MAX, RATING_MIN, Movie, Rater, Rating
 
 def validate_rating_value(value) -> float:
     """A rating is a multiple of 0.5 from 0.5 to 5.0; anything else raises InvalidRating."""
+    if isinstance(value, bool):  # a bool is an int to Python: True would be a rating of 1.0
+        raise InvalidRating("A rating must be a number, not true or false.")
     try:
         number = Decimal(str(value))
     except (InvalidOperation, ValueError):

@@ -8,9 +8,11 @@ Nothing configured: SQLite in ``var/``, a local-memory cache and an embedded Cel
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from .env import env_bool, env_float, env_int, env_list, env_str
@@ -53,15 +55,18 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "django_htmx",
+    "drf_spectacular_sidecar",  # Swagger UI served from our static files, not a CDN
     "django_celery_beat",
     "django_celery_results",
     "movies",
     "feedback",
     "training",
+    "axes",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -70,6 +75,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "recsys_site.urls"
@@ -151,7 +158,11 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"training.tasks.*": {"queue": "training"}}
+CELERY_TASK_ROUTES = {
+    # The reaper must not wait behind a training run (or a dead training worker) on its queue.
+    "training.tasks.training_runs_reap": {"queue": "default"},
+    "training.tasks.*": {"queue": "training"},
+}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 # --- Auth -----------------------------------------------------------------------------------
@@ -161,9 +172,30 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out account or address before any check
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
+
+# --- Sign-in lockout (django-axes) ------------------------------------------------------------
+# Failed sign-ins are counted per account and per address, each on its own: LOGIN_FAILURE_LIMIT
+# failures lock that account (from any address) and that address (for any account) for
+# LOGIN_COOLOFF_MINUTES. Failures during a lockout do not extend it, so nobody is locked out for good.
+LOGIN_COOLOFF_MINUTES = env_int("LOGIN_COOLOFF_MINUTES", 15)
+if LOGIN_COOLOFF_MINUTES < 1:
+    raise ImproperlyConfigured(
+        f"LOGIN_COOLOFF_MINUTES must be at least 1 (a lockout must end), got {LOGIN_COOLOFF_MINUTES}"
+    )
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "movies.lockout.lockout_response"  # 429, Retry-After, the styled page
+AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are not stored: only failures matter here
 
 # --- Internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -198,6 +230,27 @@ if env_bool("BEHIND_HTTPS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp): scripts, styles, fonts and API calls from this site only;
+# no inline script or style anywhere (pages, admin, API docs), images also as data: URLs (the
+# leaderboard's plot, Swagger UI's icons). CSP_REPORT_ONLY=1 reports violations without blocking.
+_CSP = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+if env_bool("CSP_REPORT_ONLY", False):
+    CONTENT_SECURITY_POLICY_REPORT_ONLY = _CSP
+else:
+    CONTENT_SECURITY_POLICY = _CSP
 
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -216,7 +269,13 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "anon": env_str("API_THROTTLE_ANON", "3000/minute"),
         "user": env_str("API_THROTTLE_USER", "120000/minute"),
+        # POST /api/auth/token/, on top of the sign-in lockout: any attempt counts, good or bad.
+        "login_address": env_str("API_THROTTLE_LOGIN_ADDRESS", "30/minute"),
+        "login_account": env_str("API_THROTTLE_LOGIN_ACCOUNT", "10/minute"),
     },
+    # Throttles count per REMOTE_ADDR, like the sign-in lockout: DRF would otherwise take a client's
+    # own X-Forwarded-For header, which anyone can change on every request to escape the limits.
+    "NUM_PROXIES": 0,
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -227,6 +286,9 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "MovieLens RLHF recommender API",
     "DESCRIPTION": "Catalogue, ratings, recommendations, human feedback and model training.",
     "VERSION": "1.0.0",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {  # several models have a "kind" and a "status"
@@ -242,9 +304,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "filters": {"no_traceback_for_refusals": {"()": "recsys_site.logging_filters.NoTracebackForRefusals"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # a 403 is logged as one line; its traceback is noise (recsys_site/logging_filters.py)
+        "django.request": {"filters": ["no_traceback_for_refusals"]},
+    },
 }
 
 # --- The product ----------------------------------------------------------------------------

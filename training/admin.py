@@ -7,17 +7,18 @@ import json
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from . import registry
 from .exceptions import TrainingError
 from .models import ModelEvent, ModelVersion, TrainingRun
-from .runs import training_run_start
+from .runs import ENQUEUE_GRACE, STALE_AFTER, training_run_cancel, training_run_start
 
 
 def _pretty(value) -> str:
     return format_html(
-        "<pre style='white-space:pre-wrap;max-width:70em'>{}</pre>",
+        "<pre class='pretty-json'>{}</pre>",
         json.dumps(value, indent=2, sort_keys=True),
     )
 
@@ -37,6 +38,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
         "id",
         "kind",
         "status",
+        "health",
         "progress_bar",
         "step",
         "trigger",
@@ -49,6 +51,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
     readonly_fields = [
         "kind",
         "status",
+        "health",
         "trigger",
         "created_by",
         "seed",
@@ -66,7 +69,47 @@ class TrainingRunAdmin(admin.ModelAdmin):
     ]
     exclude = ["step", "progress", "log", "metrics", "history", "config"]
     inlines = [ModelVersionInline]
+    actions = ["cancel"]
     change_list_template = "admin/training/trainingrun/change_list.html"
+
+    class Media:
+        css = {"all": ["css/admin-training.css"]}
+
+    @admin.display(description="health")
+    def health(self, run: TrainingRun) -> str:
+        """Says when an unfinished run looks stuck, so staff know it may be cancelled."""
+        now = timezone.now()
+        if run.status == TrainingRun.Status.QUEUED:
+            if not run.celery_task_id and run.trigger != TrainingRun.Trigger.COMMAND:
+                if run.created_at < now - ENQUEUE_GRACE:
+                    return "stuck: never handed to a worker"
+                return "being queued"
+            return f"waiting for a worker since {run.created_at:%H:%M:%S}"
+        if run.status == TrainingRun.Status.RUNNING:
+            if run.heartbeat_at is None or run.heartbeat_at < now - STALE_AFTER:
+                return "stuck: the worker stopped reporting"
+            return f"last report {int((now - run.heartbeat_at).total_seconds())} s ago"
+        return ""
+
+    @admin.action(description="Cancel the selected queued or stuck runs")
+    def cancel(self, request: HttpRequest, queryset) -> None:
+        cancelled, live = [], []
+        for run in queryset.filter(status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING]):
+            (cancelled if training_run_cancel(run=run, actor=request.user) else live).append(run.pk)
+        if cancelled:
+            self.message_user(
+                request,
+                f"Cancelled runs {', '.join(map(str, cancelled))}; nothing was activated.",
+                messages.SUCCESS,
+            )
+        if live:
+            self.message_user(
+                request,
+                f"Runs {', '.join(map(str, live))} are running and still reporting, so they were left alone.",
+                messages.WARNING,
+            )
+        if not cancelled and not live:
+            self.message_user(request, "None of the selected runs is queued or running.", messages.INFO)
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -135,13 +178,13 @@ class TrainingRunAdmin(admin.ModelAdmin):
         if not run.history:
             return "—"
         return format_html(
-            "<img src='{}' style='max-width:100%' alt='training curves'>",
+            "<img src='{}' class='training-plots' alt='training curves'>",
             reverse("training-run-plot", args=[run.pk]),
         )
 
     @admin.display(description="log")
     def log_text(self, run: TrainingRun) -> str:
-        return format_html("<pre style='max-height:30em;overflow:auto'>{}</pre>", run.log)
+        return format_html("<pre class='run-log'>{}</pre>", run.log)
 
 
 class ModelEventInline(admin.TabularInline):
@@ -184,6 +227,10 @@ class ModelVersionAdmin(admin.ModelAdmin):
     exclude = ["metrics", "config", "data_snapshot", "gate"]
     inlines = [ModelEventInline]
     actions = ["promote", "roll_back"]
+
+    class Media:
+        css = {"all": ["css/admin-training.css"]}
+
     list_select_related = ["run"]
 
     def has_add_permission(self, request) -> bool:
@@ -219,7 +266,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
             self.message_user(request, "Select exactly one version to promote.", messages.ERROR)
             return
         version = queryset.get()
-        registry.model_version_promote(version=version, actor=request.user, note="promoted in the admin")
+        try:
+            registry.model_version_promote(version=version, actor=request.user, note="promoted in the admin")
+        except TrainingError as error:
+            self.message_user(request, str(error), messages.ERROR)
+            return
         self.message_user(request, f"{version.label} is now active.", messages.SUCCESS)
 
     @admin.action(

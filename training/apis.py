@@ -14,11 +14,11 @@ from movies.models import Movie, Rater
 from movies.selectors import rater_for_user
 
 from . import registry
-from .exceptions import InvalidRunConfig, RunAlreadyInFlight, VersionStateError
+from .exceptions import BrokerUnavailable, InvalidRunConfig, RunAlreadyInFlight, VersionStateError
 from .models import ModelVersion, TrainingRun
 from .overrides import STAGES
-from .runs import training_run_start
-from .serving import POLICY_CHOICES, recommend, similar_movies
+from .runs import BROKER_RETRY_AFTER_SECONDS, training_run_start
+from .serving import POLICY_CHOICES, SERVABLE_ALGORITHMS, recommend, served_version_ids, similar_movies
 
 
 class RecommendationQuerySerializer(serializers.Serializer):
@@ -123,6 +123,17 @@ class Conflict(APIException):
     default_detail = "The request conflicts with the current state."
 
 
+class BrokerDown(APIException):
+    """503 with Retry-After: DRF's exception handler sends ``wait`` as that header."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The task broker is unreachable; try again later."
+
+    def __init__(self, detail: str, wait: int):
+        super().__init__(detail)
+        self.wait = wait
+
+
 def choice_filters(request, **choices) -> dict[str, str]:
     """Query parameters named in ``choices`` as queryset filters, each checked against its choices."""
     filters = {}
@@ -136,6 +147,18 @@ def choice_filters(request, **choices) -> dict[str, str]:
 
 class ModelVersionSerializer(serializers.ModelSerializer):
     label = serializers.CharField(read_only=True)
+    served = serializers.SerializerMethodField(
+        help_text="Whether the web process serves this version now (null for the reward model, which is "
+        "never served). An active version whose artifact fails to load is not served: recommendations "
+        "then come from the version served before it, or from popularity."
+    )
+
+    def get_served(self, version: ModelVersion) -> bool | None:
+        if version.algorithm not in SERVABLE_ALGORITHMS:
+            return None
+        if "served_ids" not in self.context:
+            self.context["served_ids"] = served_version_ids()
+        return version.pk in self.context["served_ids"]
 
     class Meta:
         model = ModelVersion
@@ -146,6 +169,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "algorithm",
             "version",
             "status",
+            "served",
             "metrics",
             "config",
             "seed",
@@ -211,7 +235,9 @@ class TrainingRunListApi(generics.ListAPIView):
         filters = choice_filters(self.request, status=TrainingRun.Status.values)
         return TrainingRun.objects.prefetch_related("versions").filter(**filters)
 
-    @extend_schema(request=TrainingRunStartSerializer, responses={202: TrainingRunSerializer})
+    @extend_schema(
+        request=TrainingRunStartSerializer, responses={202: TrainingRunSerializer, 409: None, 503: None}
+    )
     def post(self, request):
         start = TrainingRunStartSerializer(data=request.data)
         start.is_valid(raise_exception=True)
@@ -228,6 +254,8 @@ class TrainingRunListApi(generics.ListAPIView):
             raise ValidationError({"config": [str(error)]}) from None
         except RunAlreadyInFlight as error:
             raise Conflict(str(error)) from None
+        except BrokerUnavailable as error:
+            raise BrokerDown(str(error), wait=BROKER_RETRY_AFTER_SECONDS) from None
         return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 

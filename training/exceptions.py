@@ -9,12 +9,20 @@ class RunAlreadyInFlight(TrainingError):
     pass
 
 
+class BrokerUnavailable(TrainingError):
+    """The task broker (Redis) refused a task: nothing was queued; try again later."""
+
+
 class InvalidRunConfig(TrainingError):
     """An unknown kind of run, or setting overrides naming an unknown stage or setting or a value that does not fit."""
 
 
 class VersionStateError(TrainingError):
     pass
+
+
+class ArtifactInvalid(VersionStateError):
+    """A version whose artifact is missing, corrupt or unloadable: it must not become active."""
 
 
 class NotEnoughData(TrainingError):

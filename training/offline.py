@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from movies.models import Rater
+from recsys_site.csv_safety import csv_safe_cell, csv_writer
 from training.ml.baselines import EASE, Popularity, tune_ease
 from training.ml.data import History, Snapshot
 from training.ml.evaluation import evaluate_model, paired_ndcg_difference
@@ -102,7 +102,7 @@ def evaluation_report(
             indent=2,
         )
     )
-    table.to_csv(out / "metrics.csv")
+    table.rename(index=csv_safe_cell, columns=csv_safe_cell).to_csv(out / "metrics.csv")
     _plot_metrics(table, out / "metrics.png")
     _plot_genre_mix(scorers, split, movies, out / "genre_mix.png")
     return EvaluationReport(table, versus_ease)
@@ -207,7 +207,7 @@ def export_recommendations(
     users = [u for u in range(snapshot.n_users) if int(snapshot.user_keys[u]) in dataset_users]
     written = 0
     with out.open("w", newline="") as handle:
-        writer = csv.writer(handle)
+        writer = csv_writer(handle)
         writer.writerow(["user_id", "movie_id", "rank", "score"])
         for n, user in enumerate(users, start=1):
             full = snapshot.history(user)

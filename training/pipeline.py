@@ -166,7 +166,10 @@ def training_run_execute(
     """Run a queued training run to completion; any error marks it failed and activates nothing."""
     run = TrainingRun.objects.get(pk=run_id)
     reporter = RunReporter(run, echo=echo, on_progress=on_progress)
-    reporter.start()
+    if not reporter.start():
+        run.refresh_from_db()
+        logger.warning("Training run %s is no longer queued (%s); not running it", run.pk, run.status)
+        return run
     try:
         stage = STAGES.get(run.kind)
         if stage is None:

@@ -6,7 +6,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from .exceptions import VersionStateError
+from .exceptions import ArtifactInvalid, VersionStateError
 from .models import ModelEvent, ModelVersion, TrainingRun
 from .runs import json_safe
 
@@ -85,8 +85,38 @@ def model_version_activate(
     return version
 
 
+def model_version_verify(*, version: ModelVersion) -> None:
+    """Raise ``ArtifactInvalid`` unless the version's artifact loads the way it will be used.
+
+    Every file is checked against the manifest's checksum, shape and dtype; a servable version is
+    loaded as the web process loads it (a policy with its reference recommender). Training-time
+    activations come straight from a freshly written artifact; people's promotions and roll-backs
+    may reach for an old one, whose files may have changed on disk since.
+    """
+    from training.ml.artifacts import ArtifactError, load_artifact
+
+    from .serving import SERVABLE_ALGORITHMS, artifact_path, load_policy
+
+    path = artifact_path(version.artifact)
+    try:
+        if version.algorithm in SERVABLE_ALGORITHMS:
+            load_policy(path, version.algorithm)
+        else:
+            load_artifact(path)
+    except (ArtifactError, OSError, KeyError, ValueError) as error:
+        raise ArtifactInvalid(
+            f"{version.label} cannot be activated: its artifact failed verification ({error}). "
+            f"Nothing was changed."
+        ) from None
+
+
 def model_version_promote(*, version: ModelVersion, actor, note: str = "") -> ModelVersion:
-    """A person's decision to serve a candidate (or a retired version), overriding the gate."""
+    """A person's decision to serve a candidate (or a retired version), overriding the gate.
+
+    Refused with ``ArtifactInvalid`` when the artifact does not verify: the active version stays.
+    """
+    if version.status != ModelVersion.Status.ACTIVE:
+        model_version_verify(version=version)
     return model_version_activate(version=version, actor=actor, action=ModelEvent.Action.PROMOTED, note=note)
 
 
@@ -109,6 +139,7 @@ def model_version_rollback(*, algorithm: str, actor, note: str = "") -> ModelVer
     )
     if previous is None:
         raise VersionStateError(f"{current.label} has no earlier active version to roll back to.")
+    model_version_verify(version=previous)
     current.status = ModelVersion.Status.RETIRED
     current.save(update_fields=["status"])
     ModelEvent.objects.create(

@@ -160,6 +160,17 @@ def _served_versions():
     ).order_by(F("activated_at").desc(nulls_last=True), "-id")
 
 
+def served_version_ids() -> set[int]:
+    """Ids of the versions this process serves: an active version whose artifact fails to load is
+    not among them (the process keeps serving the version it had, if any)."""
+    served = set()
+    for algorithm in SERVABLE_ALGORITHMS:
+        loaded = models.active(algorithm)
+        if loaded is not None:
+            served.add(loaded.version_id)
+    return served
+
+
 def served_algorithm() -> str | None:
     """The policy end users get: the most recently activated of the active policies and recommender."""
     return _served_versions().values_list("algorithm", flat=True).first()

@@ -30,10 +30,18 @@ def execute_training_run(run_id: int) -> str:
     return training_run_execute(run_id=run_id).status
 
 
+@shared_task(name="training.tasks.training_runs_reap")
+def training_runs_reap() -> str:
+    """The minute check: fail runs that will never finish (lost enqueue, dead worker), freeing the slot."""
+    from .runs import training_run_reap_stale
+
+    return f"reaped {training_run_reap_stale()} runs"
+
+
 @shared_task(name="training.tasks.retrain_if_enough_feedback")
 def retrain_if_enough_feedback() -> str:
     """The periodic trigger: start the RLHF pipeline once enough new feedback has arrived."""
-    from .exceptions import RunAlreadyInFlight
+    from .exceptions import BrokerUnavailable, RunAlreadyInFlight
     from .models import TrainingRun
     from .rlhf import new_feedback_since_last_run
     from .runs import training_run_reap_stale, training_run_start
@@ -44,6 +52,6 @@ def retrain_if_enough_feedback() -> str:
         return f"{new} new feedback items; waiting for {settings.RETRAIN_MIN_NEW_FEEDBACK}"
     try:
         run = training_run_start(kind=TrainingRun.Kind.ALL, trigger=TrainingRun.Trigger.SCHEDULE)
-    except RunAlreadyInFlight as error:
+    except (RunAlreadyInFlight, BrokerUnavailable) as error:
         return str(error)
     return f"started run {run.pk} after {new} new feedback items"

@@ -271,6 +271,18 @@ def test_staff_export_every_preference_as_csv(judged, sam):
     assert json.loads(row["left_source"])["policy"] in ("base", "random")
 
 
+def test_a_reason_that_a_spreadsheet_would_run_as_a_formula_is_exported_as_text(judged, sam):
+    _, human, _ = judged
+    Comparison.objects.filter(pk=human.pk).update(reason='=HYPERLINK("http://evil.example","x")')
+    response = client_for(sam).get("/api/comparisons/export/?format=csv")
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    row = next(row for row in rows if row["id"] == str(human.pk))
+    assert row["reason"] == '\'=HYPERLINK("http://evil.example","x")'
+    # the JSON lines export is not a spreadsheet format: the text stays as typed
+    lines = b"".join(client_for(sam).get("/api/comparisons/export/?format=jsonl").streaming_content)
+    assert '"reason":"=HYPERLINK(' in lines.decode()
+
+
 def test_the_export_defaults_to_json_lines_and_rejects_unknown_formats(judged, sam):
     client = client_for(sam)
     assert client.get("/api/comparisons/export/")["Content-Type"].startswith("application/x-ndjson")

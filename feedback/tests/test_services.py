@@ -7,7 +7,13 @@ import pytest
 from django.utils import timezone
 
 from feedback import selectors, services
-from feedback.exceptions import InvalidFeedback, NoComparisonAvailable, NotAnnotator, NotAssigned
+from feedback.exceptions import (
+    InvalidFeedback,
+    NoComparisonAvailable,
+    NotAnnotator,
+    NotAssigned,
+    TaskAlreadyJudged,
+)
 from feedback.models import Comparison, ComparisonTask, ItemFeedback, ListFeedback, TaskAssignment
 from feedback.services import SourceSpec
 from movies.models import Rater, Rating
@@ -143,6 +149,76 @@ def test_a_skipped_overlap_task_goes_to_someone_else_and_not_back(base_model, an
     assert services.comparison_task_next(annotator=annie, rng=np.random.default_rng(1)).pk != overlap.pk
     assert services.comparison_task_next(annotator=andy).pk == overlap.pk
     assert services.comparison_task_next(annotator=sam).pk == overlap.pk  # still one judgment short
+
+
+def test_an_overlap_task_filled_after_it_was_listed_is_not_handed_out_a_third_time(
+    base_model, annie, andy, sam, monkeypatch
+):
+    overlap = services.comparison_task_create(context_rater=persona(), required_judgments=2)
+    assign(assign(overlap, annie), andy)
+    # as if sam's list of waiting tasks was read just before annie's and andy's assignments committed
+    monkeypatch.setattr(
+        selectors,
+        "tasks_needing_judgments",
+        lambda annotator=None: ComparisonTask.objects.filter(pk=overlap.pk),
+    )
+    task = services.comparison_task_next(annotator=sam, rng=np.random.default_rng(3))
+    assert task.pk != overlap.pk
+    assert overlap.assignments.count() == 2
+
+
+def test_a_task_never_takes_more_judgments_from_people_than_it_requires(base_model, annie, andy, sam):
+    from rest_framework.test import APIClient
+
+    overlap = services.comparison_task_create(context_rater=persona(), required_judgments=2)
+    for annotator in (annie, andy, sam):  # three assignments, however they came about
+        assign(overlap, annotator)
+    services.comparison_submit(annotator=annie, task_id=overlap.pk, choice="left")
+    services.comparison_submit(annotator=andy, task_id=overlap.pk, choice="right")
+    with pytest.raises(TaskAlreadyJudged):
+        services.comparison_submit(annotator=sam, task_id=overlap.pk, choice="tie")
+    api = APIClient()
+    api.force_authenticate(sam)
+    refused = api.post("/api/comparisons/", {"task": overlap.pk, "choice": "tie"}, format="json")
+    assert refused.status_code == 409 and "already has all the judgments" in refused.json()["detail"]
+    again = services.comparison_submit(annotator=annie, task_id=overlap.pk, choice="right")
+    assert not again.created and again.choice == "left"  # a repeat still returns the first
+    assert overlap.judgments.count() == 2
+    simulated = services.comparison_record_simulated(task=overlap, simulator="sim", choice="left")
+    assert simulated.created  # simulators do not take people's places
+
+
+@pytest.mark.django_db(transaction=True)
+def test_twenty_annotators_asking_at_once_get_an_overlap_task_only_as_often_as_it_requires(base_model):
+    import threading
+
+    from django.db import connection
+
+    from movies.services import account_create
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs a database that several threads share: run with DATABASE_URL=postgresql://...")
+    annotators = [
+        account_create(username=f"judge{n}", password="x-pass-123", annotator=True) for n in range(20)
+    ]
+    overlap = services.comparison_task_create(context_rater=persona(), required_judgments=2)
+    start = threading.Barrier(len(annotators))
+    claimed = []
+
+    def ask(annotator) -> None:
+        try:
+            start.wait()
+            claimed.append(services._overlap_task_claim(task=overlap, annotator=annotator))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ask, args=(annotator,)) for annotator in annotators]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(claimed) == [False] * 18 + [True] * 2
+    assert overlap.assignments.count() == 2
 
 
 def test_a_skipped_single_judgment_task_is_dropped(base_model, annie, andy, settings):

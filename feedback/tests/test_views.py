@@ -344,3 +344,18 @@ def test_the_admin_exports_selected_judgments_as_json_lines(two_annotators_judge
     assert response.status_code == 200
     records = [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
     assert [record["id"] for record in records] == chosen
+
+
+def test_the_leaderboard_still_serves_when_the_cache_is_unreachable(base_model, annie, sam, settings):
+    from recsys_site.tests.unreachable_cache import UNREACHABLE
+
+    persona = Rater.objects.get(movielens_id=2)
+    task = services.comparison_task_create(
+        context_rater=persona, sources=("base", "random"), rng=np.random.default_rng(0)
+    )
+    TaskAssignment.objects.create(task=task, annotator=annie)
+    services.comparison_submit(annotator=annie, task_id=task.pk, choice="left")
+    settings.CACHES = UNREACHABLE
+    board = client_for(sam).get("/staff/leaderboard/")
+    assert board.status_code == 200
+    assert len(board.context["board"].rows) == 2

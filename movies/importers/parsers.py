@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 import warnings
 from collections.abc import Iterator
@@ -28,6 +29,10 @@ MAX_TIMESTAMP = 253_402_300_799
 TAG_MAX_LENGTH = 255  # Tag.tag; longer tags are cut rather than rejecting a whole release
 TITLE_MAX_LENGTH = 512
 GENRE_MAX_LENGTH = 64
+# Python's csv module refuses fields over 131,072 characters; the line-by-line pass must read any
+# field pandas read, so it raises that limit while it runs (a too-long value is then named).
+CSV_FIELD_LIMIT = 2**31 - 1
+SHOWN_VALUE_CHARS = 40  # longer values are cut in messages
 NO_GENRES = {"(no genres listed)", "unknown"}  # csv releases and ml-100k's "unknown" flag
 
 # ml-1m README, "Occupation is chosen from the following choices".
@@ -180,7 +185,7 @@ def _read_table(source: ReleaseSource, layout: _Layout, dtypes: dict[str, str] |
     nullable = [column for column, dtype in column_dtypes.items() if not dtype.startswith("int")]
     if frame[nullable].isna().to_numpy().any():
         _diagnose(source, layout)  # a missing field; a literal "nan" rating is left to the value checks
-    return _Table(source, layout, frame)
+    return _require_no_nul(_Table(source, layout, frame))
 
 
 def _check_header(layout: _Layout, first_line: bytes) -> None:
@@ -193,7 +198,11 @@ def _check_header(layout: _Layout, first_line: bytes) -> None:
         raise MovieLensImportError(
             f"is not valid {layout.encoding.upper()}", file=layout.filename, line=1
         ) from None
-    found = tuple(next(csv.reader([text.rstrip("\r\n")]), []))
+    limit = csv.field_size_limit(CSV_FIELD_LIMIT)
+    try:
+        found = tuple(next(csv.reader([text.rstrip("\r\n")]), []))
+    finally:
+        csv.field_size_limit(limit)
     if found != layout.header:
         raise MovieLensImportError(
             f"expected the header {','.join(layout.header)!r}, found {text.rstrip()!r}",
@@ -225,11 +234,15 @@ def _records(source: ReleaseSource, layout: _Layout) -> Iterator[tuple[int, list
         # previous one ended, even when a quoted field spans several lines.
         reader = csv.reader(text + "\n" for _, text in lines)
         previous_end = 0
-        for fields in reader:
-            start, previous_end = previous_end + 1, reader.line_num
-            if start == 1 and layout.header:
-                continue
-            yield start, fields
+        limit = csv.field_size_limit(CSV_FIELD_LIMIT)
+        try:
+            for fields in reader:
+                start, previous_end = previous_end + 1, reader.line_num
+                if start == 1 and layout.header:
+                    continue
+                yield start, fields
+        finally:
+            csv.field_size_limit(limit)
     else:
         for number, text in lines:
             if number == 1 and layout.header:
@@ -247,25 +260,46 @@ def _csv_record_line(source: ReleaseSource, layout: _Layout, record: int) -> int
 _KIND_WORDS = {"id": "a positive whole number", "integer": "a whole number", "number": "a number"}
 
 
+def _shown(value: str) -> str:
+    """A value for a message: quoted, and cut when long (a 200,000-character field stays readable)."""
+    if len(value) <= SHOWN_VALUE_CHARS:
+        return repr(value)
+    return f"{value[:SHOWN_VALUE_CHARS]!r}... ({len(value):,} characters)"
+
+
 def _field_problem(kind: str, label: str, value: str) -> str | None:
     text = value.strip()
     try:
         if kind == "id":
             number = _as_integer(text)
             if not 1 <= number <= MAX_ID:
-                return f"{label} {text!r} is out of range"
+                return f"{label} {_shown(text)} is out of range"
         elif kind == "integer":
             number = _as_integer(text)
             if abs(number) >= 2**63:
-                return f"{label} {text!r} is out of range"
-        elif kind == "number":
-            float(text)
-    except ValueError:
-        return f"{label} {value!r} is not {_KIND_WORDS[kind]}"
+                return f"{label} {_shown(text)} is out of range"
+        elif kind == "number" and not math.isfinite(float(text)):
+            return f"{label} {_shown(value)} is not a finite number"
+    except (ValueError, OverflowError):  # OverflowError: int(float("inf"))
+        return f"{label} {_shown(value)} is not {_KIND_WORDS[kind]}"
     return None
 
 
+def _require_no_nul(table: _Table) -> _Table:
+    """PostgreSQL text cannot hold a NUL character (psycopg raises DataError): name the line instead."""
+    for column, kind in zip(table.layout.columns, table.layout.kinds, strict=True):
+        if kind == "text" and len(table.frame):
+            clean = ~table.frame[column].str.contains("\x00", regex=False).to_numpy(dtype=bool)
+            table.require(
+                clean,
+                lambda row, c=column: f"the {table.layout.label(c)} contains a NUL character (byte 0x00)",
+            )
+    return table
+
+
 def _as_integer(text: str) -> int:
+    if len(text) > 20 and text.lstrip("+-").isdigit():  # beyond int64; int() refuses over 4,300 digits
+        return -(2**63) if text.startswith("-") else 2**63
     try:
         return int(text)
     except ValueError:
@@ -330,7 +364,7 @@ def _read_small(source: ReleaseSource, layout: _Layout, *, free_text_column: str
     frame = pd.DataFrame(values, columns=list(layout.columns))
     for column, kind in zip(layout.columns, layout.kinds, strict=True):
         frame[column] = frame[column].astype("int64" if kind in ("id", "integer") else "str")
-    return _Table(source, layout, frame, lines=np.asarray(lines, dtype=np.int64))
+    return _require_no_nul(_Table(source, layout, frame, lines=np.asarray(lines, dtype=np.int64)))
 
 
 # --- Validating and shaping ----------------------------------------------------------------------

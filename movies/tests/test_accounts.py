@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.http import HttpRequest
 
 from movies import services
 from movies.models import Rater
@@ -64,7 +65,8 @@ def test_log_in_log_out_and_change_password(client, alice):
     assert response.status_code == 302
     client.post("/accounts/logout/")
     assert client.get("/my/ratings/").status_code == 302
-    assert client.login(username="alice", password="brand-new-pass-77")
+    # django-axes checks every sign-in against its lockouts, so authenticate() needs the request
+    assert client.login(request=HttpRequest(), username="alice", password="brand-new-pass-77")
 
 
 def test_roles_end_user_annotator_and_staff(alice, annie, sam):

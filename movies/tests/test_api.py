@@ -4,6 +4,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from movies import services
+from movies.exceptions import InvalidRating
 from movies.models import Rating
 
 pytestmark = pytest.mark.django_db
@@ -95,6 +96,9 @@ def test_rating_the_same_movie_twice_is_a_400_not_a_second_row(api, alice, catal
         ({"movie": 1, "rating": 0}, "rating"),
         ({"movie": 1, "rating": 3.3}, "rating"),
         ({"movie": 1, "rating": "great"}, "rating"),
+        ({"movie": 1, "rating": True}, "rating"),  # not 1.0
+        ({"movie": 1, "rating": False}, "rating"),
+        ({"movie": True, "rating": 3}, "movie"),  # not movie 1
         ({"movie": 424242, "rating": 3}, "movie"),
         ({"movie": "x", "rating": 3}, "movie"),
         ({"rating": 3}, "movie"),
@@ -107,6 +111,44 @@ def test_bad_rating_input_is_a_400_naming_the_field(api, alice, catalogue, body,
     assert response.status_code == 400
     assert field in response.json()
     assert not Rating.objects.filter(rater__user=alice).exists()
+
+
+def test_a_boolean_is_not_a_rating_in_an_update_or_in_the_service(api, alice, catalogue):
+    services.rating_set(user=alice, movie_id=3, value=2.0)
+    api.force_authenticate(alice)
+    response = api.put("/api/ratings/3/", {"rating": True}, format="json")
+    assert response.status_code == 400
+    assert response.json()["rating"] == ["A rating must be a number, not true or false."]
+    with pytest.raises(InvalidRating):
+        services.rating_set(user=alice, movie_id=4, value=True)
+    assert Rating.objects.get(rater__user=alice, movie_id=3).rating == 2.0
+
+
+@pytest.mark.parametrize(
+    ("serializer", "body", "field"),
+    [
+        ("feedback.apis.ComparisonInputSerializer", {"task": True, "choice": "left"}, "task"),
+        (
+            "feedback.apis.ComparisonInputSerializer",
+            {"task": 1, "choice": "left", "confidence": True},
+            "confidence",
+        ),
+        (
+            "feedback.apis.ComparisonInputSerializer",
+            {"task": 1, "choice": "left", "decision_ms": False},
+            "decision_ms",
+        ),
+        ("feedback.apis.ItemFeedbackInputSerializer", {"movie": True, "kind": "up"}, "movie"),
+        ("feedback.apis.ListFeedbackInputSerializer", {"text": "ok", "items": [True, 2]}, "items"),
+        ("training.apis.TrainingRunStartSerializer", {"kind": "base", "seed": True}, "seed"),
+    ],
+)
+def test_no_numeric_input_of_the_api_takes_a_boolean(serializer, body, field):
+    from django.utils.module_loading import import_string
+
+    checked = import_string(serializer)(data=body)
+    assert not checked.is_valid()
+    assert field in checked.errors
 
 
 def test_a_malformed_body_is_a_400(api, alice, catalogue):

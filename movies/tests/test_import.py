@@ -372,6 +372,10 @@ MALFORMED_CSV = [
     ("a duplicate rating", "ratings.csv", ["userId,movieId,rating,timestamp", "2,1,4,9", "1,1,4,9", "1,2,4,9", "1,1,3,9"], "ratings.csv, line 5: user 1 rates movie 1 a second time (first on line 3)"),
     ("an unknown movie in a tag", "tags.csv", ["userId,movieId,tag,timestamp", "1,77,funny,9"], "tags.csv, line 2: movie id 77 is not in movies.csv"),
     ("a wrong header", "ratings.csv", ["user,movie,rating,timestamp", "1,1,4,9"], "ratings.csv, line 1: expected the header"),
+    ("a NUL character in a tag", "tags.csv", ["userId,movieId,tag,timestamp", "1,1,funny,9", "1,2,fun\x00ny,9"], "tags.csv, line 3: the tag contains a NUL character (byte 0x00)"),
+    ("a 200,000-character title", "movies.csv", [*CSV_FILES["movies.csv"], "5," + "y" * 200_000 + ",Drama"], "movies.csv, line 6: the title is longer than 512 characters"),
+    ("a 200,000-character user id", "ratings.csv", ["userId,movieId,rating,timestamp", "1,1,4,9", "1" * 200_000 + ",1,4,9"], "ratings.csv, line 3: user id '1111111111111111111111111111111111111111'... (200,000 characters) is out of range"),
+    ("a rating of NaN", "ratings.csv", ["userId,movieId,rating,timestamp", "1,1,4,9", "1,2,NaN,9"], "ratings.csv, line 3: rating 'NaN' is not a finite number"),
     ("a duplicate movie after a title spanning two lines", "movies.csv", ["movieId,title,genres", '1,"Two', 'Lines (1995)",Drama', "2,Heat (1995),Action", "1,Again (1999),Drama"], "movies.csv, line 5: movie id 1 appears twice (first on line 2)"),
 ]  # fmt: skip
 
@@ -409,6 +413,15 @@ def test_invalid_utf_8_in_a_csv_release_is_rejected_naming_the_line(tmp_path, ex
         import_release(release)
 
     assert database_state() == existing_data
+
+
+def test_a_nul_character_in_a_dat_title_is_rejected_naming_file_and_line(tmp_path):
+    files = {**ML_1M_FILES, "movies.dat": [*ML_1M_FILES["movies.dat"], "4::Null\x00 (1999)::Drama"]}
+
+    with pytest.raises(CommandError, match=r"movies\.dat, line 4: the title contains a NUL character"):
+        import_release(write_release(tmp_path / "ml-1m", files, encoding="latin-1"))
+
+    assert not Movie.objects.exists()
 
 
 def test_a_malformed_dat_release_is_rejected_naming_file_and_line(tmp_path):

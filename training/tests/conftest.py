@@ -62,13 +62,35 @@ def train_base_now(epochs: int = 4, seed: int = 0):
 
 
 def make_version(algorithm: str = "base", number: int = 1):
-    """Register a model version (no artifact behind it) for registry, admin and API tests."""
-    from training import registry
+    """Register a model version with a tiny valid artifact, for registry, admin and API tests.
 
+    A "base" version gets a 3-movie recommender; any other algorithm a generic artifact that
+    verifies but that serving could not load (enough for the reward model).
+    """
+    from django.conf import settings
+
+    from training import registry
+    from training.ml.artifacts import save_scorer, write_artifact
+    from training.ml.scoring import NumpyRecommender
+
+    name = f"{algorithm}-{number}"
+    if algorithm == "base":
+        rng = np.random.default_rng(number)
+        scorer = NumpyRecommender(
+            input_embeddings=rng.normal(size=(3, 4)).astype(np.float32),
+            encoder_bias=np.zeros(4, np.float32),
+            item_embeddings=rng.normal(size=(3, 4)).astype(np.float32),
+            item_bias=np.zeros(3, np.float32),
+            rating_weights=np.linspace(-1.0, 1.0, 10).astype(np.float32),
+            recency_half_life=50.0,
+        )
+        save_scorer(settings.ARTIFACTS_DIR, name, scorer, np.array([1, 2, 3], np.int64))
+    else:
+        write_artifact(settings.ARTIFACTS_DIR, name, {"weights": np.ones(3, np.float32)}, {"kind": algorithm})
     return registry.model_version_register(
         algorithm=algorithm,
         version=number,
-        artifact=f"{algorithm}-{number}",
+        artifact=name,
         metrics={"ndcg@10": 0.1 * number},
         config={},
         seed=0,

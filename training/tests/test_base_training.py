@@ -100,9 +100,13 @@ def test_serving_refuses_a_corrupt_artifact_and_keeps_the_previous_version(taste
     data = bytearray(embeddings.read_bytes())
     data[-1] ^= 0xFF
     embeddings.write_bytes(bytes(data))
-    from training.registry import model_version_promote
+    from training.exceptions import ArtifactInvalid
+    from training.registry import model_version_activate, model_version_promote
 
-    model_version_promote(version=second, actor=None)
+    if second.status != ModelVersion.Status.ACTIVE:
+        with pytest.raises(ArtifactInvalid, match="does not match its checksum"):
+            model_version_promote(version=second, actor=None)  # a person cannot serve it
+        model_version_activate(version=second)  # as if its file went bad after activation
     recs = recommend(rater_id=rater.pk, k=3)
     assert recs.version == 1 and recs.policy == "base"
     assert "does not match its checksum" in caplog.text

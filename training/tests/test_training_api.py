@@ -85,7 +85,7 @@ def test_a_second_run_while_one_is_in_flight_is_a_409(sam):
 
 
 def test_staff_promote_and_roll_back_versions_and_each_decision_is_recorded(sam):
-    first, second = make_version("ppo", number=1), make_version("ppo", number=2)
+    first, second = make_version("base", number=1), make_version("base", number=2)
     registry.model_version_activate(version=first)
 
     response = client_for(sam).post(
@@ -94,11 +94,11 @@ def test_staff_promote_and_roll_back_versions_and_each_decision_is_recorded(sam)
     assert response.status_code == 200 and response.data["status"] == "active"
     event = second.events.get(action=ModelEvent.Action.PROMOTED)
     assert (event.actor, event.note) == (sam, "wins on review")
-    listed = client_for(sam).get("/api/models/?algorithm=ppo&status=retired")
-    assert [row["label"] for row in listed.data["results"]] == ["ppo v1"]
+    listed = client_for(sam).get("/api/models/?algorithm=base&status=retired")
+    assert [row["label"] for row in listed.data["results"]] == ["base v1"]
 
-    response = client_for(sam).post("/api/models/rollback/", {"algorithm": "ppo"}, format="json")
-    assert response.status_code == 200 and response.data["label"] == "ppo v1"
+    response = client_for(sam).post("/api/models/rollback/", {"algorithm": "base"}, format="json")
+    assert response.status_code == 200 and response.data["label"] == "base v1"
     first.refresh_from_db()
     second.refresh_from_db()
     assert (first.status, second.status) == ("active", "retired")

@@ -17,6 +17,14 @@ DEMO_USERS = [
 class Command(BaseCommand):
     help = "Create demo accounts (admin, annotator, viewer) with known passwords. For local demos only."
 
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--port",
+            type=int,
+            default=8000,
+            help="The port the site is served on, for the login URL printed.",
+        )
+
     def handle(self, *args, **options) -> None:
         User = get_user_model()
         for username, password, roles in DEMO_USERS:
@@ -28,5 +36,7 @@ class Command(BaseCommand):
                 user.save(update_fields=["password"])
             self.stdout.write(f"  {username:<10} password: {password}")
         self.stdout.write(
-            self.style.SUCCESS("Demo accounts ready (log in at http://127.0.0.1:8000/accounts/login/).")
+            self.style.SUCCESS(
+                f"Demo accounts ready (log in at http://127.0.0.1:{options['port']}/accounts/login/)."
+            )
         )
