@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -172,3 +174,15 @@ def test_my_ratings_lists_only_my_own_ratings(client, alice, bob, catalogue):
     client.force_login(alice)
     page = client.get("/my/ratings/").context["page"]
     assert [rating.movie_id for rating in page] == [1]
+
+
+@pytest.mark.parametrize("url", ["/", "/movies/", "/movies/4/", "/accounts/login/", "/accounts/signup/"])
+def test_every_page_has_a_search_box_that_goes_to_the_movie_list(client, catalogue, url):
+    body = client.get(url).content.decode()
+    assert '<form class="site-search" method="get" action="/movies/" role="search">' in body
+    assert 'name="q" id="site-search-q"' in body
+
+
+def test_the_header_search_box_keeps_the_query_on_the_movie_list(client, catalogue):
+    body = client.get("/movies/", {"q": "alien"}).content.decode()
+    assert re.search(r'id="site-search-q"[^>]*value="alien"', body)
