@@ -39,7 +39,9 @@ class MovieFilterForm(forms.Form):
         return data
 
     def filters(self) -> MovieFilters:
-        data = self.cleaned_data if self.is_valid() else {}
+        """The valid filters: a wrong field is left out, and reported, while the others still apply."""
+        self.is_valid()  # fills cleaned_data with the fields that are valid
+        data = getattr(self, "cleaned_data", {})
         return MovieFilters(
             q=data.get("q") or "",
             genre=data.get("genre") or "",
@@ -48,6 +50,14 @@ class MovieFilterForm(forms.Form):
             min_ratings=data.get("min_ratings"),
             sort=data.get("sort") or DEFAULT_SORT,
         )
+
+    def field_errors(self) -> list[tuple[str, list[str]]]:
+        """Each wrong filter's label with its messages, in the form's order."""
+        return [
+            (self.fields[name].label or name.replace("_", " ").capitalize(), list(self.errors[name]))
+            for name in self.fields
+            if name in self.errors
+        ]
 
 
 class RatingForm(forms.Form):

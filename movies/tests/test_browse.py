@@ -86,6 +86,29 @@ def test_an_impossible_year_range_shows_an_error_not_a_crash(client, catalogue):
     assert b"end year must not be before" in response.content
 
 
+def test_a_bad_filter_value_names_its_field_and_the_other_filters_still_apply(client, catalogue):
+    response = client.get("/movies/", {"genre": "Sci-Fi", "year_min": "abc", "year_max": 1985})
+    assert sorted(titles(response)) == ["Alien"]  # Sci-Fi up to 1985; the bad lower bound is left out
+    body = response.content.decode()
+    assert "<li><strong>From year</strong>: Enter a whole number.</li>" in body
+    assert "This filter was left out; the others still apply" in body
+
+
+def test_two_bad_filters_are_each_named_once(client, catalogue):
+    response = client.get("/movies/", {"year_min": "abc", "min_ratings": "-3", "q": "alien"})
+    assert sorted(titles(response)) == ["Alien", "Aliens"]
+    body = response.content.decode()
+    assert body.count("<strong>From year</strong>") == 1
+    assert body.count("<strong>Min. ratings</strong>") == 1
+    assert "These filters were left out" in body
+
+
+def test_an_impossible_year_range_keeps_the_start_year(client, catalogue):
+    response = client.get("/movies/", {"year_min": 1999, "year_max": 1990})
+    assert sorted(titles(response)) == ["Amelie", "Matrix, The", "Notting Hill"]
+    assert "<strong>To year</strong>" in response.content.decode()
+
+
 def test_htmx_search_returns_only_the_results_fragment(client, catalogue):
     response = client.get("/movies/", {"q": "heat"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="movie-results")
     body = response.content.decode()
