@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db.models import F, Prefetch, Q, QuerySet
 
@@ -89,12 +90,37 @@ def rater_for_user(user) -> Rater | None:
     return getattr(user, "rater", None)  # a missing rater raises RelatedObjectDoesNotExist, an AttributeError
 
 
-def user_ratings(*, user) -> QuerySet[Rating]:
+RATING_SORTS = {
+    "recent": ("-rated_at", "-id"),
+    "oldest": ("rated_at", "id"),
+    "highest": ("-rating", "-rated_at", "-id"),
+    "lowest": ("rating", "-rated_at", "-id"),
+    "title": ("movie__title", "id"),
+}
+DEFAULT_RATING_SORT = "recent"
+
+
+@dataclass(frozen=True)
+class RatingFilters:
+    rating: float | None = None  # exactly this many stars
+    genre: str = ""
+    rated_since: datetime | None = None
+    sort: str = DEFAULT_RATING_SORT
+
+
+def user_ratings(*, user, filters: RatingFilters | None = None) -> QuerySet[Rating]:
+    filters = filters or RatingFilters()
+    ratings = Rating.objects.filter(rater__user=user)
+    if filters.rating is not None:
+        ratings = ratings.filter(rating=filters.rating)
+    if filters.genre:
+        ratings = ratings.filter(movie__genres__name=filters.genre)
+    if filters.rated_since is not None:
+        ratings = ratings.filter(rated_at__gte=filters.rated_since)
     return (
-        Rating.objects.filter(rater__user=user)
-        .select_related("movie")
+        ratings.select_related("movie")
         .prefetch_related(Prefetch("movie__genres", queryset=Genre.objects.order_by("name")))
-        .order_by("-rated_at", "-id")
+        .order_by(*RATING_SORTS.get(filters.sort, RATING_SORTS[DEFAULT_RATING_SORT]))
     )
 
 

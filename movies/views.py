@@ -10,12 +10,13 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import selectors, services
 from .exceptions import MoviesError
-from .forms import MovieFilterForm, RatingForm, SignupForm
+from .forms import MovieFilterForm, MyRatingsFilterForm, RatingForm, SignupForm
 from .models import RATING_MAX, RATING_MIN, RATING_STEP
 
 PAGE_SIZE = 24
@@ -153,8 +154,23 @@ def movie_unrate(request: HttpRequest, movie_id: int) -> HttpResponse:
 @login_required
 @require_GET
 def my_ratings(request: HttpRequest) -> HttpResponse:
-    page = Paginator(selectors.user_ratings(user=request.user), 50).get_page(request.GET.get("page"))
-    return render(request, "movies/my_ratings.html", {"page": page, "stars": STAR_VALUES})
+    genres = list(selectors.genre_list().values_list("name", flat=True))
+    form = MyRatingsFilterForm(request.GET or None, genres=genres)
+    ratings = selectors.user_ratings(user=request.user, filters=form.filters(now=timezone.now()))
+    page = Paginator(ratings, 50).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "form": form,
+        "page": page,
+        "query": query.urlencode(),
+        "filtered": any(value for key, value in query.items() if key != "sort"),
+        "total": selectors.user_rating_count(user=request.user),
+        "stars": STAR_VALUES,
+    }
+    if request.htmx and request.htmx.target == "movie-results":
+        return render(request, "movies/_my_ratings_results.html", context)
+    return render(request, "movies/my_ratings.html", context)
 
 
 @login_required

@@ -192,6 +192,46 @@ def test_a_comment_on_the_list_is_stored_and_echoed_with_htmx(base_model, alice)
     assert empty.status_code == 302 and ListFeedback.objects.count() == 1
 
 
+@pytest.fixture
+def genre_named_tags(base_model):
+    """Tags that are also genre names, so one word reads as a genre and as a tag."""
+    from django.utils import timezone
+
+    from feedback.text_signals import text_analyzer_reset
+    from movies.models import Tag
+
+    rater = Rater.objects.get(movielens_id=1)
+    for movie_id, tag in [(3, "drama"), (2, "sci-fi")]:
+        Tag.objects.create(rater=rater, movie_id=movie_id, tag=tag, tagged_at=timezone.now())
+    text_analyzer_reset()  # the vocabulary now has the tags
+    yield
+    text_analyzer_reset()  # and other tests' vocabulary will not
+
+
+def test_the_comment_echo_says_each_thing_read_once(genre_named_tags, alice):
+    response = client_for(alice).post(
+        "/feedback/list/", {"text": "too many dramas, more sci-fi please", "items": "15,16"}, **HTMX
+    )
+    stored = ListFeedback.objects.get()
+    assert {signal["aspect"] for signal in stored.signals} == {"genre", "tag"}  # both kept for learning
+    assert stored.echo() == ["less dramas", "more sci-fi"]
+    body = response.content.decode()
+    assert body.count('<span class="chip">less dramas</span>') == 1
+    assert body.count('<span class="chip">more sci-fi</span>') == 1
+
+
+def test_the_echo_keeps_opposite_wishes_about_the_same_words():
+    feedback = ListFeedback(
+        signals=[
+            {"aspect": "genre", "value": "Horror", "polarity": -0.6, "span": "horror"},
+            {"aspect": "tag", "value": "horror", "polarity": -0.6, "span": "Horror"},
+            {"aspect": "genre", "value": "Horror", "polarity": 0.6, "span": "horror"},
+            {"aspect": "era", "value": "1980s", "polarity": 0.0},
+        ]
+    )
+    assert feedback.echo() == ["less horror", "more horror", "about 1980s"]
+
+
 # --- Staff ----------------------------------------------------------------------------------
 
 

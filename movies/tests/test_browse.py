@@ -209,3 +209,87 @@ def test_every_page_has_a_search_box_that_goes_to_the_movie_list(client, catalog
 def test_the_header_search_box_keeps_the_query_on_the_movie_list(client, catalogue):
     body = client.get("/movies/", {"q": "alien"}).content.decode()
     assert re.search(r'id="site-search-q"[^>]*value="alien"', body)
+
+
+@pytest.fixture
+def alices_ratings(alice, catalogue):
+    """Alice rated Alien 5 a year ago, Heat 3 a week ago, Toy Story 5 and Casablanca 1 today."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from movies.models import Rating
+
+    for movie_id, value in [(2, 5.0), (3, 3.0), (1, 5.0), (10, 1.0)]:
+        services.rating_set(user=alice, movie_id=movie_id, value=value)
+    now = timezone.now()
+    Rating.objects.filter(rater__user=alice, movie_id=2).update(rated_at=now - timedelta(days=400))
+    Rating.objects.filter(rater__user=alice, movie_id=3).update(rated_at=now - timedelta(days=6))
+    Rating.objects.filter(rater__user=alice, movie_id=1).update(rated_at=now - timedelta(hours=2))
+    return alice
+
+
+def my_rated(client, **params) -> list[int]:
+    return [rating.movie_id for rating in client.get("/my/ratings/", params).context["page"]]
+
+
+@pytest.mark.parametrize(
+    ("params", "movie_ids"),
+    [
+        ({}, [10, 1, 3, 2]),  # newest first
+        ({"sort": "oldest"}, [2, 3, 1, 10]),
+        ({"sort": "highest"}, [1, 2, 3, 10]),  # ties: the more recent first
+        ({"sort": "lowest"}, [10, 3, 1, 2]),
+        ({"sort": "title"}, [2, 10, 3, 1]),
+        ({"rating": "5"}, [1, 2]),
+        ({"genre": "Drama"}, [10, 3]),
+        ({"rated": "week"}, [10, 1, 3]),
+        ({"rated": "day"}, [10, 1]),
+        ({"rating": "5", "rated": "month", "sort": "title"}, [1]),
+    ],
+)
+def test_my_ratings_sort_and_filter_by_rating_date_and_genre(client, alices_ratings, params, movie_ids):
+    client.force_login(alices_ratings)
+    assert my_rated(client, **params) == movie_ids
+
+
+def test_a_bad_my_ratings_filter_is_named_and_the_others_still_apply(client, alices_ratings):
+    client.force_login(alices_ratings)
+    response = client.get("/my/ratings/", {"rating": "7", "genre": "Drama"})
+    assert [rating.movie_id for rating in response.context["page"]] == [10, 3]
+    assert "<strong>Stars</strong>: Select a valid choice." in response.content.decode()
+
+
+def test_filtered_my_ratings_say_how_many_match_and_keep_the_filters_across_pages(client, alices_ratings):
+    client.force_login(alices_ratings)
+    body = client.get("/my/ratings/", {"rating": "5"}).content.decode()
+    assert "2 of your ratings match." in body and "4 ratings." in body
+    response = client.get("/my/ratings/", {"genre": "Horror", "rating": "1"})
+    assert "None of your ratings match these filters." in response.content.decode()
+
+
+def test_my_ratings_filters_as_an_htmx_fragment(client, alices_ratings):
+    client.force_login(alices_ratings)
+    response = client.get(
+        "/my/ratings/", {"sort": "title"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="movie-results"
+    )
+    body = response.content.decode()
+    assert body.startswith('<div id="movie-results">') and "<html" not in body
+
+
+def test_a_rating_made_seconds_ago_reads_just_now(client, alices_ratings):
+    client.force_login(alices_ratings)
+    body = client.get("/my/ratings/").content.decode()
+    assert "rated just now" in body and "0 minutes" not in body
+    assert "rated 2\xa0hours ago" in body and "rated 6\xa0days ago" in body
+
+
+def test_my_ratings_take_a_fixed_number_of_queries_whatever_the_filters(client, alices_ratings):
+    client.force_login(alices_ratings)
+    with CaptureQueriesContext(connection) as few:
+        client.get("/my/ratings/", {"genre": "Drama"})
+    services.rating_set(user=alices_ratings, movie_id=7, value=4.0)
+    services.rating_set(user=alices_ratings, movie_id=8, value=4.0)
+    with CaptureQueriesContext(connection) as more:
+        client.get("/my/ratings/")
+    assert len(more) == len(few)
