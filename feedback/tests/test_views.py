@@ -154,6 +154,26 @@ def test_the_recommendations_page_has_feedback_buttons_per_movie_and_a_box_for_t
     )  # the current reaction shows
 
 
+def test_the_recommendations_say_where_they_come_from_in_words_and_versions_only_to_staff(
+    base_model, alice, sam
+):
+    from movies.services import rating_set
+
+    for user in (alice, sam):
+        rating_set(user=user, movie_id=2, value=5.0)
+    html = client_for(alice).get("/for-you/").content.decode()
+    assert "Picked for you from your ratings." in html
+    assert "From base" not in html and "v1" not in html and "Model:" not in html
+    staff_html = client_for(sam).get("/for-you/").content.decode()
+    assert "Picked for you from your ratings." in staff_html and "Model: Base v1" in staff_html
+
+
+def test_recommendations_without_ratings_say_they_are_popular_picks(base_model, alice):
+    html = client_for(alice).get("/for-you/").content.decode()
+    assert "Popular with other viewers: rate a few movies and these become picks for you." in html
+    assert "From popularity" not in html and "Model:" not in html
+
+
 def test_thumbs_up_toggles_with_htmx(base_model, alice):
     client = client_for(alice)
     response = client.post("/feedback/items/15/", {"kind": "up", "policy": "base", "version": "1"}, **HTMX)
