@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
@@ -18,6 +19,7 @@ from . import selectors, services
 from .exceptions import MoviesError
 from .forms import MovieFilterForm, MyRatingsFilterForm, RatingForm, SignupForm
 from .models import RATING_MAX, RATING_MIN, RATING_STEP
+from .roles import is_annotator, landing_url_name
 
 PAGE_SIZE = 24
 SIMILAR_COUNT = 8  # "More like this" on a movie's page
@@ -42,10 +44,21 @@ def star_context(*, movie_id: int, rating: float | None, error: str = "", next_u
     return {"movie_id": movie_id, "rating": rating, "stars": STAR_VALUES, "error": error, "next": next_url}
 
 
+class LoginView(auth_views.LoginView):
+    """Log in, then go to the page asked for, or else to where the account's role works."""
+
+    def get_default_redirect_url(self) -> str:
+        return reverse(landing_url_name(self.request.user))
+
+
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     user = request.user
-    if user.is_authenticated and selectors.user_rating_count(user=user) < settings.ONBOARDING_MIN_RATINGS:
+    if (
+        user.is_authenticated
+        and not is_annotator(user)  # staff are annotators too; they have their own pages to go to
+        and selectors.user_rating_count(user=user) < settings.ONBOARDING_MIN_RATINGS
+    ):
         return redirect("onboarding")
     context: dict = {}
     if user.is_authenticated:
