@@ -38,3 +38,23 @@ def test_an_annotator_judges_three_comparisons_with_the_keyboard_only(page, live
     assert [j.confidence for j in judgments] == [None, 3, None]
     assert [j.reason for j in judgments] == ["", "", "both lists 2 similar"]
     assert all(j.decision_ms is not None and j.decision_ms < 60_000 for j in judgments)
+
+
+def test_rating_a_movie_in_the_list_keeps_the_comment_being_typed(page, live_server, base_model, alice):
+    page.goto(f"{live_server.url}/accounts/login/?next=/for-you/")
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", "alice-pass-123")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{live_server.url}/for-you/")
+    first = page.locator("#recommendation-items li.movie .title").first.get_attribute("href")
+    movie_id = first.strip("/").split("/")[-1]
+    page.fill("#list-feedback-text", "too many horror films")
+    page.click(f"#stars-{movie_id} button[value='4.0']")
+    # The list refreshes without the rated movie; the comment box and its text stay.
+    expect(page.locator(f"#recommendation-items a[href='{first}']")).to_have_count(0)
+    expect(page.locator("#list-feedback-text")).to_have_value("too many horror films")
+    items = page.locator("#list-feedback-source input[name=items]").get_attribute("value").split(",")
+    assert movie_id not in items and len(items) == 20  # the comment is about the list now shown
+    page.click("#list-feedback button[type=submit]")
+    expect(page.locator("#list-feedback [role=status]")).to_contain_text("Thanks! We read:")
+    expect(page.locator("#list-feedback-text")).to_have_value("")
