@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import combinations
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db.models import Avg, Count, Exists, F, OuterRef, Prefetch, Q, QuerySet
@@ -81,9 +82,21 @@ def tasks_needing_judgments(*, annotator=None) -> QuerySet[ComparisonTask]:
 
 @dataclass(frozen=True)
 class AnnotatorProgress:
-    done_today: int
+    done_today: int  # since midnight UTC
     done_total: int
-    open_in_queue: int  # tasks still waiting for a judgment this annotator could give
+    daily_target: int
+    # Tasks already made that still want a judgment this annotator could give, besides the one on
+    # screen (overlap tasks others have judged, or the annotator's other open assignments). When none
+    # are waiting, a new pair is made on demand, so the queue never runs dry.
+    waiting: int
+
+    @property
+    def target_percent(self) -> int:
+        return min(100, round(100 * self.done_today / self.daily_target)) if self.daily_target > 0 else 100
+
+    @property
+    def target_reached(self) -> bool:
+        return self.done_today >= self.daily_target
 
 
 def annotator_progress(*, annotator) -> AnnotatorProgress:
@@ -91,11 +104,15 @@ def annotator_progress(*, annotator) -> AnnotatorProgress:
     counts = Comparison.objects.filter(annotator=annotator).aggregate(
         total=Count("id"), today=Count("id", filter=Q(created_at__gte=midnight))
     )
-    mine_open = 1 if open_assignment(annotator=annotator) is not None else 0
+    answered = Comparison.objects.filter(task=OuterRef("task"), annotator=annotator)
+    mine_open = (
+        TaskAssignment.objects.filter(annotator=annotator, skipped=False).exclude(Exists(answered)).count()
+    )
     return AnnotatorProgress(
         done_today=counts["today"],
         done_total=counts["total"],
-        open_in_queue=mine_open + tasks_needing_judgments(annotator=annotator).count(),
+        daily_target=settings.ANNOTATOR_DAILY_TARGET,
+        waiting=max(0, mine_open - 1) + tasks_needing_judgments(annotator=annotator).count(),
     )
 
 

@@ -58,3 +58,46 @@ def test_rating_a_movie_in_the_list_keeps_the_comment_being_typed(page, live_ser
     page.click("#list-feedback button[type=submit]")
     expect(page.locator("#list-feedback [role=status]")).to_contain_text("Thanks! We read:")
     expect(page.locator("#list-feedback-text")).to_have_value("")
+
+
+def log_in_to_compare(page, live_server, username: str) -> None:
+    page.goto(f"{live_server.url}/accounts/login/?next=/compare/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", f"{username}-pass-123")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{live_server.url}/compare/")
+
+
+def test_after_ctrl_enter_from_the_reason_box_keys_choose_again_on_the_next_task(
+    page, live_server, base_model, annie
+):
+    log_in_to_compare(page, live_server, "annie")
+    task = page.locator("#compare-task")
+    shown = task.get_attribute("data-task")
+    page.keyboard.press("1")
+    page.keyboard.press("r")
+    page.keyboard.type("left has more comedies")
+    page.keyboard.press("Control+Enter")
+    expect(task).not_to_have_attribute("data-task", shown)
+    expect(task).to_be_focused()  # the task, not the next task's reason box
+    page.keyboard.press("t")
+    expect(page.locator("input[name=choice][value=tie]")).to_be_checked()
+    expect(page.locator("#compare-reason")).to_have_value("")
+    page.keyboard.press("Enter")
+    expect(page.locator("#compare-task .done-today")).to_have_text("2")
+    assert [j.choice for j in Comparison.objects.filter(annotator=annie).order_by("created_at")] == [
+        "left",
+        "tie",
+    ]
+
+
+def test_progress_shows_today_against_the_daily_target(page, live_server, base_model, annie, settings):
+    settings.ANNOTATOR_DAILY_TARGET = 2
+    log_in_to_compare(page, live_server, "annie")
+    expect(page.locator("#compare-task .today")).to_contain_text("Today: 0 of 2")
+    for key in ["1", "2"]:
+        page.keyboard.press(key)
+        page.keyboard.press("Enter")
+        page.wait_for_timeout(100)
+    expect(page.locator("#compare-task .today")).to_contain_text("daily target reached")
+    expect(page.locator("#compare-task progress")).to_have_attribute("value", "100")

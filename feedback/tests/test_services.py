@@ -301,8 +301,23 @@ def test_progress_counts_todays_and_all_judgments_and_the_open_queue(base_model,
     assert task.pk == waiting.pk
     services.comparison_submit(annotator=annie, task_id=task.pk, choice="left")
     progress = selectors.annotator_progress(annotator=annie)
-    assert (progress.done_today, progress.done_total, progress.open_in_queue) == (1, 1, 0)
-    assert selectors.annotator_progress(annotator=andy).open_in_queue == 1
+    assert (progress.done_today, progress.done_total, progress.waiting) == (1, 1, 0)
+    assert selectors.annotator_progress(annotator=andy).waiting == 1  # annie's overlap task wants a second
+    services.comparison_task_next(annotator=andy)  # on andy's screen now: not waiting any more
+    assert selectors.annotator_progress(annotator=andy).waiting == 0
+
+
+def test_progress_measures_today_against_the_daily_target(base_model, annie, settings):
+    settings.ANNOTATOR_DAILY_TARGET = 2
+    assert selectors.annotator_progress(annotator=annie).target_percent == 0
+    task = services.comparison_task_next(annotator=annie)
+    services.comparison_submit(annotator=annie, task_id=task.pk, choice="left")
+    progress = selectors.annotator_progress(annotator=annie)
+    assert (progress.target_percent, progress.target_reached) == (50, False)
+    task = services.comparison_task_next(annotator=annie)
+    services.comparison_submit(annotator=annie, task_id=task.pk, choice="tie")
+    progress = selectors.annotator_progress(annotator=annie)
+    assert (progress.done_today, progress.target_percent, progress.target_reached) == (2, 100, True)
 
 
 def test_excluding_an_annotator_is_recorded_with_who_did_it(annie, sam):
