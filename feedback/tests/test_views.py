@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -53,7 +54,10 @@ def test_annotators_and_staff_see_two_lists_with_instructions_keys_and_progress(
     assert "How to judge" in html and "<kbd>Enter</kbd>" in html and "<kbd>S</kbd>" in html
     assert 'class="side side-left"' in html and 'class="side side-right"' in html
     assert "Persona: MovieLens user" in html and "Favourites" in html and "Genres" in html
-    assert 'Done today: <strong class="done-today">0</strong>' in html
+    assert re.search(
+        r'Today: <strong class="done-today">0</strong> of\s+<span class="daily-target">40</span>', html
+    )
+    assert 'waiting for a judgment: <strong class="waiting">0</strong>' in html
     assert "js/compare.js" in html
     task = ComparisonTask.objects.get()
     for source in (task.left_source, task.right_source):
