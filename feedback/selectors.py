@@ -8,6 +8,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from itertools import combinations
 
 from django.conf import settings
@@ -78,6 +79,14 @@ def tasks_needing_judgments(*, annotator=None) -> QuerySet[ComparisonTask]:
     if annotator is not None:
         tasks = tasks.exclude(Exists(TaskAssignment.objects.filter(task=OuterRef("pk"), annotator=annotator)))
     return tasks.select_related("context_rater").order_by("created_at", "id")
+
+
+def comparison_undoable(*, annotator) -> Comparison | None:
+    """The annotator's last judgment while it may still be undone (COMPARISON_UNDO_SECONDS)."""
+    last = Comparison.objects.filter(annotator=annotator).order_by("-created_at", "-id").first()
+    if last is None or timezone.now() - last.created_at > timedelta(seconds=settings.COMPARISON_UNDO_SECONDS):
+        return None
+    return last
 
 
 @dataclass(frozen=True)

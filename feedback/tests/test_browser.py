@@ -101,3 +101,21 @@ def test_progress_shows_today_against_the_daily_target(page, live_server, base_m
         page.wait_for_timeout(100)
     expect(page.locator("#compare-task .today")).to_contain_text("daily target reached")
     expect(page.locator("#compare-task progress")).to_have_attribute("value", "100")
+
+
+def test_u_undoes_the_last_judgment_and_brings_its_task_back(page, live_server, base_model, annie):
+    log_in_to_compare(page, live_server, "annie")
+    task = page.locator("#compare-task")
+    first = task.get_attribute("data-task")
+    page.keyboard.press("2")
+    page.keyboard.press("Enter")
+    expect(task).not_to_have_attribute("data-task", first)
+    expect(page.locator("#compare-undo")).to_contain_text("Undo last (right better)")
+    page.keyboard.press("u")
+    expect(task).to_have_attribute("data-task", first)
+    expect(page.locator("input[name=choice][value=right]")).to_be_checked()
+    expect(page.locator("#compare-task .done-today")).to_have_text("0")
+    page.keyboard.press("1")
+    page.keyboard.press("Enter")
+    expect(task).not_to_have_attribute("data-task", first)
+    assert list(Comparison.objects.values_list("choice", flat=True)) == ["left"]

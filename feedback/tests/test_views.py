@@ -143,6 +143,24 @@ def test_the_queue_explains_when_there_is_nothing_to_compare(annie, no_model):
     assert response.status_code == 200 and "nothing to compare yet" in response.content.decode()
 
 
+def test_undo_from_the_page_shows_the_task_again_with_the_answers_given(base_model, annie):
+    client = client_for(annie)
+    first = client.get("/compare/").context["view"].task
+    response = client.post(
+        f"/compare/{first.pk}/", {"choice": "right", "confidence": "3", "reason": "too dark"}, **HTMX
+    )
+    judgment = Comparison.objects.get()
+    assert f'action="/compare/undo/{judgment.pk}/"' in response.content.decode()
+    undone = client.post(f"/compare/undo/{judgment.pk}/", **HTMX)
+    html = undone.content.decode()
+    assert undone.context["view"].task.pk == first.pk and not Comparison.objects.exists()
+    assert "Undone: right better. Judge it again." in html
+    assert 'value="right" checked' in html and 'value="3" checked' in html and "too dark</textarea>" in html
+    assert "compare/undo/" not in html  # nothing left to undo
+    late = client.post(f"/compare/undo/{judgment.pk}/")
+    assert late.status_code == 302 and not Comparison.objects.exists()
+
+
 # --- End users: feedback on the recommendations page ----------------------------------------
 
 

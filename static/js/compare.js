@@ -37,6 +37,9 @@
     } else if (key === "s") {
       event.preventDefault();
       form.querySelector("#compare-skip").click();
+    } else if (key === "u" && document.getElementById("compare-undo")) {
+      event.preventDefault();
+      document.getElementById("compare-undo").click();
     } else if (key === "r") {
       event.preventDefault();
       form.querySelector("textarea[name=reason]").focus();
@@ -48,6 +51,14 @@
     if (event.target.id !== "compare-form") return;
     event.target.elements.decision_ms.value = String(Math.round(performance.now() - shownAt));
   }, true);
+
+  // The undo button leaves when its window closes (the server refuses a late undo anyway).
+  const expireUndo = () => {
+    const undo = document.querySelector("#compare-task form.undo");
+    if (undo) setTimeout(() => undo.remove(), 1000 * Number(undo.dataset.expiresIn || 0));
+  };
+  expireUndo();
+  document.addEventListener("htmx:afterSettle", expireUndo);
 
   // htmx keeps focus on an element whose id survives the swap, so after Ctrl+Enter from the reason
   // box the next task's reason box would have it and "t" would type a letter instead of choosing a
