@@ -132,10 +132,23 @@ class ShownMovie:
     year: int | None
     genres: list[str]
     in_both: bool
+    avg_rating: float | None = None
+    num_ratings: int = 0
 
     @property
     def display_title(self) -> str:
         return f"{self.title} ({self.year})" if self.year else self.title
+
+    @property
+    def summary(self) -> str:
+        """One line for a hover: "1995 · Comedy, Drama · average 3.92 from 215 ratings"."""
+        parts = [str(self.year) if self.year else "year unknown", ", ".join(self.genres) or "no genres"]
+        if self.num_ratings:
+            plural = "s" if self.num_ratings != 1 else ""
+            parts.append(f"average {self.avg_rating:.2f} from {self.num_ratings:,} rating{plural}")
+        else:
+            parts.append("not rated yet")
+        return " · ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -160,7 +173,15 @@ def task_view(*, task: ComparisonTask, viewer=None) -> TaskView:
 
     def shown(ids: list[int]) -> list[ShownMovie]:
         return [
-            ShownMovie(m, movies[m].name, movies[m].year, [g.name for g in movies[m].genres.all()], m in both)
+            ShownMovie(
+                m,
+                movies[m].name,
+                movies[m].year,
+                [g.name for g in movies[m].genres.all()],
+                m in both,
+                movies[m].avg_rating,
+                movies[m].num_ratings,
+            )
             for m in ids
             if m in movies  # a movie removed from the catalogue since the task was made
         ]

@@ -16,7 +16,7 @@ from feedback.models import (
     ListFeedback,
     TaskAssignment,
 )
-from movies.models import Rater
+from movies.models import Movie, Rater
 
 pytestmark = pytest.mark.django_db
 
@@ -141,6 +141,29 @@ def test_skipping_loads_another_task(base_model, annie):
 def test_the_queue_explains_when_there_is_nothing_to_compare(annie, no_model):
     response = client_for(annie).get("/compare/")
     assert response.status_code == 200 and "nothing to compare yet" in response.content.decode()
+
+
+def test_titles_in_a_task_open_their_movie_page_in_a_new_tab_with_a_summary_on_hover(base_model, annie):
+    response = client_for(annie).get("/compare/")
+    view = response.context["view"]
+    shown = view.left[0]
+    movie = Movie.objects.get(pk=shown.movie_id)
+    html = response.content.decode()
+    genres = ", ".join(movie.genres.order_by("name").values_list("name", flat=True)) or "no genres"
+    hover = f"{movie.year} · {genres} · average {movie.avg_rating:.2f} from {movie.num_ratings} ratings"
+    assert (
+        f'<a class="title" href="/movies/{movie.pk}/" target="_blank" rel="noopener" title="{hover}">' in html
+    )
+    assert html.count('target="_blank" rel="noopener"') == len(view.left) + len(view.right)
+
+
+def test_a_hover_summary_says_what_is_unknown():
+    from feedback.selectors import ShownMovie
+
+    unknown = ShownMovie(1, "Untitled", None, [], False)
+    assert unknown.summary == "year unknown · no genres · not rated yet"
+    one = ShownMovie(2, "Heat", 1995, ["Action", "Drama"], False, 4.0, 1)
+    assert one.summary == "1995 · Action, Drama · average 4.00 from 1 rating"
 
 
 def test_undo_from_the_page_shows_the_task_again_with_the_answers_given(base_model, annie):
