@@ -122,6 +122,9 @@ class AnnotatorStatus(models.Model):
     )
     changed_at = models.DateTimeField(auto_now=True)
 
+    class Meta:
+        verbose_name_plural = "annotator statuses"
+
     def __str__(self) -> str:
         return f"user {self.annotator_id}: {'excluded' if self.excluded else 'included'}"
 

@@ -171,4 +171,5 @@ class ModelEvent(models.Model):
         ordering = ["-at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.version} {self.action}"
+        # The version's label, not str(version): that carries its status today, not at the event.
+        return f"{self.version.label} {self.get_action_display().lower()}"

@@ -47,7 +47,8 @@ def staff_dashboard(request: HttpRequest) -> HttpResponse:
 @require_GET
 def training_run_progress(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(TrainingRun, pk=run_id)
-    return render(request, "training/_run_progress.html", {"run": run})
+    watching = request.GET.get("watching") == "1"  # a poll while the run was in flight
+    return render(request, "training/_run_progress.html", {"run": run, "watching": watching})
 
 
 @staff_member_required
