@@ -586,6 +586,24 @@ def item_feedback_kinds(*, user, movie_ids) -> dict[int, str]:
     return dict(rows)
 
 
+def user_item_feedback(*, user, kind: str = "") -> QuerySet[ItemFeedback]:
+    """The user's reactions to movies, newest first, optionally of one kind; movies and genres loaded."""
+    feedback = ItemFeedback.objects.filter(user=user)
+    if kind:
+        feedback = feedback.filter(kind=kind)
+    return (
+        feedback.select_related("movie")
+        .prefetch_related(Prefetch("movie__genres", queryset=Genre.objects.order_by("name")))
+        .order_by("-created_at", "-id")
+    )
+
+
+def user_item_feedback_counts(*, user) -> dict[str, int]:
+    """How many reactions of each kind the user gave, in one query."""
+    rows = ItemFeedback.objects.filter(user=user).values("kind").annotate(n=Count("id"))
+    return {row["kind"]: row["n"] for row in rows}
+
+
 def not_interested_movie_ids(*, user) -> set[int]:
     return set(
         ItemFeedback.objects.filter(user=user, kind=ItemFeedback.Kind.NOT_INTERESTED).values_list(

@@ -12,6 +12,7 @@ from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -261,6 +262,32 @@ def list_feedback(request: HttpRequest) -> HttpResponse:
     else:
         messages.success(request, "Thanks: your comment will help tune the recommendations.")
     return redirect(_safe_next(request, reverse("recommendations")))
+
+
+MY_FEEDBACK_KINDS = [
+    ("", "All"),
+    (ItemFeedback.Kind.UP, "Liked"),
+    (ItemFeedback.Kind.DOWN, "Disliked"),
+    (ItemFeedback.Kind.NOT_INTERESTED, "Not interested"),
+]
+
+
+@login_required
+@require_GET
+def my_feedback(request: HttpRequest) -> HttpResponse:
+    """The user's likes, dislikes and "not interested" movies, to review and undo."""
+    kind = request.GET.get("kind", "")
+    if kind not in ItemFeedback.Kind.values:
+        kind = ""
+    counts = selectors.user_item_feedback_counts(user=request.user)
+    tabs = [
+        {"kind": value, "label": label, "count": counts.get(value, 0) if value else sum(counts.values())}
+        for value, label in MY_FEEDBACK_KINDS
+    ]
+    page = Paginator(selectors.user_item_feedback(user=request.user, kind=kind), 50).get_page(
+        request.GET.get("page")
+    )
+    return render(request, "feedback/my_feedback.html", {"page": page, "kind": kind, "tabs": tabs})
 
 
 # --- Staff ----------------------------------------------------------------------------------

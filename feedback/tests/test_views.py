@@ -449,3 +449,54 @@ def test_the_admin_exports_selected_judgments_as_json_lines(two_annotators_judge
     assert response.status_code == 200
     records = [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
     assert [record["id"] for record in records] == chosen
+
+
+# --- End users: reviewing their feedback ----------------------------------------------------
+
+
+@pytest.fixture
+def alices_reactions(base_model, alice):
+    for movie_id, kind in [(2, "up"), (3, "down"), (4, "not_interested"), (5, "up")]:
+        services.item_feedback_set(user=alice, movie_id=movie_id, kind=kind)
+    return alice
+
+
+def test_my_feedback_lists_likes_dislikes_and_hidden_movies_by_kind(alices_reactions, bob):
+    services.item_feedback_set(user=bob, movie_id=6, kind="up")
+    client = client_for(alices_reactions)
+    everything = client.get("/my/feedback/")
+    assert sorted(f.movie_id for f in everything.context["page"]) == [2, 3, 4, 5]
+    html = everything.content.decode()
+    assert "All <span" in html and "Liked <span" in html and "Not interested: hidden" in html
+    assert [tab["count"] for tab in everything.context["tabs"]] == [4, 2, 1, 1]
+    liked = client.get("/my/feedback/", {"kind": "up"}).context["page"]
+    assert sorted(f.movie_id for f in liked) == [2, 5]
+    assert len(client.get("/my/feedback/", {"kind": "bogus"}).context["page"]) == 4
+
+
+def test_undoing_not_interested_from_the_review_page_lets_the_movie_come_back(alices_reactions):
+    client = client_for(alices_reactions)
+    response = client.post(
+        "/feedback/items/4/", {"kind": "not_interested", "next": "/my/feedback/?kind=not_interested"}
+    )
+    assert response.status_code == 302 and response["Location"] == "/my/feedback/?kind=not_interested"
+    assert not ItemFeedback.objects.filter(user=alices_reactions, movie_id=4).exists()
+    assert len(client.get("/my/feedback/", {"kind": "not_interested"}).context["page"]) == 0
+
+
+def test_the_review_page_is_for_logged_in_users(base_model):
+    assert client_for().get("/my/feedback/").status_code == 302
+
+
+def test_the_review_page_takes_as_many_queries_for_many_reactions_as_for_few(alices_reactions):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = client_for(alices_reactions)
+    with CaptureQueriesContext(connection) as few:
+        client.get("/my/feedback/")
+    for movie_id in (6, 7, 8, 9):
+        services.item_feedback_set(user=alices_reactions, movie_id=movie_id, kind="down")
+    with CaptureQueriesContext(connection) as many:
+        client.get("/my/feedback/")
+    assert len(many) == len(few)
