@@ -119,3 +119,15 @@ def test_u_undoes_the_last_judgment_and_brings_its_task_back(page, live_server, 
     page.keyboard.press("Enter")
     expect(task).not_to_have_attribute("data-task", first)
     assert list(Comparison.objects.values_list("choice", flat=True)) == ["left"]
+
+
+def test_thumbs_in_the_list_stay_and_show_their_state(page, live_server, base_model, alice):
+    page.goto(f"{live_server.url}/accounts/login/?next=/for-you/")
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", "alice-pass-123")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{live_server.url}/for-you/")
+    row = page.locator("#recommendation-items li.movie").nth(1)
+    row.locator("button[value=up]").click()
+    expect(row.locator("button[value=up]")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#recommendation-items li.movie")).to_have_count(20)
