@@ -8,7 +8,7 @@ from datetime import datetime
 
 from django.db.models import F, Prefetch, Q, QuerySet
 
-from .models import Genre, Movie, Rater, Rating, Tag
+from .models import Genre, Movie, Rater, Rating, Tag, WatchlistEntry
 from .titles import article_last
 
 SORTS = {
@@ -132,6 +132,27 @@ def user_ratings_for_movies(*, user, movie_ids) -> dict[int, float]:
         "movie_id", "rating"
     )
     return dict(rows)
+
+
+def user_watchlist(*, user) -> QuerySet[WatchlistEntry]:
+    """The user's watchlist, most recently added first, with movies and genres."""
+    return (
+        WatchlistEntry.objects.filter(user=user)
+        .select_related("movie")
+        .prefetch_related(Prefetch("movie__genres", queryset=Genre.objects.order_by("name")))
+        .order_by("-added_at", "-id")
+    )
+
+
+def watchlist_movie_ids(*, user, movie_ids) -> set[int]:
+    """Which of the given movies are on the user's watchlist, in one query."""
+    if not user.is_authenticated:
+        return set()
+    return set(
+        WatchlistEntry.objects.filter(user=user, movie_id__in=list(movie_ids)).values_list(
+            "movie_id", flat=True
+        )
+    )
 
 
 def user_rating_count(*, user) -> int:

@@ -65,6 +65,7 @@ def home(request: HttpRequest) -> HttpResponse:
         from training.serving import recommendations_for_user
 
         context["recommendations"] = recommendations_for_user(user=user, k=12)
+        _mark_watchlisted(request, [rec.movie for rec in context["recommendations"].items])
         context["recent_ratings"] = selectors.user_ratings(user=user)[:6]
     else:
         context["popular"] = selectors.movie_list(filters=selectors.MovieFilters(sort="popularity"))[:12]
@@ -82,6 +83,7 @@ def movie_list(request: HttpRequest) -> HttpResponse:
     own = selectors.user_ratings_for_movies(user=request.user, movie_ids=[movie.pk for movie in page])
     for movie in page:
         movie.user_rating = own.get(movie.pk)
+    _mark_watchlisted(request, page)
     context = {"form": form, "page": page, "query": query.urlencode(), "stars": STAR_VALUES}
     if request.htmx and request.htmx.target == "movie-results":
         return render(request, "movies/_movie_results.html", context)
@@ -101,6 +103,7 @@ def movie_detail(request: HttpRequest, movie_id: int) -> HttpResponse:
     )
     for item in similar.items:
         item.movie.user_rating = own.get(item.movie.pk)
+    _mark_watchlisted(request, [movie, *(item.movie for item in similar.items)])
     context = {
         "movie": movie,
         "tags": selectors.movie_top_tags(movie=movie),
@@ -162,6 +165,59 @@ def movie_unrate(request: HttpRequest, movie_id: int) -> HttpResponse:
     if removed:
         messages.success(request, "Rating removed.")
     return redirect(_safe_next(request, fallback))
+
+
+@login_required
+@require_POST
+def movie_watchlist(request: HttpRequest, movie_id: int) -> HttpResponse:
+    """Add a movie to the watchlist (action=add) or take it off (action=remove)."""
+    fallback = reverse("movie-detail", args=[movie_id])
+    action = request.POST.get("action")
+    error = ""
+    if action == "add":
+        try:
+            services.watchlist_add(user=request.user, movie_id=movie_id)
+        except MoviesError as failure:
+            error = str(failure)
+    elif action == "remove":
+        services.watchlist_remove(user=request.user, movie_id=movie_id)
+    else:
+        error = "Choose add or remove."
+    if request.htmx:
+        on_list = movie_id in selectors.watchlist_movie_ids(user=request.user, movie_ids=[movie_id])
+        context = {
+            "movie_id": movie_id,
+            "on_watchlist": on_list,
+            "error": error,
+            "next": _safe_next(request, fallback),
+        }
+        return render(request, "movies/_watchlist_button.html", context, status=400 if error else 200)
+    if error:
+        messages.error(request, error)
+    elif action == "add":
+        messages.success(request, "Added to your watchlist.")
+    else:
+        messages.success(request, "Taken off your watchlist.")
+    return redirect(_safe_next(request, fallback))
+
+
+@login_required
+@require_GET
+def my_watchlist(request: HttpRequest) -> HttpResponse:
+    page = Paginator(selectors.user_watchlist(user=request.user), 50).get_page(request.GET.get("page"))
+    own = selectors.user_ratings_for_movies(user=request.user, movie_ids=[entry.movie_id for entry in page])
+    for entry in page:
+        entry.movie.user_rating = own.get(entry.movie_id)
+        entry.movie.on_watchlist = True
+    return render(request, "movies/my_watchlist.html", {"page": page, "stars": STAR_VALUES})
+
+
+def _mark_watchlisted(request: HttpRequest, movies) -> None:
+    """Set ``on_watchlist`` on each movie, for the cards' "want to watch" buttons (one query)."""
+    movies = list(movies)
+    listed = selectors.watchlist_movie_ids(user=request.user, movie_ids=[movie.pk for movie in movies])
+    for movie in movies:
+        movie.on_watchlist = movie.pk in listed
 
 
 @login_required

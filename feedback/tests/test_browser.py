@@ -121,7 +121,7 @@ def test_u_undoes_the_last_judgment_and_brings_its_task_back(page, live_server, 
     assert list(Comparison.objects.values_list("choice", flat=True)) == ["left"]
 
 
-def test_thumbs_in_the_list_stay_and_show_their_state(page, live_server, base_model, alice):
+def test_thumbs_and_want_to_watch_in_the_list_stay_and_show_their_state(page, live_server, base_model, alice):
     page.goto(f"{live_server.url}/accounts/login/?next=/for-you/")
     page.fill("#id_username", "alice")
     page.fill("#id_password", "alice-pass-123")
@@ -130,4 +130,6 @@ def test_thumbs_in_the_list_stay_and_show_their_state(page, live_server, base_mo
     row = page.locator("#recommendation-items li.movie").nth(1)
     row.locator("button[value=up]").click()
     expect(row.locator("button[value=up]")).to_have_attribute("aria-pressed", "true")
+    row.locator(".watch-button").click()
+    expect(row.locator(".watch-button")).to_have_text("✓ Want to watch")
     expect(page.locator("#recommendation-items li.movie")).to_have_count(20)

@@ -500,3 +500,13 @@ def test_the_review_page_takes_as_many_queries_for_many_reactions_as_for_few(ali
     with CaptureQueriesContext(connection) as many:
         client.get("/my/feedback/")
     assert len(many) == len(few)
+
+
+def test_recommended_movies_can_go_on_the_watchlist(base_model, alice):
+    from movies.services import watchlist_add
+
+    client = client_for(alice)
+    shown = client.get("/for-you/").context["recs"].items[0].movie.pk
+    watchlist_add(user=alice, movie_id=shown)
+    html = client.get("/for-you/").content.decode()
+    assert html.count("✓ Want to watch") == 1 and html.count("+ Want to watch") == 19

@@ -58,3 +58,21 @@ def test_a_bad_filter_is_named_and_the_rest_of_the_filters_still_apply(page, liv
     page.goto(f"{live_server.url}/movies/?genre=Sci-Fi&year_min=abc")
     expect(page.locator(".filter-errors li")).to_have_text(["From year: Enter a whole number."])
     expect(page.locator("#movie-results li.movie")).to_have_count(3)  # the Sci-Fi movies
+
+
+def test_a_user_wants_to_watch_a_movie_from_the_list_and_finds_it_on_the_watchlist(
+    page, live_server, alice, catalogue
+):
+    page.goto(f"{live_server.url}/accounts/login/?next=/movies/%3Fq%3Dheat")
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", "alice-pass-123")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/movies/?q=heat")
+    page.click("#watchlist-3 button")
+    expect(page.locator("#watchlist-3 button")).to_have_text("✓ Want to watch")
+    page.click("nav >> text=Watchlist")
+    expect(page.locator("li.movie .title")).to_have_text(["Heat"])
+    page.click("#watchlist-3 button")  # take it off, right there
+    expect(page.locator("#watchlist-3 button")).to_have_text("+ Want to watch")
+    page.reload()
+    expect(page.locator("li.movie .title")).to_have_count(0)
