@@ -355,3 +355,11 @@ def test_the_admin_spells_annotator_statuses(client, sam):
     client.force_login(sam)
     html = client.get("/admin/").content.decode()
     assert "Annotator statuses" in html and "statuss" not in html
+
+
+def test_the_staff_dashboard_names_algorithms_as_people_write_them(client, sam):
+    registry.model_version_activate(version=make_version(algorithm="qlearning", number=1))
+    make_version(algorithm="ppo", number=2)  # a candidate
+    client.force_login(sam)
+    html = client.get("/staff/dashboard/").content.decode()
+    assert "<td>Q-learning</td><td>v1</td>" in html and ">PPO v2</a>" in html
