@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+
+from .selectors import user_rating_count
+
 ANNOTATORS_GROUP = "annotators"
 
 
@@ -19,10 +23,6 @@ def landing_url_name(user) -> str:
     Staff go to the staff dashboard, annotators to the comparison queue, end users who have not
     rated enough to be recommended to onboarding, everybody else to their recommendations.
     """
-    from django.conf import settings
-
-    from .selectors import user_rating_count
-
     if user.is_staff:
         return "staff-dashboard"
     if is_annotator(user):
