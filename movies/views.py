@@ -247,8 +247,10 @@ def my_ratings(request: HttpRequest) -> HttpResponse:
 def onboarding(request: HttpRequest) -> HttpResponse:
     count = selectors.user_rating_count(user=request.user)
     needed = settings.ONBOARDING_MIN_RATINGS
+    movies = selectors.onboarding_movies(user=request.user)
+    _mark_watchlisted(request, movies)
     context = {
-        "movies": selectors.onboarding_movies(user=request.user),
+        "movies": movies,
         "count": count,
         "needed": needed,
         "remaining": max(0, needed - count),

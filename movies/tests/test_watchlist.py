@@ -66,3 +66,11 @@ def test_the_movie_list_marks_movies_on_the_watchlist(client, alice, catalogue):
     client.force_login(alice)
     html = client.get("/movies/", {"q": "alien"}).content.decode()
     assert html.count("✓ Want to watch") == 1 and html.count("+ Want to watch") == 1
+
+
+def test_onboarding_marks_movies_already_on_the_watchlist(client, alice, catalogue):
+    client.force_login(alice)
+    offered = client.get("/welcome/").context["movies"]
+    services.watchlist_add(user=alice, movie_id=offered[0].pk)
+    html = client.get("/welcome/").content.decode()
+    assert html.count("✓ Want to watch") == 1 and html.count("+ Want to watch") == len(offered) - 1
