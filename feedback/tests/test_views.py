@@ -154,7 +154,13 @@ def test_titles_in_a_task_open_their_movie_page_in_a_new_tab_with_a_summary_on_h
     assert (
         f'<a class="title" href="/movies/{movie.pk}/" target="_blank" rel="noopener" title="{hover}">' in html
     )
-    assert html.count('target="_blank" rel="noopener"') == len(view.left) + len(view.right)
+    persona = view.context["favourites"] + view.context["recent"]
+    assert html.count('target="_blank" rel="noopener"') == len(view.left) + len(view.right) + len(persona)
+    favourite = view.context["favourites"][0]
+    assert (
+        f'<a href="/movies/{favourite["movie"]}/" target="_blank" rel="noopener">{favourite["title"]}</a>'
+        in html
+    )
 
 
 def test_a_hover_summary_says_what_is_unknown():
