@@ -27,5 +27,9 @@ class InvalidFeedback(FeedbackError):
         super().__init__("; ".join(f"{field}: {' '.join(messages)}" for field, messages in errors.items()))
 
 
+class UndoUnavailable(FeedbackError):
+    """The judgment is not the annotator's last one, or its undo window has passed (HTTP 409)."""
+
+
 class NoComparisonAvailable(FeedbackError):
     """Nothing to compare yet: no movies, or no context rater with a usable history (HTTP 503)."""

@@ -122,6 +122,9 @@ class AnnotatorStatus(models.Model):
     )
     changed_at = models.DateTimeField(auto_now=True)
 
+    class Meta:
+        verbose_name_plural = "annotator statuses"
+
     def __str__(self) -> str:
         return f"user {self.annotator_id}: {'excluded' if self.excluded else 'included'}"
 
@@ -165,3 +168,14 @@ class ListFeedback(models.Model):
 
     def __str__(self) -> str:
         return self.text if len(self.text) <= 60 else self.text[:57] + "..."
+
+    def echo(self) -> list[str]:
+        """What we read, once per phrase: a genre and a tag read from the same words say one thing."""
+        phrases: list[str] = []
+        for signal in self.signals:
+            polarity = signal.get("polarity") or 0
+            direction = "more" if polarity > 0 else "less" if polarity < 0 else "about"
+            phrase = f"{direction} {signal.get('span') or signal.get('value')}"
+            if phrase.lower() not in (seen.lower() for seen in phrases):
+                phrases.append(phrase)
+        return phrases

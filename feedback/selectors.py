@@ -8,8 +8,10 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from itertools import combinations
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Avg, Count, Exists, F, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
@@ -79,11 +81,31 @@ def tasks_needing_judgments(*, annotator=None) -> QuerySet[ComparisonTask]:
     return tasks.select_related("context_rater").order_by("created_at", "id")
 
 
+def comparison_undoable(*, annotator) -> Comparison | None:
+    """The annotator's last judgment while it may still be undone (COMPARISON_UNDO_SECONDS)."""
+    last = Comparison.objects.filter(annotator=annotator).order_by("-created_at", "-id").first()
+    if last is None or timezone.now() - last.created_at > timedelta(seconds=settings.COMPARISON_UNDO_SECONDS):
+        return None
+    return last
+
+
 @dataclass(frozen=True)
 class AnnotatorProgress:
-    done_today: int
+    done_today: int  # since midnight UTC
     done_total: int
-    open_in_queue: int  # tasks still waiting for a judgment this annotator could give
+    daily_target: int
+    # Tasks already made that still want a judgment this annotator could give, besides the one on
+    # screen (overlap tasks others have judged, or the annotator's other open assignments). When none
+    # are waiting, a new pair is made on demand, so the queue never runs dry.
+    waiting: int
+
+    @property
+    def target_percent(self) -> int:
+        return min(100, round(100 * self.done_today / self.daily_target)) if self.daily_target > 0 else 100
+
+    @property
+    def target_reached(self) -> bool:
+        return self.done_today >= self.daily_target
 
 
 def annotator_progress(*, annotator) -> AnnotatorProgress:
@@ -91,11 +113,15 @@ def annotator_progress(*, annotator) -> AnnotatorProgress:
     counts = Comparison.objects.filter(annotator=annotator).aggregate(
         total=Count("id"), today=Count("id", filter=Q(created_at__gte=midnight))
     )
-    mine_open = 1 if open_assignment(annotator=annotator) is not None else 0
+    answered = Comparison.objects.filter(task=OuterRef("task"), annotator=annotator)
+    mine_open = (
+        TaskAssignment.objects.filter(annotator=annotator, skipped=False).exclude(Exists(answered)).count()
+    )
     return AnnotatorProgress(
         done_today=counts["today"],
         done_total=counts["total"],
-        open_in_queue=mine_open + tasks_needing_judgments(annotator=annotator).count(),
+        daily_target=settings.ANNOTATOR_DAILY_TARGET,
+        waiting=max(0, mine_open - 1) + tasks_needing_judgments(annotator=annotator).count(),
     )
 
 
@@ -106,10 +132,23 @@ class ShownMovie:
     year: int | None
     genres: list[str]
     in_both: bool
+    avg_rating: float | None = None
+    num_ratings: int = 0
 
     @property
     def display_title(self) -> str:
         return f"{self.title} ({self.year})" if self.year else self.title
+
+    @property
+    def summary(self) -> str:
+        """One line for a hover: "1995 · Comedy, Drama · average 3.92 from 215 ratings"."""
+        parts = [str(self.year) if self.year else "year unknown", ", ".join(self.genres) or "no genres"]
+        if self.num_ratings:
+            plural = "s" if self.num_ratings != 1 else ""
+            parts.append(f"average {self.avg_rating:.2f} from {self.num_ratings:,} rating{plural}")
+        else:
+            parts.append("not rated yet")
+        return " · ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -134,7 +173,15 @@ def task_view(*, task: ComparisonTask, viewer=None) -> TaskView:
 
     def shown(ids: list[int]) -> list[ShownMovie]:
         return [
-            ShownMovie(m, movies[m].name, movies[m].year, [g.name for g in movies[m].genres.all()], m in both)
+            ShownMovie(
+                m,
+                movies[m].name,
+                movies[m].year,
+                [g.name for g in movies[m].genres.all()],
+                m in both,
+                movies[m].avg_rating,
+                movies[m].num_ratings,
+            )
             for m in ids
             if m in movies  # a movie removed from the catalogue since the task was made
         ]
@@ -537,6 +584,24 @@ def item_feedback_kinds(*, user, movie_ids) -> dict[int, str]:
         "movie_id", "kind"
     )
     return dict(rows)
+
+
+def user_item_feedback(*, user, kind: str = "") -> QuerySet[ItemFeedback]:
+    """The user's reactions to movies, newest first, optionally of one kind; movies and genres loaded."""
+    feedback = ItemFeedback.objects.filter(user=user)
+    if kind:
+        feedback = feedback.filter(kind=kind)
+    return (
+        feedback.select_related("movie")
+        .prefetch_related(Prefetch("movie__genres", queryset=Genre.objects.order_by("name")))
+        .order_by("-created_at", "-id")
+    )
+
+
+def user_item_feedback_counts(*, user) -> dict[str, int]:
+    """How many reactions of each kind the user gave, in one query."""
+    rows = ItemFeedback.objects.filter(user=user).values("kind").annotate(n=Count("id"))
+    return {row["kind"]: row["n"] for row in rows}
 
 
 def not_interested_movie_ids(*, user) -> set[int]:

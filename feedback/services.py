@@ -49,7 +49,13 @@ from training.serving import (
 from training.serving import models as served_models
 
 from . import selectors
-from .exceptions import InvalidFeedback, NoComparisonAvailable, NotAnnotator, TaskAlreadyJudged
+from .exceptions import (
+    InvalidFeedback,
+    NoComparisonAvailable,
+    NotAnnotator,
+    TaskAlreadyJudged,
+    UndoUnavailable,
+)
 from .models import AnnotatorStatus, Comparison, ComparisonTask, ItemFeedback, ListFeedback, TaskAssignment
 from .text_signals import parse_text
 
@@ -451,6 +457,24 @@ def _judgment_store(*, task, judge: dict, choice, reason, confidence, decision_m
         return comparison
     comparison.created = True
     return comparison
+
+
+@transaction.atomic
+def comparison_undo(*, annotator, comparison_id: int) -> Comparison:
+    """Take back the annotator's last judgment within COMPARISON_UNDO_SECONDS; its task is open again.
+
+    Returns the deleted judgment (its task and answers, to show them again). Raises UndoUnavailable
+    for any other judgment, someone else's, or one older than the window.
+    """
+    last = selectors.comparison_undoable(annotator=annotator)
+    if last is None or last.pk != comparison_id:
+        raise UndoUnavailable(
+            f"Only your last judgment can be undone, within {settings.COMPARISON_UNDO_SECONDS} seconds."
+        )
+    # The assignment stays (not skipped), so the task is this annotator's open assignment again, and
+    # the oldest one: `comparison_task_next` hands it out before the task that followed it.
+    last.delete()
+    return last
 
 
 def comparison_skip(*, annotator, task_id: int) -> TaskAssignment:

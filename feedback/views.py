@@ -7,20 +7,30 @@ message instead of returning a partial.
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from movies.roles import is_annotator
 
 from . import selectors, services
-from .exceptions import InvalidFeedback, NoComparisonAvailable, NotAnnotator, NotAssigned, TaskAlreadyJudged
+from .exceptions import (
+    InvalidFeedback,
+    NoComparisonAvailable,
+    NotAnnotator,
+    NotAssigned,
+    TaskAlreadyJudged,
+    UndoUnavailable,
+)
 from .models import Comparison, ItemFeedback
 
 # --- Forms ----------------------------------------------------------------------------------
@@ -74,6 +84,13 @@ def _require_annotator(request: HttpRequest) -> None:
         raise PermissionDenied("Only annotators compare recommendation lists.")
 
 
+def _seconds_left_to_undo(comparison: Comparison | None) -> int:
+    if comparison is None:
+        return 0
+    elapsed = (timezone.now() - comparison.created_at).total_seconds()
+    return max(0, int(settings.COMPARISON_UNDO_SECONDS - elapsed))
+
+
 def _task_context(
     request: HttpRequest, *, task=None, form: JudgmentForm | None = None, flash: str = ""
 ) -> dict:
@@ -88,10 +105,14 @@ def _task_context(
         unavailable = str(error)
     except NotAnnotator as error:
         raise PermissionDenied(str(error)) from None
+    undoable = selectors.comparison_undoable(annotator=request.user)
     return {
         "view": view,
         "form": form or JudgmentForm(),
         "progress": selectors.annotator_progress(annotator=request.user),
+        "undoable": undoable,
+        "undo_expires_in": _seconds_left_to_undo(undoable),
+        "undo_seconds": settings.COMPARISON_UNDO_SECONDS,
         "unavailable": unavailable,
         "flash": flash,
         "choices": [
@@ -159,6 +180,28 @@ def compare_skip(request: HttpRequest, task_id: int) -> HttpResponse:
         return _render_task(request, _task_context(request, flash="Skipped."))
     messages.info(request, "Skipped.")
     return redirect("compare")
+
+
+@login_required
+@require_POST
+def compare_undo(request: HttpRequest, comparison_id: int) -> HttpResponse:
+    """Take back the last judgment: its task comes back with the answers given, to change them."""
+    _require_annotator(request)
+    try:
+        undone = services.comparison_undo(annotator=request.user, comparison_id=comparison_id)
+    except UndoUnavailable as error:
+        if request.htmx:
+            return _render_task(request, _task_context(request, flash=str(error)))
+        messages.error(request, str(error))
+        return redirect("compare")
+    flash = f"Undone: {undone.get_choice_display()}. Judge it again."
+    if not request.htmx:
+        messages.info(request, flash)
+        return redirect("compare")
+    answers = JudgmentForm(
+        {"choice": undone.choice, "confidence": str(undone.confidence or ""), "reason": undone.reason}
+    )
+    return _render_task(request, _task_context(request, form=answers, flash=flash))
 
 
 # --- End users: feedback on their recommendations -------------------------------------------
@@ -231,6 +274,32 @@ def list_feedback(request: HttpRequest) -> HttpResponse:
     else:
         messages.success(request, "Thanks: your comment will help tune the recommendations.")
     return redirect(_safe_next(request, reverse("recommendations")))
+
+
+MY_FEEDBACK_KINDS = [
+    ("", "All"),
+    (ItemFeedback.Kind.UP, "Liked"),
+    (ItemFeedback.Kind.DOWN, "Disliked"),
+    (ItemFeedback.Kind.NOT_INTERESTED, "Not interested"),
+]
+
+
+@login_required
+@require_GET
+def my_feedback(request: HttpRequest) -> HttpResponse:
+    """The user's likes, dislikes and "not interested" movies, to review and undo."""
+    kind = request.GET.get("kind", "")
+    if kind not in ItemFeedback.Kind.values:
+        kind = ""
+    counts = selectors.user_item_feedback_counts(user=request.user)
+    tabs = [
+        {"kind": value, "label": label, "count": counts.get(value, 0) if value else sum(counts.values())}
+        for value, label in MY_FEEDBACK_KINDS
+    ]
+    page = Paginator(selectors.user_item_feedback(user=request.user, kind=kind), 50).get_page(
+        request.GET.get("page")
+    )
+    return render(request, "feedback/my_feedback.html", {"page": page, "kind": kind, "tabs": tabs})
 
 
 # --- Staff ----------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import DatasetImport, Genre, Movie, Rater, Rating, Tag
+from .models import DatasetImport, Genre, Movie, Rater, Rating, Tag, WatchlistEntry
 
 
 @admin.register(Genre)
@@ -52,3 +52,11 @@ class DatasetImportAdmin(admin.ModelAdmin):
     list_filter = ["format", "name"]
     search_fields = ["name", "source"]
     readonly_fields = [field.name for field in DatasetImport._meta.fields]
+
+
+@admin.register(WatchlistEntry)
+class WatchlistEntryAdmin(admin.ModelAdmin):
+    list_display = ["user", "movie", "added_at"]
+    search_fields = ["user__username", "movie__title", "=movie__id"]
+    raw_id_fields = ["user", "movie"]
+    list_select_related = ["user", "movie"]

@@ -151,3 +151,21 @@ class DatasetImport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.imported_at:%Y-%m-%d %H:%M})"
+
+
+class WatchlistEntry(models.Model):
+    """A movie an account wants to watch: its "want to watch" list."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="watchlist")
+    movie = models.ForeignKey(Movie, on_delete=models.CASCADE, related_name="watchlist_entries")
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "watchlist entries"
+        ordering = ["-added_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "movie"], name="one_watchlist_entry_per_movie"),
+        ]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} wants to watch {self.movie_id}"

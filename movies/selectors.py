@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db.models import F, Prefetch, Q, QuerySet
 
-from .models import Genre, Movie, Rater, Rating, Tag
+from .models import Genre, Movie, Rater, Rating, Tag, WatchlistEntry
 from .titles import article_last
 
 SORTS = {
@@ -89,12 +90,37 @@ def rater_for_user(user) -> Rater | None:
     return getattr(user, "rater", None)  # a missing rater raises RelatedObjectDoesNotExist, an AttributeError
 
 
-def user_ratings(*, user) -> QuerySet[Rating]:
+RATING_SORTS = {
+    "recent": ("-rated_at", "-id"),
+    "oldest": ("rated_at", "id"),
+    "highest": ("-rating", "-rated_at", "-id"),
+    "lowest": ("rating", "-rated_at", "-id"),
+    "title": ("movie__title", "id"),
+}
+DEFAULT_RATING_SORT = "recent"
+
+
+@dataclass(frozen=True)
+class RatingFilters:
+    rating: float | None = None  # exactly this many stars
+    genre: str = ""
+    rated_since: datetime | None = None
+    sort: str = DEFAULT_RATING_SORT
+
+
+def user_ratings(*, user, filters: RatingFilters | None = None) -> QuerySet[Rating]:
+    filters = filters or RatingFilters()
+    ratings = Rating.objects.filter(rater__user=user)
+    if filters.rating is not None:
+        ratings = ratings.filter(rating=filters.rating)
+    if filters.genre:
+        ratings = ratings.filter(movie__genres__name=filters.genre)
+    if filters.rated_since is not None:
+        ratings = ratings.filter(rated_at__gte=filters.rated_since)
     return (
-        Rating.objects.filter(rater__user=user)
-        .select_related("movie")
+        ratings.select_related("movie")
         .prefetch_related(Prefetch("movie__genres", queryset=Genre.objects.order_by("name")))
-        .order_by("-rated_at", "-id")
+        .order_by(*RATING_SORTS.get(filters.sort, RATING_SORTS[DEFAULT_RATING_SORT]))
     )
 
 
@@ -106,6 +132,27 @@ def user_ratings_for_movies(*, user, movie_ids) -> dict[int, float]:
         "movie_id", "rating"
     )
     return dict(rows)
+
+
+def user_watchlist(*, user) -> QuerySet[WatchlistEntry]:
+    """The user's watchlist, most recently added first, with movies and genres."""
+    return (
+        WatchlistEntry.objects.filter(user=user)
+        .select_related("movie")
+        .prefetch_related(Prefetch("movie__genres", queryset=Genre.objects.order_by("name")))
+        .order_by("-added_at", "-id")
+    )
+
+
+def watchlist_movie_ids(*, user, movie_ids) -> set[int]:
+    """Which of the given movies are on the user's watchlist, in one query."""
+    if not user.is_authenticated:
+        return set()
+    return set(
+        WatchlistEntry.objects.filter(user=user, movie_id__in=list(movie_ids)).values_list(
+            "movie_id", flat=True
+        )
+    )
 
 
 def user_rating_count(*, user) -> int:

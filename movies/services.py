@@ -11,7 +11,7 @@ from django.db.models.functions import Cast, Coalesce, NullIf
 from django.utils import timezone
 
 from .exceptions import InvalidRating, UnknownMovie
-from .models import RATING_MAX, RATING_MIN, Movie, Rater, Rating
+from .models import RATING_MAX, RATING_MIN, Movie, Rater, Rating, WatchlistEntry
 
 
 def validate_rating_value(value) -> float:
@@ -99,3 +99,17 @@ def account_create(
         user.groups.add(group)
     Rater.objects.create(user=user)
     return user
+
+
+def watchlist_add(*, user, movie_id: int) -> WatchlistEntry:
+    """Put a movie on the user's watchlist; adding it again keeps the first entry."""
+    if not Movie.objects.filter(pk=movie_id).exists():
+        raise UnknownMovie(f"There is no movie with id {movie_id}.")
+    entry, _ = WatchlistEntry.objects.get_or_create(user=user, movie_id=movie_id)
+    return entry
+
+
+def watchlist_remove(*, user, movie_id: int) -> bool:
+    """Take a movie off the user's watchlist; returns whether it was on it."""
+    deleted, _ = WatchlistEntry.objects.filter(user=user, movie_id=movie_id).delete()
+    return bool(deleted)

@@ -5,18 +5,21 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import selectors, services
 from .exceptions import MoviesError
-from .forms import MovieFilterForm, RatingForm, SignupForm
+from .forms import MovieFilterForm, MyRatingsFilterForm, RatingForm, SignupForm
 from .models import RATING_MAX, RATING_MIN, RATING_STEP
+from .roles import is_annotator, landing_url_name
 
 PAGE_SIZE = 24
 SIMILAR_COUNT = 8  # "More like this" on a movie's page
@@ -41,16 +44,28 @@ def star_context(*, movie_id: int, rating: float | None, error: str = "", next_u
     return {"movie_id": movie_id, "rating": rating, "stars": STAR_VALUES, "error": error, "next": next_url}
 
 
+class LoginView(auth_views.LoginView):
+    """Log in, then go to the page asked for, or else to where the account's role works."""
+
+    def get_default_redirect_url(self) -> str:
+        return reverse(landing_url_name(self.request.user))
+
+
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     user = request.user
-    if user.is_authenticated and selectors.user_rating_count(user=user) < settings.ONBOARDING_MIN_RATINGS:
+    if (
+        user.is_authenticated
+        and not is_annotator(user)  # staff are annotators too; they have their own pages to go to
+        and selectors.user_rating_count(user=user) < settings.ONBOARDING_MIN_RATINGS
+    ):
         return redirect("onboarding")
     context: dict = {}
     if user.is_authenticated:
         from training.serving import recommendations_for_user
 
         context["recommendations"] = recommendations_for_user(user=user, k=12)
+        _mark_watchlisted(request, [rec.movie for rec in context["recommendations"].items])
         context["recent_ratings"] = selectors.user_ratings(user=user)[:6]
     else:
         context["popular"] = selectors.movie_list(filters=selectors.MovieFilters(sort="popularity"))[:12]
@@ -68,6 +83,7 @@ def movie_list(request: HttpRequest) -> HttpResponse:
     own = selectors.user_ratings_for_movies(user=request.user, movie_ids=[movie.pk for movie in page])
     for movie in page:
         movie.user_rating = own.get(movie.pk)
+    _mark_watchlisted(request, page)
     context = {"form": form, "page": page, "query": query.urlencode(), "stars": STAR_VALUES}
     if request.htmx and request.htmx.target == "movie-results":
         return render(request, "movies/_movie_results.html", context)
@@ -87,6 +103,7 @@ def movie_detail(request: HttpRequest, movie_id: int) -> HttpResponse:
     )
     for item in similar.items:
         item.movie.user_rating = own.get(item.movie.pk)
+    _mark_watchlisted(request, [movie, *(item.movie for item in similar.items)])
     context = {
         "movie": movie,
         "tags": selectors.movie_top_tags(movie=movie),
@@ -151,10 +168,78 @@ def movie_unrate(request: HttpRequest, movie_id: int) -> HttpResponse:
 
 
 @login_required
+@require_POST
+def movie_watchlist(request: HttpRequest, movie_id: int) -> HttpResponse:
+    """Add a movie to the watchlist (action=add) or take it off (action=remove)."""
+    fallback = reverse("movie-detail", args=[movie_id])
+    action = request.POST.get("action")
+    error = ""
+    if action == "add":
+        try:
+            services.watchlist_add(user=request.user, movie_id=movie_id)
+        except MoviesError as failure:
+            error = str(failure)
+    elif action == "remove":
+        services.watchlist_remove(user=request.user, movie_id=movie_id)
+    else:
+        error = "Choose add or remove."
+    if request.htmx:
+        on_list = movie_id in selectors.watchlist_movie_ids(user=request.user, movie_ids=[movie_id])
+        context = {
+            "movie_id": movie_id,
+            "on_watchlist": on_list,
+            "error": error,
+            "next": _safe_next(request, fallback),
+        }
+        return render(request, "movies/_watchlist_button.html", context, status=400 if error else 200)
+    if error:
+        messages.error(request, error)
+    elif action == "add":
+        messages.success(request, "Added to your watchlist.")
+    else:
+        messages.success(request, "Taken off your watchlist.")
+    return redirect(_safe_next(request, fallback))
+
+
+@login_required
+@require_GET
+def my_watchlist(request: HttpRequest) -> HttpResponse:
+    page = Paginator(selectors.user_watchlist(user=request.user), 50).get_page(request.GET.get("page"))
+    own = selectors.user_ratings_for_movies(user=request.user, movie_ids=[entry.movie_id for entry in page])
+    for entry in page:
+        entry.movie.user_rating = own.get(entry.movie_id)
+        entry.movie.on_watchlist = True
+    return render(request, "movies/my_watchlist.html", {"page": page, "stars": STAR_VALUES})
+
+
+def _mark_watchlisted(request: HttpRequest, movies) -> None:
+    """Set ``on_watchlist`` on each movie, for the cards' "want to watch" buttons (one query)."""
+    movies = list(movies)
+    listed = selectors.watchlist_movie_ids(user=request.user, movie_ids=[movie.pk for movie in movies])
+    for movie in movies:
+        movie.on_watchlist = movie.pk in listed
+
+
+@login_required
 @require_GET
 def my_ratings(request: HttpRequest) -> HttpResponse:
-    page = Paginator(selectors.user_ratings(user=request.user), 50).get_page(request.GET.get("page"))
-    return render(request, "movies/my_ratings.html", {"page": page, "stars": STAR_VALUES})
+    genres = list(selectors.genre_list().values_list("name", flat=True))
+    form = MyRatingsFilterForm(request.GET or None, genres=genres)
+    ratings = selectors.user_ratings(user=request.user, filters=form.filters(now=timezone.now()))
+    page = Paginator(ratings, 50).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "form": form,
+        "page": page,
+        "query": query.urlencode(),
+        "filtered": any(value for key, value in query.items() if key != "sort"),
+        "total": selectors.user_rating_count(user=request.user),
+        "stars": STAR_VALUES,
+    }
+    if request.htmx and request.htmx.target == "movie-results":
+        return render(request, "movies/_my_ratings_results.html", context)
+    return render(request, "movies/my_ratings.html", context)
 
 
 @login_required
@@ -162,8 +247,10 @@ def my_ratings(request: HttpRequest) -> HttpResponse:
 def onboarding(request: HttpRequest) -> HttpResponse:
     count = selectors.user_rating_count(user=request.user)
     needed = settings.ONBOARDING_MIN_RATINGS
+    movies = selectors.onboarding_movies(user=request.user)
+    _mark_watchlisted(request, movies)
     context = {
-        "movies": selectors.onboarding_movies(user=request.user),
+        "movies": movies,
         "count": count,
         "needed": needed,
         "remaining": max(0, needed - count),

@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from . import registry
 from .exceptions import TrainingError
@@ -23,6 +23,60 @@ def _pretty(value) -> str:
     )
 
 
+def _metric_value(value) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return json.dumps(value) if isinstance(value, dict | list) else str(value)
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.2f}" if abs(value) >= 10 else f"{value:.4f}"
+
+
+def _metrics_table(metrics: dict) -> str:
+    """Metrics as a table: one value column, or one column per model when keyed by model ("base v1")."""
+    if not metrics:
+        return "—"
+    if all(isinstance(value, dict) for value in metrics.values()):
+        columns = list(metrics)
+        names = list(dict.fromkeys(name for values in metrics.values() for name in values))
+        rows = [(name, [metrics[column].get(name, "") for column in columns]) for name in names]
+    else:
+        columns = ["value"]
+        rows = [(name, [value]) for name, value in metrics.items()]
+    header = format_html_join("", "<th scope='col'>{}</th>", ((column,) for column in ["metric", *columns]))
+    body = format_html_join(
+        "",
+        "<tr><th scope='row'>{}</th>{}</tr>",
+        (
+            (
+                name,
+                format_html_join(
+                    "",
+                    "<td class='num'>{}</td>",
+                    ((_metric_value(value) if value != "" else "",) for value in values),
+                ),
+            )
+            for name, values in rows
+        ),
+    )
+    return format_html(
+        "<table class='metrics'><thead><tr>{}</tr></thead><tbody>{}</tbody></table>", header, body
+    )
+
+
+class ReadOnlyRecordAdmin(admin.ModelAdmin):
+    """A record the pipeline writes: it opens as a page to read, with no Save or Add buttons.
+
+    Changing a version's status goes through the changelist's actions (promote, roll back), which
+    need no change permission on the object.
+    """
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None and super().has_change_permission(request)
+
+
 class ModelVersionInline(admin.TabularInline):
     model = ModelVersion
     fields = ["algorithm", "version", "status", "created_at"]
@@ -31,9 +85,12 @@ class ModelVersionInline(admin.TabularInline):
     can_delete = False
     show_change_link = True
 
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
 
 @admin.register(TrainingRun)
-class TrainingRunAdmin(admin.ModelAdmin):
+class TrainingRunAdmin(ReadOnlyRecordAdmin):
     list_display = [
         "id",
         "kind",
@@ -111,9 +168,6 @@ class TrainingRunAdmin(admin.ModelAdmin):
         if not cancelled and not live:
             self.message_user(request, "None of the selected runs is queued or running.", messages.INFO)
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
     def get_urls(self):
         return [
             path(
@@ -156,7 +210,14 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
     @admin.display(description="progress")
     def live_progress(self, run: TrainingRun) -> str:
-        url = reverse("training-run-progress", args=[run.pk])
+        if run.is_finished:  # nothing to follow: the page already shows the final log and metrics
+            return format_html(
+                "<progress max='100' value='{}'></progress> {}% {}",
+                int(run.progress),
+                int(run.progress),
+                run.get_status_display(),
+            )
+        url = reverse("training-run-progress", args=[run.pk]) + "?watching=1"
         return format_html(
             "<div hx-get='{}' hx-trigger='load' hx-swap='outerHTML'><progress max='100' value='{}'></progress> {}% {}</div>",
             url,
@@ -167,7 +228,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
     @admin.display(description="metrics")
     def metrics_pretty(self, run: TrainingRun) -> str:
-        return _pretty(run.metrics)
+        return _metrics_table(run.metrics)
 
     @admin.display(description="settings changed")
     def overrides(self, run: TrainingRun) -> str:
@@ -194,9 +255,12 @@ class ModelEventInline(admin.TabularInline):
     extra = 0
     can_delete = False
 
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(admin.ModelAdmin):
+class ModelVersionAdmin(ReadOnlyRecordAdmin):
     list_display = [
         "label",
         "kind",
@@ -233,9 +297,6 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     list_select_related = ["run"]
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
     @admin.display(description="gate")
     def gate_verdict(self, version: ModelVersion) -> str:
         if not version.gate:
@@ -246,7 +307,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     @admin.display(description="metrics")
     def metrics_pretty(self, version: ModelVersion) -> str:
-        return _pretty(version.metrics)
+        return _metrics_table(version.metrics)
 
     @admin.display(description="config")
     def config_pretty(self, version: ModelVersion) -> str:
@@ -271,7 +332,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         except TrainingError as error:
             self.message_user(request, str(error), messages.ERROR)
             return
-        self.message_user(request, f"{version.label} is now active.", messages.SUCCESS)
+        self.message_user(request, f"{version.display_name} is now active.", messages.SUCCESS)
 
     @admin.action(
         description="Roll back: reactivate the version active before the selected algorithm's current one"
@@ -285,14 +346,12 @@ class ModelVersionAdmin(admin.ModelAdmin):
             except TrainingError as error:
                 self.message_user(request, str(error), messages.ERROR)
             else:
-                self.message_user(
-                    request, f"Rolled back {algorithm} to v{version.version}.", messages.SUCCESS
-                )
+                self.message_user(request, f"Rolled back to {version.display_name}.", messages.SUCCESS)
 
 
 @admin.register(ModelEvent)
 class ModelEventAdmin(admin.ModelAdmin):
-    list_display = ["at", "version", "action", "actor", "note"]
+    list_display = ["at", "version_label", "action", "actor", "note"]
     list_filter = ["action", "version__algorithm"]
     search_fields = ["note", "actor__username"]
     list_select_related = ["version", "actor"]
@@ -302,3 +361,8 @@ class ModelEventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    @admin.display(description="version", ordering="version")
+    def version_label(self, event: ModelEvent) -> str:
+        # Not str(version): it ends with the version's status today, which a past event did not have.
+        return event.version.display_name

@@ -6,6 +6,19 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+# How people read each algorithm's name: in messages, on pages and in the admin.
+ALGORITHM_NAMES = {
+    "base": "Base",
+    "reward": "Reward model",
+    "ppo": "PPO",
+    "qlearning": "Q-learning",
+    "popularity": "Popularity",
+}
+
+
+def algorithm_name(algorithm: str) -> str:
+    return ALGORITHM_NAMES.get(algorithm, algorithm)
+
 
 class TrainingRun(models.Model):
     """One execution of the training pipeline, with its progress and results."""
@@ -124,6 +137,11 @@ class ModelVersion(models.Model):
         return f"{self.algorithm} v{self.version}"
 
     @property
+    def display_name(self) -> str:
+        """The label as people read it, for messages and pages: "PPO v1"."""
+        return f"{algorithm_name(self.algorithm)} v{self.version}"
+
+    @property
     def headline(self) -> str:
         """The one number that matters most for this kind of model."""
         for key in ("ndcg@10", "heldout/accuracy", "gate/win_rate"):
@@ -153,4 +171,5 @@ class ModelEvent(models.Model):
         ordering = ["-at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.version} {self.action}"
+        # The version's label, not str(version): that carries its status today, not at the event.
+        return f"{self.version.label} {self.get_action_display().lower()}"

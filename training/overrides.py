@@ -44,9 +44,11 @@ def overrides_clean(kind: str, overrides: Mapping[str, Any] | None) -> dict[str,
     cleaned: dict[str, dict[str, Any]] = {}
     for stage, settings in (overrides or {}).items():
         if stage not in stages:
-            raise ValueError(f"a {kind!r} run has no stage {stage!r}; its stages: {', '.join(stages)}")
+            raise ValueError(
+                f"A run of kind {kind!r} has no stage {stage!r}; its stages: {', '.join(stages)}"
+            )
         if not isinstance(settings, Mapping):
-            raise ValueError(f"the overrides of {stage!r} must be an object of setting: value")
+            raise ValueError(f"The settings of stage {stage!r} must be an object of setting: value")
         settings_check(stage_config_class(stage), settings, stage)
         cleaned[stage] = dict(settings)
     return cleaned

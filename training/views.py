@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET
 
 from feedback.selectors import item_feedback_kinds
 from movies.models import Movie, Rating
+from movies.selectors import watchlist_movie_ids
 
 from .models import ModelVersion, TrainingRun
 from .serving import recommendations_for_user
@@ -23,8 +24,10 @@ from .serving import recommendations_for_user
 def recommendations(request: HttpRequest) -> HttpResponse:
     recs = recommendations_for_user(user=request.user, k=20)
     feedback = item_feedback_kinds(user=request.user, movie_ids=[rec.movie.pk for rec in recs.items])
-    for rec in recs.items:  # the thumbs shown by feedback/_item_feedback.html
+    watchlisted = watchlist_movie_ids(user=request.user, movie_ids=[rec.movie.pk for rec in recs.items])
+    for rec in recs.items:  # the thumbs shown by feedback/_item_feedback.html, the "want to watch" button
         rec.feedback = feedback.get(rec.movie.pk, "")
+        rec.movie.on_watchlist = rec.movie.pk in watchlisted
     template = "training/_recommendations.html" if request.htmx else "training/recommendations.html"
     return render(request, template, {"recs": recs})
 
@@ -47,7 +50,8 @@ def staff_dashboard(request: HttpRequest) -> HttpResponse:
 @require_GET
 def training_run_progress(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(TrainingRun, pk=run_id)
-    return render(request, "training/_run_progress.html", {"run": run})
+    watching = request.GET.get("watching") == "1"  # a poll while the run was in flight
+    return render(request, "training/_run_progress.html", {"run": run, "watching": watching})
 
 
 @staff_member_required

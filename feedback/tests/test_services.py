@@ -13,6 +13,7 @@ from feedback.exceptions import (
     NotAnnotator,
     NotAssigned,
     TaskAlreadyJudged,
+    UndoUnavailable,
 )
 from feedback.models import Comparison, ComparisonTask, ItemFeedback, ListFeedback, TaskAssignment
 from feedback.services import SourceSpec
@@ -377,8 +378,60 @@ def test_progress_counts_todays_and_all_judgments_and_the_open_queue(base_model,
     assert task.pk == waiting.pk
     services.comparison_submit(annotator=annie, task_id=task.pk, choice="left")
     progress = selectors.annotator_progress(annotator=annie)
-    assert (progress.done_today, progress.done_total, progress.open_in_queue) == (1, 1, 0)
-    assert selectors.annotator_progress(annotator=andy).open_in_queue == 1
+    assert (progress.done_today, progress.done_total, progress.waiting) == (1, 1, 0)
+    assert selectors.annotator_progress(annotator=andy).waiting == 1  # annie's overlap task wants a second
+    services.comparison_task_next(annotator=andy)  # on andy's screen now: not waiting any more
+    assert selectors.annotator_progress(annotator=andy).waiting == 0
+
+
+def test_progress_measures_today_against_the_daily_target(base_model, annie, settings):
+    settings.ANNOTATOR_DAILY_TARGET = 2
+    assert selectors.annotator_progress(annotator=annie).target_percent == 0
+    task = services.comparison_task_next(annotator=annie)
+    services.comparison_submit(annotator=annie, task_id=task.pk, choice="left")
+    progress = selectors.annotator_progress(annotator=annie)
+    assert (progress.target_percent, progress.target_reached) == (50, False)
+    task = services.comparison_task_next(annotator=annie)
+    services.comparison_submit(annotator=annie, task_id=task.pk, choice="tie")
+    progress = selectors.annotator_progress(annotator=annie)
+    assert (progress.done_today, progress.target_percent, progress.target_reached) == (2, 100, True)
+
+
+def test_undoing_the_last_judgment_opens_its_task_again_before_the_next_one(base_model, annie):
+    first = services.comparison_task_next(annotator=annie)
+    judgment = services.comparison_submit(
+        annotator=annie, task_id=first.pk, choice="left", reason="more comedy"
+    )
+    following = services.comparison_task_next(annotator=annie)
+    assert following.pk != first.pk
+    undone = services.comparison_undo(annotator=annie, comparison_id=judgment.pk)
+    assert (undone.choice, undone.reason) == ("left", "more comedy")
+    assert not Comparison.objects.exists()
+    assert services.comparison_task_next(annotator=annie).pk == first.pk
+    services.comparison_submit(annotator=annie, task_id=first.pk, choice="right")
+    assert services.comparison_task_next(annotator=annie).pk == following.pk
+    assert selectors.annotator_progress(annotator=annie).done_today == 1
+
+
+def test_only_the_last_judgment_of_ones_own_can_be_undone_and_only_for_a_while(
+    base_model, annie, andy, settings
+):
+    settings.COMPARISON_UNDO_SECONDS = 60
+    judgments = []
+    for choice in ("left", "tie"):
+        task = services.comparison_task_next(annotator=annie)
+        judgments.append(services.comparison_submit(annotator=annie, task_id=task.pk, choice=choice))
+    for who, judgment in [(annie, judgments[0]), (andy, judgments[1])]:
+        with pytest.raises(UndoUnavailable, match="Only your last judgment"):
+            services.comparison_undo(annotator=who, comparison_id=judgment.pk)
+    for judgment, seconds_ago in zip(judgments, (62, 61), strict=True):
+        Comparison.objects.filter(pk=judgment.pk).update(
+            created_at=timezone.now() - timedelta(seconds=seconds_ago)
+        )
+    assert selectors.comparison_undoable(annotator=annie) is None
+    with pytest.raises(UndoUnavailable, match="within 60 seconds"):
+        services.comparison_undo(annotator=annie, comparison_id=judgments[1].pk)
+    assert Comparison.objects.count() == 2
 
 
 def test_excluding_an_annotator_is_recorded_with_who_did_it(annie, sam):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from feedback.models import (
     ListFeedback,
     TaskAssignment,
 )
-from movies.models import Rater
+from movies.models import Movie, Rater
 
 pytestmark = pytest.mark.django_db
 
@@ -53,7 +54,10 @@ def test_annotators_and_staff_see_two_lists_with_instructions_keys_and_progress(
     assert "How to judge" in html and "<kbd>Enter</kbd>" in html and "<kbd>S</kbd>" in html
     assert 'class="side side-left"' in html and 'class="side side-right"' in html
     assert "Persona: MovieLens user" in html and "Favourites" in html and "Genres" in html
-    assert 'Done today: <strong class="done-today">0</strong>' in html
+    assert re.search(
+        r'Today: <strong class="done-today">0</strong> of\s+<span class="daily-target">40</span>', html
+    )
+    assert 'waiting for a judgment: <strong class="waiting">0</strong>' in html
     assert "js/compare.js" in html
     task = ComparisonTask.objects.get()
     for source in (task.left_source, task.right_source):
@@ -139,6 +143,53 @@ def test_the_queue_explains_when_there_is_nothing_to_compare(annie, no_model):
     assert response.status_code == 200 and "nothing to compare yet" in response.content.decode()
 
 
+def test_titles_in_a_task_open_their_movie_page_in_a_new_tab_with_a_summary_on_hover(base_model, annie):
+    response = client_for(annie).get("/compare/")
+    view = response.context["view"]
+    shown = view.left[0]
+    movie = Movie.objects.get(pk=shown.movie_id)
+    html = response.content.decode()
+    genres = ", ".join(movie.genres.order_by("name").values_list("name", flat=True)) or "no genres"
+    hover = f"{movie.year} · {genres} · average {movie.avg_rating:.2f} from {movie.num_ratings} ratings"
+    assert (
+        f'<a class="title" href="/movies/{movie.pk}/" target="_blank" rel="noopener" title="{hover}">' in html
+    )
+    persona = view.context["favourites"] + view.context["recent"]
+    assert html.count('target="_blank" rel="noopener"') == len(view.left) + len(view.right) + len(persona)
+    favourite = view.context["favourites"][0]
+    assert (
+        f'<a href="/movies/{favourite["movie"]}/" target="_blank" rel="noopener">{favourite["title"]}</a>'
+        in html
+    )
+
+
+def test_a_hover_summary_says_what_is_unknown():
+    from feedback.selectors import ShownMovie
+
+    unknown = ShownMovie(1, "Untitled", None, [], False)
+    assert unknown.summary == "year unknown · no genres · not rated yet"
+    one = ShownMovie(2, "Heat", 1995, ["Action", "Drama"], False, 4.0, 1)
+    assert one.summary == "1995 · Action, Drama · average 4.00 from 1 rating"
+
+
+def test_undo_from_the_page_shows_the_task_again_with_the_answers_given(base_model, annie):
+    client = client_for(annie)
+    first = client.get("/compare/").context["view"].task
+    response = client.post(
+        f"/compare/{first.pk}/", {"choice": "right", "confidence": "3", "reason": "too dark"}, **HTMX
+    )
+    judgment = Comparison.objects.get()
+    assert f'action="/compare/undo/{judgment.pk}/"' in response.content.decode()
+    undone = client.post(f"/compare/undo/{judgment.pk}/", **HTMX)
+    html = undone.content.decode()
+    assert undone.context["view"].task.pk == first.pk and not Comparison.objects.exists()
+    assert "Undone: right better. Judge it again." in html
+    assert 'value="right" checked' in html and 'value="3" checked' in html and "too dark</textarea>" in html
+    assert "compare/undo/" not in html  # nothing left to undo
+    late = client.post(f"/compare/undo/{judgment.pk}/")
+    assert late.status_code == 302 and not Comparison.objects.exists()
+
+
 # --- End users: feedback on the recommendations page ----------------------------------------
 
 
@@ -152,6 +203,26 @@ def test_the_recommendations_page_has_feedback_buttons_per_movie_and_a_box_for_t
     assert (
         client.get("/for-you/").content.decode().count('aria-pressed="true"') == 1
     )  # the current reaction shows
+
+
+def test_the_recommendations_say_where_they_come_from_in_words_and_versions_only_to_staff(
+    base_model, alice, sam
+):
+    from movies.services import rating_set
+
+    for user in (alice, sam):
+        rating_set(user=user, movie_id=2, value=5.0)
+    html = client_for(alice).get("/for-you/").content.decode()
+    assert "Picked for you from your ratings." in html
+    assert "From base" not in html and "v1" not in html and "Model:" not in html
+    staff_html = client_for(sam).get("/for-you/").content.decode()
+    assert "Picked for you from your ratings." in staff_html and "Model: Base v1" in staff_html
+
+
+def test_recommendations_without_ratings_say_they_are_popular_picks(base_model, alice):
+    html = client_for(alice).get("/for-you/").content.decode()
+    assert "Popular with other viewers: rate a few movies and these become picks for you." in html
+    assert "From popularity" not in html and "Model:" not in html
 
 
 def test_thumbs_up_toggles_with_htmx(base_model, alice):
@@ -190,6 +261,46 @@ def test_a_comment_on_the_list_is_stored_and_echoed_with_htmx(base_model, alice)
     assert stored.items == [15, 16] and stored.signals[0]["value"] == "Horror"
     empty = client_for(alice).post("/feedback/list/", {"text": ""})
     assert empty.status_code == 302 and ListFeedback.objects.count() == 1
+
+
+@pytest.fixture
+def genre_named_tags(base_model):
+    """Tags that are also genre names, so one word reads as a genre and as a tag."""
+    from django.utils import timezone
+
+    from feedback.text_signals import text_analyzer_reset
+    from movies.models import Tag
+
+    rater = Rater.objects.get(movielens_id=1)
+    for movie_id, tag in [(3, "drama"), (2, "sci-fi")]:
+        Tag.objects.create(rater=rater, movie_id=movie_id, tag=tag, tagged_at=timezone.now())
+    text_analyzer_reset()  # the vocabulary now has the tags
+    yield
+    text_analyzer_reset()  # and other tests' vocabulary will not
+
+
+def test_the_comment_echo_says_each_thing_read_once(genre_named_tags, alice):
+    response = client_for(alice).post(
+        "/feedback/list/", {"text": "too many dramas, more sci-fi please", "items": "15,16"}, **HTMX
+    )
+    stored = ListFeedback.objects.get()
+    assert {signal["aspect"] for signal in stored.signals} == {"genre", "tag"}  # both kept for learning
+    assert stored.echo() == ["less dramas", "more sci-fi"]
+    body = response.content.decode()
+    assert body.count('<span class="chip">less dramas</span>') == 1
+    assert body.count('<span class="chip">more sci-fi</span>') == 1
+
+
+def test_the_echo_keeps_opposite_wishes_about_the_same_words():
+    feedback = ListFeedback(
+        signals=[
+            {"aspect": "genre", "value": "Horror", "polarity": -0.6, "span": "horror"},
+            {"aspect": "tag", "value": "horror", "polarity": -0.6, "span": "Horror"},
+            {"aspect": "genre", "value": "Horror", "polarity": 0.6, "span": "horror"},
+            {"aspect": "era", "value": "1980s", "polarity": 0.0},
+        ]
+    )
+    assert feedback.echo() == ["less horror", "more horror", "about 1980s"]
 
 
 # --- Staff ----------------------------------------------------------------------------------
@@ -359,3 +470,64 @@ def test_the_leaderboard_still_serves_when_the_cache_is_unreachable(base_model, 
     board = client_for(sam).get("/staff/leaderboard/")
     assert board.status_code == 200
     assert len(board.context["board"].rows) == 2
+
+
+# --- End users: reviewing their feedback ----------------------------------------------------
+
+
+@pytest.fixture
+def alices_reactions(base_model, alice):
+    for movie_id, kind in [(2, "up"), (3, "down"), (4, "not_interested"), (5, "up")]:
+        services.item_feedback_set(user=alice, movie_id=movie_id, kind=kind)
+    return alice
+
+
+def test_my_feedback_lists_likes_dislikes_and_hidden_movies_by_kind(alices_reactions, bob):
+    services.item_feedback_set(user=bob, movie_id=6, kind="up")
+    client = client_for(alices_reactions)
+    everything = client.get("/my/feedback/")
+    assert sorted(f.movie_id for f in everything.context["page"]) == [2, 3, 4, 5]
+    html = everything.content.decode()
+    assert "All <span" in html and "Liked <span" in html and "Not interested: hidden" in html
+    assert [tab["count"] for tab in everything.context["tabs"]] == [4, 2, 1, 1]
+    liked = client.get("/my/feedback/", {"kind": "up"}).context["page"]
+    assert sorted(f.movie_id for f in liked) == [2, 5]
+    assert len(client.get("/my/feedback/", {"kind": "bogus"}).context["page"]) == 4
+
+
+def test_undoing_not_interested_from_the_review_page_lets_the_movie_come_back(alices_reactions):
+    client = client_for(alices_reactions)
+    response = client.post(
+        "/feedback/items/4/", {"kind": "not_interested", "next": "/my/feedback/?kind=not_interested"}
+    )
+    assert response.status_code == 302 and response["Location"] == "/my/feedback/?kind=not_interested"
+    assert not ItemFeedback.objects.filter(user=alices_reactions, movie_id=4).exists()
+    assert len(client.get("/my/feedback/", {"kind": "not_interested"}).context["page"]) == 0
+
+
+def test_the_review_page_is_for_logged_in_users(base_model):
+    assert client_for().get("/my/feedback/").status_code == 302
+
+
+def test_the_review_page_takes_as_many_queries_for_many_reactions_as_for_few(alices_reactions):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = client_for(alices_reactions)
+    with CaptureQueriesContext(connection) as few:
+        client.get("/my/feedback/")
+    for movie_id in (6, 7, 8, 9):
+        services.item_feedback_set(user=alices_reactions, movie_id=movie_id, kind="down")
+    with CaptureQueriesContext(connection) as many:
+        client.get("/my/feedback/")
+    assert len(many) == len(few)
+
+
+def test_recommended_movies_can_go_on_the_watchlist(base_model, alice):
+    from movies.services import watchlist_add
+
+    client = client_for(alice)
+    shown = client.get("/for-you/").context["recs"].items[0].movie.pk
+    watchlist_add(user=alice, movie_id=shown)
+    html = client.get("/for-you/").content.decode()
+    assert html.count("✓ Want to watch") == 1 and html.count("+ Want to watch") == 19

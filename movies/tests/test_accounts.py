@@ -89,3 +89,32 @@ def test_the_admin_lists_and_searches_every_movies_model(client, sam, catalogue)
     # The admin searches each word on its own, so the article may stand anywhere.
     found = client.get("/admin/movies/movie/", {"q": "the matrix"}).context["cl"].result_list
     assert [movie.title for movie in found] == ["Matrix, The"]
+
+
+def log_in(client, username: str, **extra):
+    return client.post(
+        "/accounts/login/", {"username": username, "password": f"{username}-pass-123", **extra}
+    )
+
+
+def test_logging_in_leads_each_role_where_it_works(client, alice, annie, sam, catalogue, settings):
+    settings.ONBOARDING_MIN_RATINGS = 2
+    assert log_in(client, "sam")["Location"] == "/staff/dashboard/"
+    assert log_in(client, "annie")["Location"] == "/compare/"
+    assert log_in(client, "alice")["Location"] == "/welcome/"  # too few ratings to recommend from
+    for movie_id in (1, 2):
+        services.rating_set(user=alice, movie_id=movie_id, value=4.0)
+    assert log_in(client, "alice")["Location"] == "/for-you/"
+
+
+def test_logging_in_still_goes_to_the_page_asked_for(client, annie, catalogue):
+    assert log_in(client, "annie", next="/movies/4/")["Location"] == "/movies/4/"
+    assert log_in(client, "annie", next="https://elsewhere.example/")["Location"] == "/compare/"
+
+
+def test_the_home_page_sends_only_end_users_to_onboarding(client, alice, annie, sam, catalogue):
+    client.force_login(alice)
+    assert client.get("/")["Location"] == "/welcome/"
+    for user in (annie, sam):
+        client.force_login(user)
+        assert client.get("/").status_code == 200

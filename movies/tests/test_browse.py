@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -84,6 +86,29 @@ def test_an_impossible_year_range_shows_an_error_not_a_crash(client, catalogue):
     assert b"end year must not be before" in response.content
 
 
+def test_a_bad_filter_value_names_its_field_and_the_other_filters_still_apply(client, catalogue):
+    response = client.get("/movies/", {"genre": "Sci-Fi", "year_min": "abc", "year_max": 1985})
+    assert sorted(titles(response)) == ["Alien"]  # Sci-Fi up to 1985; the bad lower bound is left out
+    body = response.content.decode()
+    assert "<li><strong>From year</strong>: Enter a whole number.</li>" in body
+    assert "This filter was left out; the others still apply" in body
+
+
+def test_two_bad_filters_are_each_named_once(client, catalogue):
+    response = client.get("/movies/", {"year_min": "abc", "min_ratings": "-3", "q": "alien"})
+    assert sorted(titles(response)) == ["Alien", "Aliens"]
+    body = response.content.decode()
+    assert body.count("<strong>From year</strong>") == 1
+    assert body.count("<strong>Min. ratings</strong>") == 1
+    assert "These filters were left out" in body
+
+
+def test_an_impossible_year_range_keeps_the_start_year(client, catalogue):
+    response = client.get("/movies/", {"year_min": 1999, "year_max": 1990})
+    assert sorted(titles(response)) == ["Amelie", "Matrix, The", "Notting Hill"]
+    assert "<strong>To year</strong>" in response.content.decode()
+
+
 def test_htmx_search_returns_only_the_results_fragment(client, catalogue):
     response = client.get("/movies/", {"q": "heat"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="movie-results")
     body = response.content.decode()
@@ -99,9 +124,9 @@ def test_the_list_page_runs_a_fixed_number_of_queries_whatever_the_page_size(cli
         client.get("/movies/", {"q": "alien"})
     with CaptureQueriesContext(connection) as many:
         client.get("/movies/")
-    # session, user, groups (role), count, page, genres prefetch, own ratings
+    # session, user, groups (role), count, page, genres prefetch, own ratings, own watchlist
     assert len(many) == len(few)
-    assert len(many) <= 8, [query["sql"] for query in many.captured_queries]
+    assert len(many) <= 9, [query["sql"] for query in many.captured_queries]
 
 
 def test_the_movie_page_shows_genres_tags_links_stats_and_the_users_own_rating(client, alice, catalogue):
@@ -172,3 +197,99 @@ def test_my_ratings_lists_only_my_own_ratings(client, alice, bob, catalogue):
     client.force_login(alice)
     page = client.get("/my/ratings/").context["page"]
     assert [rating.movie_id for rating in page] == [1]
+
+
+@pytest.mark.parametrize("url", ["/", "/movies/", "/movies/4/", "/accounts/login/", "/accounts/signup/"])
+def test_every_page_has_a_search_box_that_goes_to_the_movie_list(client, catalogue, url):
+    body = client.get(url).content.decode()
+    assert '<form class="site-search" method="get" action="/movies/" role="search">' in body
+    assert 'name="q" id="site-search-q"' in body
+
+
+def test_the_header_search_box_keeps_the_query_on_the_movie_list(client, catalogue):
+    body = client.get("/movies/", {"q": "alien"}).content.decode()
+    assert re.search(r'id="site-search-q"[^>]*value="alien"', body)
+
+
+@pytest.fixture
+def alices_ratings(alice, catalogue):
+    """Alice rated Alien 5 a year ago, Heat 3 a week ago, Toy Story 5 and Casablanca 1 today."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from movies.models import Rating
+
+    for movie_id, value in [(2, 5.0), (3, 3.0), (1, 5.0), (10, 1.0)]:
+        services.rating_set(user=alice, movie_id=movie_id, value=value)
+    now = timezone.now()
+    Rating.objects.filter(rater__user=alice, movie_id=2).update(rated_at=now - timedelta(days=400))
+    Rating.objects.filter(rater__user=alice, movie_id=3).update(rated_at=now - timedelta(days=6))
+    Rating.objects.filter(rater__user=alice, movie_id=1).update(rated_at=now - timedelta(hours=2))
+    return alice
+
+
+def my_rated(client, **params) -> list[int]:
+    return [rating.movie_id for rating in client.get("/my/ratings/", params).context["page"]]
+
+
+@pytest.mark.parametrize(
+    ("params", "movie_ids"),
+    [
+        ({}, [10, 1, 3, 2]),  # newest first
+        ({"sort": "oldest"}, [2, 3, 1, 10]),
+        ({"sort": "highest"}, [1, 2, 3, 10]),  # ties: the more recent first
+        ({"sort": "lowest"}, [10, 3, 1, 2]),
+        ({"sort": "title"}, [2, 10, 3, 1]),
+        ({"rating": "5"}, [1, 2]),
+        ({"genre": "Drama"}, [10, 3]),
+        ({"rated": "week"}, [10, 1, 3]),
+        ({"rated": "day"}, [10, 1]),
+        ({"rating": "5", "rated": "month", "sort": "title"}, [1]),
+    ],
+)
+def test_my_ratings_sort_and_filter_by_rating_date_and_genre(client, alices_ratings, params, movie_ids):
+    client.force_login(alices_ratings)
+    assert my_rated(client, **params) == movie_ids
+
+
+def test_a_bad_my_ratings_filter_is_named_and_the_others_still_apply(client, alices_ratings):
+    client.force_login(alices_ratings)
+    response = client.get("/my/ratings/", {"rating": "7", "genre": "Drama"})
+    assert [rating.movie_id for rating in response.context["page"]] == [10, 3]
+    assert "<strong>Stars</strong>: Select a valid choice." in response.content.decode()
+
+
+def test_filtered_my_ratings_say_how_many_match_and_keep_the_filters_across_pages(client, alices_ratings):
+    client.force_login(alices_ratings)
+    body = client.get("/my/ratings/", {"rating": "5"}).content.decode()
+    assert "2 of your ratings match." in body and "4 ratings." in body
+    response = client.get("/my/ratings/", {"genre": "Horror", "rating": "1"})
+    assert "None of your ratings match these filters." in response.content.decode()
+
+
+def test_my_ratings_filters_as_an_htmx_fragment(client, alices_ratings):
+    client.force_login(alices_ratings)
+    response = client.get(
+        "/my/ratings/", {"sort": "title"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="movie-results"
+    )
+    body = response.content.decode()
+    assert body.startswith('<div id="movie-results">') and "<html" not in body
+
+
+def test_a_rating_made_seconds_ago_reads_just_now(client, alices_ratings):
+    client.force_login(alices_ratings)
+    body = client.get("/my/ratings/").content.decode()
+    assert "rated just now" in body and "0 minutes" not in body
+    assert "rated 2\xa0hours ago" in body and "rated 6\xa0days ago" in body
+
+
+def test_my_ratings_take_a_fixed_number_of_queries_whatever_the_filters(client, alices_ratings):
+    client.force_login(alices_ratings)
+    with CaptureQueriesContext(connection) as few:
+        client.get("/my/ratings/", {"genre": "Drama"})
+    services.rating_set(user=alices_ratings, movie_id=7, value=4.0)
+    services.rating_set(user=alices_ratings, movie_id=8, value=4.0)
+    with CaptureQueriesContext(connection) as more:
+        client.get("/my/ratings/")
+    assert len(more) == len(few)

@@ -37,6 +37,9 @@
     } else if (key === "s") {
       event.preventDefault();
       form.querySelector("#compare-skip").click();
+    } else if (key === "u" && document.getElementById("compare-undo")) {
+      event.preventDefault();
+      document.getElementById("compare-undo").click();
     } else if (key === "r") {
       event.preventDefault();
       form.querySelector("textarea[name=reason]").focus();
@@ -49,7 +52,25 @@
     event.target.elements.decision_ms.value = String(Math.round(performance.now() - shownAt));
   }, true);
 
+  // The undo button leaves when its window closes (the server refuses a late undo anyway).
+  const expireUndo = () => {
+    const undo = document.querySelector("#compare-task form.undo");
+    if (undo) setTimeout(() => undo.remove(), 1000 * Number(undo.dataset.expiresIn || 0));
+  };
+  expireUndo();
+  document.addEventListener("htmx:afterSettle", expireUndo);
+
+  // htmx keeps focus on an element whose id survives the swap, so after Ctrl+Enter from the reason
+  // box the next task's reason box would have it and "t" would type a letter instead of choosing a
+  // tie. A new task takes the focus back; a task shown again (with form errors) keeps it.
+  let shownTask = document.getElementById("compare-task")?.dataset.task;
   document.addEventListener("htmx:afterSettle", (event) => {
-    if (event.target.id === "compare-task" || event.target.querySelector?.("#compare-form")) shownAt = performance.now();
+    if (event.target.id !== "compare-task" && !event.target.querySelector?.("#compare-form")) return;
+    shownAt = performance.now();
+    const task = document.getElementById("compare-task");
+    if (task && task.dataset.task !== shownTask) {
+      shownTask = task.dataset.task;
+      task.focus({ preventScroll: true });
+    }
   });
 })();

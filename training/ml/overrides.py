@@ -42,13 +42,17 @@ def settings_check(config_class: type, overrides: Mapping[str, Any], label: str)
     optional = {f.name for f in fields(config_class) if "None" in str(f.type)}
     for name, value in overrides.items():
         if name not in defaults:
-            raise ValueError(f"{label} has no setting {name!r}; its settings: {', '.join(sorted(defaults))}")
+            raise ValueError(
+                f"There is no setting {name!r} in {label}; its settings: {', '.join(sorted(defaults))}"
+            )
         if value is None and name in optional:
             continue
         if not _fits(defaults[name], value):
-            raise ValueError(f"{label}.{name} = {value!r}: expected a value like {defaults[name]!r}")
+            raise ValueError(
+                f"The setting {label}.{name} = {value!r}: expected a value like {defaults[name]!r}"
+            )
         if _is_number(value) and _is_number(defaults[name]) and value < 0 <= defaults[name]:
-            raise ValueError(f"{label}.{name} = {value!r}: must not be negative")
+            raise ValueError(f"The setting {label}.{name} = {value!r}: must not be negative")
 
 
 def settings_apply(config: Any, overrides: Mapping[str, Any] | None) -> Any:

@@ -173,13 +173,17 @@ def test_a_model_override_changes_only_that_field():
 @pytest.mark.parametrize(
     ("kind", "config", "message"),
     [
-        ("base", {"ppo": {"iterations": 2}}, "a 'base' run has no stage 'ppo'; its stages: base"),
-        ("all", {"reward": {"epoch": 2}}, "reward has no setting 'epoch'"),
-        ("all", {"reward": {"seed": 2}}, "reward has no setting 'seed'"),  # the run's seed is the seed
+        ("base", {"ppo": {"iterations": 2}}, "A run of kind 'base' has no stage 'ppo'; its stages: base"),
+        ("all", {"reward": {"epoch": 2}}, "There is no setting 'epoch' in reward"),
+        (
+            "all",
+            {"reward": {"seed": 2}},
+            "There is no setting 'seed' in reward",
+        ),  # the run's seed is the seed
         ("base", {"base": {"epochs": "ten"}}, r"base.epochs = 'ten': expected a value like 60"),
         ("base", {"base": {"epochs": 2.5}}, "expected a value like 60"),
         ("base", {"base": {"cosine_decay": 1}}, "expected a value like True"),
-        ("base", {"base": {"epochs": -5}}, r"base.epochs = -5: must not be negative"),
+        ("base", {"base": {"epochs": -5}}, r"The setting base.epochs = -5: must not be negative"),
         ("all", {"ppo": {"learning_rate": -0.1}}, "must not be negative"),
         ("ppo", {"ppo": 3}, "must be an object of setting: value"),
     ],
@@ -259,3 +263,103 @@ def test_none_is_accepted_only_where_a_setting_may_be_none():
     training_run_create(kind="ppo", trigger="command", config={"ppo": {"target_kl": None}})
     with pytest.raises(InvalidRunConfig, match=r"ppo.iterations = None"):
         training_run_create(kind="ppo", trigger="command", config={"ppo": {"iterations": None}})
+
+
+def test_promoting_in_the_admin_names_the_algorithm_as_people_write_it(client, sam):
+    ppo = make_version(algorithm="ppo", number=1)
+    client.force_login(sam)
+    response = client.post(
+        "/admin/training/modelversion/", {"action": "promote", "_selected_action": [ppo.pk]}, follow=True
+    )
+    html = response.content.decode()
+    assert "PPO v1 is now active." in html and "Ppo v1" not in html
+
+
+def test_a_bad_setting_reads_as_a_sentence_in_the_admin(client, sam):
+    client.force_login(sam)
+    for typed, message in [
+        ('{"bogus": {}}', "A run of kind &#x27;all&#x27; has no stage &#x27;bogus&#x27;"),
+        ('{"ppo": {"iterations": -5}}', "The setting ppo.iterations = -5: must not be negative"),
+    ]:
+        response = client.post(
+            "/admin/training/trainingrun/retrain/", {"kind": "all", "config": typed}, follow=True
+        )
+        html = response.content.decode()
+        assert message in html, html[html.find("messagelist") : html.find("messagelist") + 300]
+        assert "Ppo.iterations" not in html and "A &#x27;all&#x27;" not in html
+
+
+def test_past_events_do_not_carry_the_versions_status_of_today(client, sam):
+    held_back = make_version(algorithm="ppo", number=1)
+    ModelEvent.objects.create(version=held_back, action=ModelEvent.Action.GATE_REJECTED, note="won 40%")
+    registry.model_version_promote(version=held_back, actor=sam, note="promoted by hand")
+    client.force_login(sam)
+    html = client.get("/admin/training/modelevent/").content.decode()
+    assert "rejected by the gate" in html and "PPO v1" in html and "(active)" not in html
+    assert str(ModelEvent.objects.get(action="gate_rejected")) == "ppo v1 rejected by the gate"
+
+
+def test_the_reload_hint_shows_only_to_who_watched_the_run_finish(client, sam):
+    run = training_run_create(kind="base", trigger="admin")
+    client.force_login(sam)
+    polling = client.get(f"/staff/runs/{run.pk}/progress/").content.decode()
+    assert f"/staff/runs/{run.pk}/progress/?watching=1" in polling and "Reload" not in polling
+    TrainingRun.objects.filter(pk=run.pk).update(status="succeeded", in_flight=None, progress=100)
+    assert (
+        "Reload</a> for the final log"
+        in client.get(f"/staff/runs/{run.pk}/progress/?watching=1").content.decode()
+    )
+    assert "Reload" not in client.get(f"/staff/runs/{run.pk}/progress/").content.decode()
+    page = client.get(f"/admin/training/trainingrun/{run.pk}/change/").content.decode()
+    assert "/progress/" not in page and "Reload" not in page and "100% Succeeded" in page
+
+
+def test_runs_and_versions_open_read_only_with_metrics_as_a_table(client, sam):
+    run = training_run_create(kind="base", trigger="admin")
+    version = make_version(number=1)
+    ModelVersion.objects.filter(pk=version.pk).update(run=run)
+    TrainingRun.objects.filter(pk=run.pk).update(
+        status="succeeded",
+        in_flight=None,
+        metrics={"base v1": {"ndcg@10": 0.130857, "n_users": 591.0, "train_seconds": 141.55}},
+    )
+    client.force_login(sam)
+    for url in [
+        f"/admin/training/trainingrun/{run.pk}/change/",
+        f"/admin/training/modelversion/{version.pk}/change/",
+    ]:
+        response = client.get(url)
+        html = response.content.decode()
+        assert response.status_code == 200 and not response.context["has_change_permission"]
+        assert 'name="_save"' not in html and 'name="_addanother"' not in html, url
+        assert 'name="_continue"' not in html, url
+        assert not any(inline.has_add_permission for inline in response.context["inline_admin_formsets"])
+        assert "<table class='metrics'>" in html, url
+    run_page = client.get(f"/admin/training/trainingrun/{run.pk}/change/").content.decode()
+    assert "<th scope='col'>base v1</th>" in run_page
+    assert "<th scope='row'>ndcg@10</th><td" in run_page and ">0.1309</td>" in run_page
+    assert ">591</td>" in run_page and ">141.55</td>" in run_page
+    version_page = client.get(f"/admin/training/modelversion/{version.pk}/change/").content.decode()
+    assert "<th scope='col'>value</th>" in version_page and ">0.1000</td>" in version_page
+    assert client.post(f"/admin/training/modelversion/{version.pk}/change/", {}).status_code == 403
+    # the changelist's actions still work
+    assert "promote" in client.get("/admin/training/modelversion/").content.decode()
+
+
+def test_favicon_ico_redirects_to_the_svg(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("/favicon.svg")
+
+
+def test_the_admin_spells_annotator_statuses(client, sam):
+    client.force_login(sam)
+    html = client.get("/admin/").content.decode()
+    assert "Annotator statuses" in html and "statuss" not in html
+
+
+def test_the_staff_dashboard_names_algorithms_as_people_write_them(client, sam):
+    registry.model_version_activate(version=make_version(algorithm="qlearning", number=1))
+    make_version(algorithm="ppo", number=2)  # a candidate
+    client.force_login(sam)
+    html = client.get("/staff/dashboard/").content.decode()
+    assert "<td>Q-learning</td><td>v1</td>" in html and ">PPO v2</a>" in html
