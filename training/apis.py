@@ -16,7 +16,6 @@ from movies.selectors import rater_for_user
 from . import registry
 from .exceptions import InvalidRunConfig, RunAlreadyInFlight, VersionStateError
 from .models import ModelVersion, TrainingRun
-from .overrides import STAGES
 from .runs import training_run_start
 from .serving import POLICY_CHOICES, recommend, similar_movies
 
@@ -247,7 +246,7 @@ class ModelVersionListApi(generics.ListAPIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("algorithm", str, enum=list(STAGES)),
+            OpenApiParameter("algorithm", str, enum=list(registry.ALGORITHMS)),
             OpenApiParameter("status", str, enum=list(ModelVersion.Status.values)),
         ]
     )
@@ -255,7 +254,9 @@ class ModelVersionListApi(generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
-        filters = choice_filters(self.request, algorithm=STAGES, status=ModelVersion.Status.values)
+        filters = choice_filters(
+            self.request, algorithm=registry.ALGORITHMS, status=ModelVersion.Status.values
+        )
         return ModelVersion.objects.order_by("-created_at", "-id").filter(**filters)
 
 
@@ -285,7 +286,7 @@ class ModelVersionPromoteApi(APIView):
 
 
 class RollbackSerializer(NoteSerializer):
-    algorithm = serializers.ChoiceField(choices=list(STAGES))  # one stage per algorithm
+    algorithm = serializers.ChoiceField(choices=list(registry.ALGORITHMS))
 
 
 class ModelVersionRollbackApi(APIView):
