@@ -74,3 +74,39 @@ def make_version(algorithm: str = "base", number: int = 1):
         seed=0,
         data_snapshot={},
     )
+
+
+@pytest.fixture
+def oracle_file(taste_world, tmp_path):
+    from movies.models import Rating
+
+    path = tmp_path / "oracle.csv"
+    lines = ["userId,movieId,rating,timestamp"]
+    for rating in Rating.objects.select_related("rater"):
+        lines.append(
+            f"{rating.rater.movielens_id},{rating.movie_id},{rating.rating},{int(rating.rated_at.timestamp())}"
+        )
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def with_feedback(taste_world, oracle_file):
+    """A recommender trained on the taste world and 60 comparisons answered by simulated annotators."""
+    from django.core.management import call_command
+
+    from training.serving import models as served_models
+
+    served_models.clear()
+    train_base_now(epochs=20)
+    call_command(
+        "simulate_feedback",
+        oracle_ratings=oracle_file,
+        comparisons=60,
+        annotators=2,
+        noise=0.05,
+        k=5,
+        no_progress=True,
+    )
+    yield
+    served_models.clear()
