@@ -7,7 +7,7 @@ import json
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from . import registry
 from .exceptions import TrainingError
@@ -19,6 +19,59 @@ def _pretty(value) -> str:
     return format_html(
         "<pre style='white-space:pre-wrap;max-width:70em'>{}</pre>",
         json.dumps(value, indent=2, sort_keys=True),
+    )
+
+
+def _interval(summary: dict | None, spec: str = ".3f") -> str:
+    """``mean [low, high] (n)`` of a bootstrap summary; a dash when there is no evidence."""
+    if not summary or not summary.get("n") or summary.get("mean") is None:
+        return "\u2014"
+    low, high = summary.get("low"), summary.get("high")
+    bounds = f" [{low:{spec}}, {high:{spec}}]" if low is not None and high is not None else ""
+    return f"{summary['mean']:{spec}}{bounds} (n={summary['n']})"
+
+
+def gate_report_html(gate: dict) -> str:
+    """The gate's report as a page: the verdict, the judge's credentials, one row per candidate."""
+    if "candidates" not in gate:  # a reward model's check, or a report from before the judges
+        return _pretty(gate)
+    judge = gate.get("judge") or {}
+    accuracy = judge.get("accuracy")
+    rows = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (
+                entry["name"],
+                "passed" if entry.get("passed") else "failed",
+                _interval(entry.get("judge")),
+                _interval(entry.get("replay")),
+                _interval(entry.get("ndcg_difference"), "+.4f"),
+                "\u2014" if entry.get("kl") is None else f"{entry['kl']:.2f}",
+                entry.get("reason", ""),
+            )
+            for entry in gate["candidates"]
+        ),
+    )
+    return format_html(
+        "<p><strong>{}</strong></p><p>This version ({}): {}: {}</p>"
+        "<p>Judge: accuracy {} on {} strict comparisons of the gate users, trained on {} comparisons "
+        "of the judge users; {}. Users: {}.</p>"
+        "<table><thead><tr><th>candidate</th><th>verdict</th><th>judge win rate</th>"
+        "<th>annotator replay</th><th>held-out NDCG@10 difference</th><th>KL (nats)</th>"
+        "<th>why</th></tr></thead><tbody>{}</tbody></table>"
+        "<details><summary>raw report</summary>{}</details>",
+        gate.get("decision", ""),
+        gate.get("candidate", ""),
+        "chosen" if gate.get("chosen") else ("passed" if gate.get("passed") else "held back"),
+        gate.get("reason", ""),
+        "n/a" if accuracy is None else f"{accuracy:.3f}",
+        judge.get("n_strict", 0),
+        judge.get("train_comparisons", 0),
+        "trusted" if judge.get("trusted") else "not trusted",
+        ", ".join(f"{k} {v}" for k, v in (gate.get("users") or {}).items()),
+        rows,
+        _pretty(gate),
     )
 
 
@@ -211,7 +264,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     @admin.display(description="promotion gate")
     def gate_pretty(self, version: ModelVersion) -> str:
-        return _pretty(version.gate)
+        return gate_report_html(version.gate)
 
     @admin.action(description="Promote the selected version (serve it now)")
     def promote(self, request, queryset) -> None:

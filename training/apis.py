@@ -260,6 +260,14 @@ class ModelVersionListApi(generics.ListAPIView):
         return ModelVersion.objects.order_by("-created_at", "-id").filter(**filters)
 
 
+class ModelVersionDetailApi(generics.RetrieveAPIView):
+    """Staff: one model version with its metrics, config, data snapshot and the gate's full report."""
+
+    permission_classes = [IsAdminUser]
+    serializer_class = ModelVersionSerializer
+    queryset = ModelVersion.objects.all()
+
+
 class NoteSerializer(serializers.Serializer):
     note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 

@@ -775,6 +775,7 @@ def stage_gate(
         verdict = {
             **report,
             "candidate": candidate.name,
+            "decision": decision.reason,  # the gate's verdict; ``reason`` is this candidate's own
             "passed": bool(own and own.passed),
             "chosen": chosen,
             "reason": own.reason if own else "it is the served policy",
