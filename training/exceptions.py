@@ -19,3 +19,7 @@ class VersionStateError(TrainingError):
 
 class NotEnoughData(TrainingError):
     pass
+
+
+class GateLeak(TrainingError):
+    """A model would be trained or judged on users it must never see: the gate would be fooled."""

@@ -15,7 +15,7 @@ comes with. The gate's rules are the pure functions of ``training.ml.gate``.
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,7 @@ from training.ml.rlhf import OUTCOME_OF_CHOICE, SlateSource, World, build_world,
 from training.ml.user_features import UserContext, make_user_context
 
 from . import registry
-from .exceptions import NotEnoughData
+from .exceptions import GateLeak, NotEnoughData
 from .models import ModelVersion
 from .runs import RunReporter, json_safe
 from .serving import POLICY_ALGORITHMS, LoadedModel
@@ -73,10 +73,6 @@ GATE_SLATE_SIZE = 10  # lists are compared at K = 10, as in the experiment
 NDCG_HELDOUT_SHARE = 0.2  # of a gate user's ratings, the latest kept out of their context for NDCG@10
 NDCG_RELEVANT_RATING = 4.0  # a held-out rating at least this high makes a movie relevant
 KL_USERS = 50  # gate users the KL of PPO and Q-learning is estimated over
-
-
-class GateLeak(Exception):
-    """A model would be trained or judged on users it must never see: the gate would be fooled."""
 
 
 def gate_rules(seed: int = 0) -> GateRules:
@@ -651,7 +647,7 @@ def train_judge(
     check_trained_only_on(records, snapshot.split.judge, "judge")
     if not records:
         return None
-    judge_config = RewardModelConfig(**{**asdict(config), "seed": seed, "validation_fraction": 0.0})
+    judge_config = replace(config, seed=seed, validation_fraction=0.0)
     raters = sorted({c["rater"] for c in records})
     contexts = snapshot.contexts_for(records, raters)
     pairs = sample_rating_pairs(

@@ -8,12 +8,12 @@ import pytest
 from feedback.models import Comparison
 from movies.models import Rater
 from training import registry
+from training.exceptions import GateLeak
 from training.ml.rlhf import SlateSource
 from training.models import ModelVersion
 from training.rlhf import (
     Candidate,
     FeedbackSnapshot,
-    GateLeak,
     Judge,
     UserSplit,
     check_trained_only_on,

@@ -192,6 +192,24 @@ def test_the_pipeline_runs_end_to_end_in_a_celery_worker_from_the_broker(with_fe
     assert run.versions.get(algorithm="reward").config["epochs"] == TINY["reward"].epochs
 
 
+def test_ppo_alone_keeps_the_active_reward_models_raters_out_of_its_judge_and_gate(with_feedback, settings):
+    from training.rlhf import _base, comparison_rows, feedback_snapshot, learner_raters_of
+
+    settings.GATE_MIN_REWARD_ACCURACY, settings.GATE_MIN_HELDOUT_COMPARISONS = 0.0, 0
+    run_pipeline("all")
+    reward = ModelVersion.objects.get(algorithm="reward", status=ModelVersion.Status.ACTIVE)
+    run = training_run_create(kind="ppo", trigger=TrainingRun.Trigger.COMMAND, seed=5)
+    run = training_run_execute(run_id=run.pk, config=TINY)
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.error
+    assert [v.label for v in run.versions.all()] == ["ppo v2"]
+    assert run.versions.get().gate["candidates"][0]["name"] == "ppo"
+    rows = comparison_rows()
+    split = feedback_snapshot(
+        base=_base(), rows=rows, seed=5, learner_raters=learner_raters_of(reward, rows)
+    ).split
+    assert set(reward.data_snapshot["learner_raters"]) <= split.learner  # another seed, the same learners
+
+
 def test_ppo_alone_needs_an_active_reward_model(with_feedback):
     run = run_pipeline("ppo")
     assert run.status == TrainingRun.Status.FAILED
