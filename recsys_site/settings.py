@@ -326,3 +326,20 @@ COMPARISON_GOLD_SHARE = env_float("COMPARISON_GOLD_SHARE", 0.1)
 COMPARISON_PERSONA_SHARE = env_float(
     "COMPARISON_PERSONA_SHARE", 0.5
 )  # of new tasks, when own taste is possible
+
+# --- The promotion gate and the reranker baselines --------------------------------------------
+# Defaults are the closed-loop experiment's (training.ml.experiment.ExperimentConfig and the
+# baselines' settings there); a test holds them equal.
+GATE_MIN_JUDGE_ACCURACY = env_float("GATE_MIN_JUDGE_ACCURACY", 0.55)  # judge's accuracy on gate users
+GATE_MIN_JUDGE_COMPARISONS = env_int("GATE_MIN_JUDGE_COMPARISONS", 20)  # strict ones it is measured on
+GATE_MIN_HELDOUT_USERS = env_int("GATE_MIN_HELDOUT_USERS", 10)  # gate users the head-to-head needs
+GATE_MAX_KL = env_float("GATE_MAX_KL", 10.0)  # nats per list from the reference policy
+GATE_JUDGE_USER_SHARE = env_float("GATE_JUDGE_USER_SHARE", 0.2)  # comparison raters kept for the judge
+GATE_HELDOUT_USER_SHARE = env_float("GATE_HELDOUT_USER_SHARE", 0.2)  # raters kept for the gate
+GATE_NDCG_MIN_RATINGS = env_int("GATE_NDCG_MIN_RATINGS", 10)  # a gate user's ratings for the NDCG check
+GATE_BOOTSTRAP_ROUNDS = env_int("GATE_BOOTSTRAP_ROUNDS", 1000)
+GATE_MIN_REWARD_ACCURACY = env_float("GATE_MIN_REWARD_ACCURACY", 0.6)  # a reward model is activated above it
+GATE_MIN_HELDOUT_COMPARISONS = env_int("GATE_MIN_HELDOUT_COMPARISONS", 10)  # ... on at least this many
+RERANK_QUALITY_WEIGHT = env_float("RERANK_QUALITY_WEIGHT", 0.25)  # quality_rerank's a
+RERANK_REWARD_WEIGHT = env_float("RERANK_REWARD_WEIGHT", 0.5)  # rm_rerank's b
+RERANK_BEST_OF_N = env_int("RERANK_BEST_OF_N", 16)  # best_of_n's n

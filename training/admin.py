@@ -77,6 +77,59 @@ class ReadOnlyRecordAdmin(admin.ModelAdmin):
         return obj is None and super().has_change_permission(request)
 
 
+def _interval(summary: dict | None, spec: str = ".3f") -> str:
+    """``mean [low, high] (n)`` of a bootstrap summary; a dash when there is no evidence."""
+    if not summary or not summary.get("n") or summary.get("mean") is None:
+        return "\u2014"
+    low, high = summary.get("low"), summary.get("high")
+    bounds = f" [{low:{spec}}, {high:{spec}}]" if low is not None and high is not None else ""
+    return f"{summary['mean']:{spec}}{bounds} (n={summary['n']})"
+
+
+def gate_report_html(gate: dict) -> str:
+    """The gate's report as a page: the verdict, the judge's credentials, one row per candidate."""
+    if "candidates" not in gate:  # a reward model's check, or a report from before the judges
+        return _pretty(gate)
+    judge = gate.get("judge") or {}
+    accuracy = judge.get("accuracy")
+    rows = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (
+                entry["name"],
+                "passed" if entry.get("passed") else "failed",
+                _interval(entry.get("judge")),
+                _interval(entry.get("replay")),
+                _interval(entry.get("ndcg_difference"), "+.4f"),
+                "\u2014" if entry.get("kl") is None else f"{entry['kl']:.2f}",
+                entry.get("reason", ""),
+            )
+            for entry in gate["candidates"]
+        ),
+    )
+    return format_html(
+        "<p><strong>{}</strong></p><p>This version ({}): {}: {}</p>"
+        "<p>Judge: accuracy {} on {} strict comparisons of the gate users, trained on {} comparisons "
+        "of the judge users; {}. Users: {}.</p>"
+        "<table><thead><tr><th>candidate</th><th>verdict</th><th>judge win rate</th>"
+        "<th>annotator replay</th><th>held-out NDCG@10 difference</th><th>KL (nats)</th>"
+        "<th>why</th></tr></thead><tbody>{}</tbody></table>"
+        "<details><summary>raw report</summary>{}</details>",
+        gate.get("decision", ""),
+        gate.get("candidate", ""),
+        "chosen" if gate.get("chosen") else ("passed" if gate.get("passed") else "held back"),
+        gate.get("reason", ""),
+        "n/a" if accuracy is None else f"{accuracy:.3f}",
+        judge.get("n_strict", 0),
+        judge.get("train_comparisons", 0),
+        "trusted" if judge.get("trusted") else "not trusted",
+        ", ".join(f"{k} {v}" for k, v in (gate.get("users") or {}).items()),
+        rows,
+        _pretty(gate),
+    )
+
+
 class ModelVersionInline(admin.TabularInline):
     model = ModelVersion
     fields = ["algorithm", "version", "status", "created_at"]
@@ -319,7 +372,7 @@ class ModelVersionAdmin(ReadOnlyRecordAdmin):
 
     @admin.display(description="promotion gate")
     def gate_pretty(self, version: ModelVersion) -> str:
-        return _pretty(version.gate)
+        return gate_report_html(version.gate)
 
     @admin.action(description="Promote the selected version (serve it now)")
     def promote(self, request, queryset) -> None:

@@ -8,6 +8,7 @@ urlpatterns = [
     path("training/runs/", apis.TrainingRunListApi.as_view(), name="api-training-runs"),
     path("training/runs/<int:pk>/", apis.TrainingRunDetailApi.as_view(), name="api-training-run"),
     path("models/", apis.ModelVersionListApi.as_view(), name="api-model-versions"),
+    path("models/<int:pk>/", apis.ModelVersionDetailApi.as_view(), name="api-model-version"),
     path("models/<int:pk>/promote/", apis.ModelVersionPromoteApi.as_view(), name="api-model-promote"),
     path("models/rollback/", apis.ModelVersionRollbackApi.as_view(), name="api-model-rollback"),
 ]

@@ -16,7 +16,6 @@ from movies.selectors import rater_for_user
 from . import registry
 from .exceptions import BrokerUnavailable, InvalidRunConfig, RunAlreadyInFlight, VersionStateError
 from .models import ModelVersion, TrainingRun
-from .overrides import STAGES
 from .runs import BROKER_RETRY_AFTER_SECONDS, training_run_start
 from .serving import POLICY_CHOICES, SERVABLE_ALGORITHMS, recommend, served_version_ids, similar_movies
 
@@ -275,7 +274,7 @@ class ModelVersionListApi(generics.ListAPIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("algorithm", str, enum=list(STAGES)),
+            OpenApiParameter("algorithm", str, enum=list(registry.ALGORITHMS)),
             OpenApiParameter("status", str, enum=list(ModelVersion.Status.values)),
         ]
     )
@@ -283,8 +282,18 @@ class ModelVersionListApi(generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
-        filters = choice_filters(self.request, algorithm=STAGES, status=ModelVersion.Status.values)
+        filters = choice_filters(
+            self.request, algorithm=registry.ALGORITHMS, status=ModelVersion.Status.values
+        )
         return ModelVersion.objects.order_by("-created_at", "-id").filter(**filters)
+
+
+class ModelVersionDetailApi(generics.RetrieveAPIView):
+    """Staff: one model version with its metrics, config, data snapshot and the gate's full report."""
+
+    permission_classes = [IsAdminUser]
+    serializer_class = ModelVersionSerializer
+    queryset = ModelVersion.objects.all()
 
 
 class NoteSerializer(serializers.Serializer):
@@ -313,7 +322,7 @@ class ModelVersionPromoteApi(APIView):
 
 
 class RollbackSerializer(NoteSerializer):
-    algorithm = serializers.ChoiceField(choices=list(STAGES))  # one stage per algorithm
+    algorithm = serializers.ChoiceField(choices=list(registry.ALGORITHMS))
 
 
 class ModelVersionRollbackApi(APIView):

@@ -27,3 +27,7 @@ class ArtifactInvalid(VersionStateError):
 
 class NotEnoughData(TrainingError):
     pass
+
+
+class GateLeak(TrainingError):
+    """A model would be trained or judged on users it must never see: the gate would be fooled."""

@@ -23,7 +23,7 @@ from .serving import SERVABLE_ALGORITHMS, served_algorithm
 from .serving import models as served_models
 from .snapshots import movies_frame, ratings_frame
 
-EXPORT_POLICIES = ("popularity", "ease", "base", "ppo", "qlearning", "active")
+EXPORT_POLICIES = ("popularity", "ease", *SERVABLE_ALGORITHMS, "active")
 METRIC_COLUMNS = [
     "ndcg@10",
     "recall@10",

@@ -6,6 +6,8 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from training.ml.rerankers import RERANKER_KINDS
+
 from .exceptions import ArtifactInvalid, VersionStateError
 from .models import ModelEvent, ModelVersion, TrainingRun
 from .runs import json_safe
@@ -15,7 +17,9 @@ KIND_OF_ALGORITHM = {
     "reward": ModelVersion.Kind.REWARD_MODEL,
     "ppo": ModelVersion.Kind.POLICY,
     "qlearning": ModelVersion.Kind.POLICY,
+    **{kind: ModelVersion.Kind.POLICY for kind in RERANKER_KINDS},
 }
+ALGORITHMS = tuple(KIND_OF_ALGORITHM)
 
 
 def next_version_number(*, algorithm: str) -> int:

@@ -1,64 +1,88 @@
-"""The RLHF stages of the pipeline: reward model, PPO and Q-learning from the feedback in the database.
+"""The RLHF stages of the pipeline: reward model, PPO, Q-learning and the reranker baselines, then the gate.
 
-    snapshot feedback -> reward model (Bradley-Terry + rating pairs) -> PPO / Q-learning against it
-    -> evaluate on held-out comparisons and users -> register candidates -> gate -> activate
+    snapshot feedback -> split the raters: learner, judge and gate users (``split_users``)
+    -> reward model on the learner users' comparisons -> PPO / Q-learning on learner users, and the
+    reranker baselines (quality_rerank, rm_rerank, best_of_n) -> register every candidate
+    -> judge reward model on the judge users' comparisons -> gate on the gate users -> serve the winner
 
-Comparisons whose task id is divisible by ``HELDOUT_MODULUS`` are held out: they never train the
-reward model and are what the gate measures its accuracy on.
+No comparison, signal or rating pair of a judge or gate user trains the learner, and no candidate is
+judged by the reward model it was optimised against: the judge is a second reward model trained
+only on the judge users' comparisons. A comparison is always scored in a context holding only the
+signals its rater gave *before* it (``comparison_contexts``): a reason explains the very choice it
+comes with. The gate's rules are the pure functions of ``training.ml.gate``.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 from django.conf import settings
 
 from feedback.models import Comparison, ListFeedback
-from training.ml.artifacts import write_artifact
+from training.ml.artifacts import load_artifact, write_artifact
 from training.ml.data import History
 from training.ml.dqn import DQNConfig, train_dqn
+from training.ml.evaluation import ndcg_difference
+from training.ml.gate import (
+    CandidateEvidence,
+    GateDecision,
+    GateRules,
+    gate_decide,
+    judge_outcomes,
+    replay_outcomes,
+    summarise,
+)
 from training.ml.overrides import settings_apply
 from training.ml.policy import NumpySlatePolicy
 from training.ml.ppo import PPOConfig, train_ppo
+from training.ml.rerankers import (
+    RERANKER_KINDS,
+    BestOfN,
+    QualityRerank,
+    RewardRerank,
+    best_of_n_kl,
+    reranker_export,
+    shrunk_mean_ratings,
+)
 from training.ml.reward_model import (
     NumpyRewardModel,
     RewardModelConfig,
     evaluate_reward_model,
+    sample_rating_pairs,
     train_reward_model,
 )
-from training.ml.rlhf import (
-    OUTCOME_OF_CHOICE,
-    GateConfig,
-    SlateSource,
-    World,
-    bootstrap_win_rate,
-    build_world,
-    head_to_head,
-    kl_from_reference,
-    promotion_gate,
-)
+from training.ml.rlhf import OUTCOME_OF_CHOICE, SlateSource, World, build_world, kl_from_reference
+from training.ml.user_features import UserContext, make_user_context
 
 from . import registry
-from .exceptions import NotEnoughData
+from .exceptions import GateLeak, NotEnoughData
 from .models import ModelVersion
 from .runs import RunReporter, json_safe
-from .serving import LoadedModel
+from .serving import POLICY_ALGORITHMS, LoadedModel
 from .serving import models as served_models
 from .snapshots import movies_frame, ratings_frame
 
-HELDOUT_MODULUS = 5
 MAX_CONTEXT_USERS = 1500  # raters sampled for rating pairs and RL episodes, besides comparison contexts
-GATE_USERS = 200  # held-out users the win rate is measured on
-TIE_MARGIN = 1e-3  # list-score difference under which the judge calls a tie
+GATE_USERS = 200  # at most this many gate users; beyond it more users cost time and add little
+GATE_SLATE_SIZE = 10  # lists are compared at K = 10, as in the experiment
+NDCG_HELDOUT_SHARE = 0.2  # of a gate user's ratings, the latest kept out of their context for NDCG@10
+NDCG_RELEVANT_RATING = 4.0  # a held-out rating at least this high makes a movie relevant
+KL_USERS = 50  # gate users the KL of PPO and Q-learning is estimated over
 
 
-def gate_config() -> GateConfig:
-    return GateConfig(
-        min_reward_accuracy=getattr(settings, "GATE_MIN_REWARD_ACCURACY", 0.6),
-        max_kl=getattr(settings, "GATE_MAX_KL", 10.0),
-        min_heldout_comparisons=getattr(settings, "GATE_MIN_HELDOUT_COMPARISONS", 10),
+def gate_rules(seed: int = 0) -> GateRules:
+    return GateRules(
+        min_judge_accuracy=settings.GATE_MIN_JUDGE_ACCURACY,
+        min_judge_comparisons=settings.GATE_MIN_JUDGE_COMPARISONS,
+        min_users=settings.GATE_MIN_HELDOUT_USERS,
+        max_kl=settings.GATE_MAX_KL,
+        bootstrap_rounds=settings.GATE_BOOTSTRAP_ROUNDS,
+        seed=seed,
     )
 
 
@@ -81,6 +105,7 @@ def comparison_rows(*, include_simulated: bool = True) -> list[dict]:
             "task_id",
             "choice",
             "signals",
+            "created_at",
             "task__context_rater_id",
             "task__left_items",
             "task__right_items",
@@ -88,10 +113,155 @@ def comparison_rows(*, include_simulated: bool = True) -> list[dict]:
     )
 
 
-def load_world(*, base: LoadedModel, rows: list[dict], seed: int) -> World:
-    """Contexts for every comparison's context rater plus a sample of raters, over the base catalogue."""
+# --- 1. Who may train what: the user split ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UserSplit:
+    """Raters by what they may train. Disjoint; every comparison belongs to its context rater's part."""
+
+    learner: frozenset[int]  # comparisons, signals and ratings train the reward model and the policies
+    judge: frozenset[int]  # comparisons train the judge reward model only
+    gate: frozenset[int]  # nothing trains on them: the gate's users (win rate, replay, NDCG)
+
+    def check(self) -> UserSplit:
+        for a, b in (("learner", "judge"), ("learner", "gate"), ("judge", "gate")):
+            shared = getattr(self, a) & getattr(self, b)
+            if shared:
+                raise GateLeak(f"raters {sorted(shared)[:5]} are both {a} and {b} users")
+        return self
+
+    def part(self, rater: int) -> str:
+        for name in ("learner", "judge", "gate"):
+            if rater in getattr(self, name):
+                return name
+        raise GateLeak(f"rater {rater} is in no part of the split")
+
+    def describe(self) -> dict[str, Any]:
+        return {name: len(getattr(self, name)) for name in ("learner", "judge", "gate")}
+
+
+def split_users(
+    *,
+    comparison_raters: Iterable[int],
+    other_raters: Iterable[int],
+    seed: int,
+    judge_share: float,
+    gate_share: float,
+    learner_raters: Iterable[int] = (),
+    max_gate_users: int = GATE_USERS,
+) -> UserSplit:
+    """Split raters into learner, judge and gate users, deterministically by ``seed``.
+
+    Raters with comparisons are shuffled and cut into the three parts by ``judge_share`` and
+    ``gate_share``; raters without comparisons (rating pairs and RL episodes only) go to the gate
+    by ``gate_share`` and otherwise to the learner. ``learner_raters`` (whose comparisons an existing
+    reward model already trained on) always stay learners.
+    """
+    forced = {int(r) for r in learner_raters}
+    rng = np.random.default_rng(seed)
+    with_comparisons = np.array(sorted({int(r) for r in comparison_raters} - forced), np.int64)
+    with_comparisons = rng.permutation(with_comparisons)
+    n_judge = round(judge_share * len(with_comparisons))
+    n_gate = min(max_gate_users, round(gate_share * len(with_comparisons)))
+    judge = set(with_comparisons[:n_judge].tolist())
+    gate = set(with_comparisons[n_judge : n_judge + n_gate].tolist())
+    learner = forced | set(with_comparisons[n_judge + n_gate :].tolist())
+    others = np.array(sorted({int(r) for r in other_raters} - forced - judge - gate - learner), np.int64)
+    others = rng.permutation(others)
+    n_other_gate = min(max_gate_users - len(gate), round(gate_share * len(others)))
+    gate |= set(others[:n_other_gate].tolist())
+    learner |= set(others[n_other_gate:].tolist())
+    return UserSplit(frozenset(learner), frozenset(judge), frozenset(gate)).check()
+
+
+def check_trained_only_on(records: Iterable[Mapping[str, Any]], allowed: Iterable[int], role: str) -> None:
+    """Raise ``GateLeak`` when a comparison of a rater outside ``allowed`` would train the ``role``."""
+    allowed = set(allowed)
+    stray = sorted({int(r["rater"]) for r in records} - allowed)
+    if stray:
+        raise GateLeak(f"the {role} would train on comparisons of raters {stray[:5]} outside its users")
+
+
+def learner_raters_of(reward_version: ModelVersion | None, rows: Sequence[dict]) -> set[int]:
+    """Raters whose comparisons the reward model ``reward_version`` may have trained on.
+
+    Recorded on the version since the gate has had judges; for an older version, every rater with a
+    comparison made before it was created (a superset: safe, at the cost of fewer judge users).
+    """
+    if reward_version is None:
+        return set()
+    recorded = reward_version.data_snapshot.get("learner_raters")
+    if recorded is not None:
+        return {int(r) for r in recorded}
+    return {
+        int(row["task__context_rater_id"]) for row in rows if row["created_at"] <= reward_version.created_at
+    }
+
+
+# --- 2. The world: contexts of every user, and the comparisons' own contexts -----------------------
+
+
+@dataclass
+class FeedbackSnapshot:
+    """The feedback snapshot one run learns from and is gated on."""
+
+    world: World  # contexts of every user (gate users' without their latest ratings), item features
+    split: UserSplit
+    comparisons: list[dict]  # every usable comparison: rater, user (its context key), slates, outcome
+    comparison_contexts: dict[Hashable, UserContext]  # per comparison: history + only earlier signals
+    heldout_relevant: dict[int, set[int]]  # gate users: catalogue indices of their held-out liked movies
+    item_quality: np.ndarray  # shrunk mean rating per movie, over the ratings the contexts hold
+
+    def records(self, part: str) -> list[dict]:
+        users = getattr(self.split, part)
+        return [c for c in self.comparisons if c["rater"] in users]
+
+    def contexts_for(self, records: Sequence[dict], raters: Iterable[int]) -> dict[Hashable, UserContext]:
+        """The comparisons' own contexts and the named raters' contexts (for rating pairs)."""
+        contexts: dict[Hashable, UserContext] = {
+            r: self.world.contexts[r] for r in raters if r in self.world.contexts
+        }
+        contexts.update({c["user"]: self.comparison_contexts[c["user"]] for c in records})
+        return contexts
+
+
+def _histories(ratings: pd.DataFrame, base: LoadedModel) -> tuple[dict[int, History], pd.DataFrame]:
+    index, known = base.indices(ratings["item"].to_numpy(np.int64))
+    ratings = ratings[known].assign(idx=index).sort_values(["user", "timestamp"], kind="stable")
+    histories = {
+        int(user): History(group["idx"].to_numpy(), group["rating"].to_numpy(), group["timestamp"].to_numpy())
+        for user, group in ratings.groupby("user", sort=False)
+    }
+    return histories, ratings
+
+
+def hold_out_latest(
+    histories: dict[int, History], users: Iterable[int], min_ratings: int
+) -> tuple[dict[int, History], dict[int, set[int]]]:
+    """Histories without the latest ``NDCG_HELDOUT_SHARE`` of each named user's ratings (users with at
+    least ``min_ratings``), and the movies among those held out rated ``NDCG_RELEVANT_RATING`` or more."""
+    histories = dict(histories)
+    relevant: dict[int, set[int]] = {}
+    for user in users:
+        history = histories.get(user)
+        if history is None or len(history) < min_ratings:
+            continue
+        n_out = max(1, round(NDCG_HELDOUT_SHARE * len(history)))
+        cut = len(history) - n_out  # histories are in time order
+        liked = history.item_idx[cut:][history.ratings[cut:] >= NDCG_RELEVANT_RATING]
+        histories[user] = History(history.item_idx[:cut], history.ratings[:cut], history.timestamps[:cut])
+        if len(liked):
+            relevant[user] = set(np.asarray(liked, np.int64).tolist())
+    return histories, relevant
+
+
+def feedback_snapshot(
+    *, base: LoadedModel, rows: list[dict], seed: int, learner_raters: Iterable[int] = ()
+) -> FeedbackSnapshot:
+    """Split the raters, build every context and each comparison's own context over the base catalogue."""
     ratings = ratings_frame()
-    context_raters = {row["task__context_rater_id"] for row in rows}
+    context_raters = {int(row["task__context_rater_id"]) for row in rows}
     rng = np.random.default_rng(seed)
     counts = ratings.groupby("user").size()
     eligible = counts.index[counts >= 5].to_numpy()
@@ -100,75 +270,130 @@ def load_world(*, base: LoadedModel, rows: list[dict], seed: int) -> World:
         if len(eligible)
         else set()
     )
-    keep = ratings["user"].isin(context_raters | sampled)
-    ratings = ratings[keep]
-    index, known = base.indices(ratings["item"].to_numpy(np.int64))
-    ratings = ratings[known].assign(idx=index).sort_values(["user", "timestamp"], kind="stable")
-    histories: dict[int, History] = {}
-    for user, group in ratings.groupby("user", sort=False):
-        histories[int(user)] = History(
-            group["idx"].to_numpy(), group["rating"].to_numpy(), group["timestamp"].to_numpy()
-        )
+    split = split_users(
+        comparison_raters=context_raters,
+        other_raters=sampled - context_raters,
+        seed=seed,
+        judge_share=settings.GATE_JUDGE_USER_SHARE,
+        gate_share=settings.GATE_HELDOUT_USER_SHARE,
+        learner_raters=learner_raters,
+    )
+    histories, kept = _histories(ratings[ratings["user"].isin(context_raters | sampled)], base)
+    histories, relevant = hold_out_latest(histories, split.gate, settings.GATE_NDCG_MIN_RATINGS)
     for rater in context_raters:
-        histories.setdefault(int(rater), History.empty())
-    signals: dict[int, list[dict]] = {}
-    for row in rows:
-        signals.setdefault(row["task__context_rater_id"], []).extend(row["signals"] or [])
-    for rater_id, batch in ListFeedback.objects.filter(user__rater__id__in=list(histories)).values_list(
-        "user__rater__id", "signals"
-    ):
-        signals.setdefault(rater_id, []).extend(batch or [])
+        histories.setdefault(rater, History.empty())
+
+    # Signals in time order: (time, rater, comparison id or None, signals).
+    said: list[tuple[Any, int, int | None, list]] = [
+        (row["created_at"], int(row["task__context_rater_id"]), row["id"], row["signals"] or [])
+        for row in rows
+    ]
+    for rater_id, created_at, batch in ListFeedback.objects.filter(
+        user__rater__id__in=list(histories)
+    ).values_list("user__rater__id", "created_at", "signals"):
+        said.append((created_at, int(rater_id), None, batch or []))
+    said.sort(key=lambda entry: (entry[0], entry[2] or 0))
+    # A user's context holds every signal of theirs except, for judge and gate users, the reasons
+    # given with their comparisons: those comparisons are what the judges and the replay score.
+    user_signals: dict[int, list[dict]] = {}
+    for _, rater, comparison_id, batch in said:
+        if comparison_id is None or rater in split.learner:
+            user_signals.setdefault(rater, []).extend(batch)
+
     movies = movies_frame().set_index("item").reindex(base.item_ids)
     genres = [list(g) if isinstance(g, list) else [] for g in movies["genres"]]
     years = movies["year"].to_numpy(dtype=np.float64, na_value=np.nan)
-    popularity = np.bincount(index, minlength=len(base.item_ids)).astype(np.float64)
-    return build_world(
+    popularity = np.bincount(kept["idx"].to_numpy(np.int64), minlength=len(base.item_ids)).astype(np.float64)
+    world = build_world(
         recommender=base.scorer,
         histories=histories,
         genres=genres,
         years=years,
         popularity=popularity,
-        signals=signals,
+        signals=user_signals,
     )
 
+    comparisons = comparison_records(rows, base)
+    prior: dict[int, list[dict]] = {}  # each rater's signals so far, while walking through time
+    before: dict[int, list[dict]] = {}  # comparison id -> its rater's signals given before it
+    for _, rater, comparison_id, batch in said:
+        if comparison_id is not None:
+            before[comparison_id] = list(prior.get(rater, []))
+        prior.setdefault(rater, []).extend(batch)
+    contexts = {
+        c["user"]: make_user_context(
+            world.contexts[c["rater"]].history,
+            world.recommender,
+            world.item_features,
+            signals=before.get(c["id"]) or None,
+            key=c["user"],
+        )
+        for c in comparisons
+    }
+    # The quality reranker's movie means: every rating but the gate users' held-out ones.
+    n_items = len(base.item_ids)
+    index, known = base.indices(ratings["item"].to_numpy(np.int64))
+    users = ratings["user"].to_numpy(np.int64)[known]
+    held = np.array([u * n_items + i for u, items in relevant.items() for i in items], np.int64)
+    keep = ~np.isin(users * n_items + index, held)
+    item_quality = shrunk_mean_ratings(
+        index[keep], ratings["rating"].to_numpy(np.float64)[known][keep], n_items
+    )
+    return FeedbackSnapshot(world, split, comparisons, contexts, relevant, item_quality)
 
-def reward_comparisons(rows: list[dict], base: LoadedModel) -> tuple[list[dict], list[dict]]:
-    """(train, held-out) comparisons in the reward model's format; lists mapped to catalogue indices."""
-    train, heldout = [], []
+
+def comparison_records(rows: list[dict], base: LoadedModel) -> list[dict]:
+    """Comparisons in the reward model's format, lists mapped to catalogue indices; each is scored in
+    its own context (key ``("comparison", id)``)."""
+    records = []
     for row in rows:
         left, _ = base.indices(np.asarray(row["task__left_items"], np.int64))
         right, _ = base.indices(np.asarray(row["task__right_items"], np.int64))
         if not len(left) or not len(right):
             continue
-        record = {
-            "user": row["task__context_rater_id"],
-            "slate_a": left,
-            "slate_b": right,
-            "outcome": OUTCOME_OF_CHOICE[row["choice"]],
-        }
-        (heldout if row["task_id"] % HELDOUT_MODULUS == 0 else train).append(record)
-    return train, heldout
+        records.append(
+            {
+                "id": row["id"],
+                "rater": int(row["task__context_rater_id"]),
+                "user": ("comparison", row["id"]),
+                "slate_a": left,
+                "slate_b": right,
+                "outcome": OUTCOME_OF_CHOICE[row["choice"]],
+            }
+        )
+    return records
 
 
-def _artifact_name(algorithm: str, number: int, run_id: int) -> str:
-    return f"{algorithm}-v{number}-run{run_id}"
+def _artifact_name(algorithm: str, number: int, run_id: int | None) -> str:
+    return f"{algorithm}-v{number}-run{run_id or 0}"
+
+
+# --- 3. The learner: reward model, policies, reranker baselines ---------------------------------
 
 
 def stage_reward(
     *,
     reporter: RunReporter,
-    world: World,
+    snapshot: FeedbackSnapshot,
     base: LoadedModel,
-    train,
-    heldout,
     span,
     config: RewardModelConfig | None = None,
 ) -> tuple[ModelVersion, NumpyRewardModel, dict]:
+    """The learner's reward model: the learner users' comparisons and rating pairs, nobody else's."""
     run = reporter.run
     start, end = span
+    world, split = snapshot.world, snapshot.split
     config = settings_apply(config or RewardModelConfig(seed=run.seed), run.config.get("reward"))
+    train = snapshot.records("learner")
+    heldout = snapshot.records("judge") + snapshot.records("gate")
+    check_trained_only_on(train, split.learner, "learner reward model")
+    learner_contexts = {r: world.contexts[r] for r in sorted(split.learner) if r in world.contexts}
+    rating_pairs = sample_rating_pairs(
+        learner_contexts, config.pairs_per_user, config.min_rating_gap, config.seed
+    )
     reporter.log(
-        f"Reward model: {len(train)} training and {len(heldout)} held-out comparisons, {len(world.contexts)} users"
+        f"Reward model: {len(train)} comparisons of {len(split.learner)} learner users; "
+        f"{len(heldout)} comparisons of judge and gate users held out"
     )
 
     def on_epoch(epoch: int, metrics: dict) -> None:
@@ -178,9 +403,16 @@ def stage_reward(
         )
         reporter.record_history("reward_model", {"epoch": epoch, **{k: float(v) for k, v in metrics.items()}})
 
-    result = train_reward_model(train, None, world.contexts, world.item_features, config, progress=on_epoch)
+    result = train_reward_model(
+        train,
+        rating_pairs,
+        snapshot.contexts_for(train, learner_contexts),
+        world.item_features,
+        config,
+        progress=on_epoch,
+    )
     model = result.numpy_model()
-    evaluation = evaluate_reward_model(model, heldout, world.contexts) if heldout else {}
+    evaluation = evaluate_reward_model(model, heldout, snapshot.contexts_for(heldout, [])) if heldout else {}
     metrics = {f"train/{k}": float(v) for k, v in result.final_metrics.items()}
     metrics.update({f"heldout/{k}": float(v) for k, v in evaluation.items()})
     metrics["heldout/n"] = len(heldout)
@@ -200,6 +432,7 @@ def stage_reward(
             "metrics": metrics,
         },
     )
+    learner_raters = sorted({c["rater"] for c in train})
     version = registry.model_version_register(
         algorithm="reward",
         version=number,
@@ -208,17 +441,18 @@ def stage_reward(
         config={**asdict(config), "base_version_id": base.version_id},
         seed=config.seed,
         data_snapshot={
-            "comparisons": len(train) + len(heldout),
+            "comparisons": len(train),
             "heldout": len(heldout),
-            "users": len(world.contexts),
+            "rating_pairs": len(rating_pairs),
+            "users": split.describe(),
+            "learner_raters": learner_raters,  # the gate keeps these out of its judges and users
         },
         run=run,
     )
-    gate = gate_config()
     trusted = (
         accuracy is not None
-        and len(heldout) >= gate.min_heldout_comparisons
-        and accuracy >= gate.min_reward_accuracy
+        and len(heldout) >= settings.GATE_MIN_HELDOUT_COMPARISONS
+        and accuracy >= settings.GATE_MIN_REWARD_ACCURACY
     )
     report = {
         "passed": trusted,
@@ -237,52 +471,45 @@ def stage_reward(
     return version, model, metrics
 
 
-def _split_users(world: World, seed: int) -> tuple[list, list]:
-    keys = [key for key, ctx in world.contexts.items() if len(ctx.history) >= 5]
-    rng = np.random.default_rng(seed)
-    rng.shuffle(keys)
-    n_gate = min(GATE_USERS, max(1, len(keys) // 5))
-    return keys[n_gate:], keys[:n_gate]
+@dataclass
+class Candidate:
+    """A registered version the gate judges: its list source and, for sampled policies, its KL."""
+
+    name: str  # the algorithm
+    source: SlateSource
+    version: ModelVersion
+    kl: float | None = None
 
 
-def _incumbent(world: World, base: LoadedModel) -> tuple[SlateSource, str]:
-    """The policy end users get now: the active PPO or Q-learning policy, else the recommender."""
-    loaded = served_models.served()
-    if (
-        loaded is not None
-        and loaded.algorithm in ("ppo", "qlearning")
-        and np.array_equal(loaded.item_ids, base.item_ids)
-    ):
-        name = f"{loaded.algorithm} v{loaded.version}"
-        return SlateSource(name, loaded.scorer.policy), name
-    return SlateSource(f"base v{base.version}"), f"base v{base.version}"
+def policy_users(snapshot: FeedbackSnapshot) -> list[Hashable]:
+    """Learner users with five ratings or more: PPO and Q-learning's episodes."""
+    contexts = snapshot.world.contexts
+    return [
+        key for key in sorted(snapshot.split.learner) if key in contexts and len(contexts[key].history) >= 5
+    ]
 
 
 def stage_policy(
     *,
     algorithm: str,
     reporter: RunReporter,
-    world: World,
+    snapshot: FeedbackSnapshot,
     base: LoadedModel,
     reward_model: NumpyRewardModel,
-    reward_accuracy: float | None,
-    n_heldout: int,
     span,
+    ref_temperature: float,
     config: PPOConfig | DQNConfig | None = None,
-) -> ModelVersion:
+) -> Candidate:
+    """Train PPO or Q-learning on the learner users against the learner's reward model; register it."""
     run = reporter.run
     start, end = span
-    train_users, gate_users = _split_users(world, run.seed)
+    world = snapshot.world
+    train_users = policy_users(snapshot)
     if len(train_users) < 8:
         raise NotEnoughData("Fewer than 8 raters with five ratings: not enough users to train a policy.")
     contexts = [world.context(key) for key in train_users]
-
-    if algorithm == "ppo":
-        config = settings_apply(config or PPOConfig(seed=run.seed + 1), run.config.get("ppo"))
-        total = config.iterations
-    else:
-        config = settings_apply(config or DQNConfig(seed=run.seed + 1), run.config.get("qlearning"))
-        total = config.total_steps
+    config = policy_config(algorithm, run, config)
+    total = config.iterations if algorithm == "ppo" else config.total_steps
     counter = {"n": 0}
 
     def on_iteration(metrics: dict) -> None:
@@ -290,42 +517,31 @@ def stage_policy(
         step = metrics.get("iteration", metrics.get("global_step", counter["n"]))
         reporter.progress(
             step=f"{algorithm} {int(step)}/{total}",
-            percent=start + (end - start) * 0.85 * min(1.0, float(step) / total),
+            percent=start + (end - start) * min(1.0, float(step) / total),
         )
         reporter.record_history(
             algorithm, {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
         )
 
-    reporter.log(f"{algorithm}: {len(contexts)} training users, {len(gate_users)} held-out users")
+    reporter.log(f"{algorithm}: {len(contexts)} learner users")
     trainer = train_ppo if algorithm == "ppo" else train_dqn
     result = trainer(
         contexts, world.recommender, reward_model, world.item_features.matrix, config, progress=on_iteration
     )
     policy = NumpySlatePolicy.from_arrays(result.arrays, kind=algorithm)
-
-    reporter.progress(step=f"{algorithm}: gate", percent=start + (end - start) * 0.9, force=True)
-    gate_contexts = [world.context(key) for key in gate_users]
-    kl = kl_from_reference(policy, world, gate_contexts[:50], seed=run.seed)
-    incumbent, incumbent_label = _incumbent(world, base)
-
-    def judge(key, a, b) -> float:
-        ctx = world.context(key)
-        diff = reward_model.list_score(ctx, a) - reward_model.list_score(ctx, b)
-        return 0.5 if abs(diff) <= TIE_MARGIN else float(diff > 0)
-
-    outcomes = head_to_head(world, gate_users, SlateSource(algorithm, policy), incumbent, judge)
-    win = bootstrap_win_rate(outcomes, seed=run.seed)
-    report = promotion_gate(
-        reward_accuracy=reward_accuracy, n_heldout=n_heldout, kl=kl, win=win, config=gate_config()
+    gate_contexts = [world.context(key) for key in sorted(snapshot.split.gate) if key in world.contexts]
+    kl = kl_from_reference(
+        policy,
+        world,
+        gate_contexts[:KL_USERS],
+        k=GATE_SLATE_SIZE,
+        ref_temperature=ref_temperature,
+        seed=run.seed,
     )
-    gate = {**report.as_dict(), "incumbent": incumbent_label, "judge": "reward model on held-out users"}
     metrics = {
         **{k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))},
         "gate/kl": kl,
-        "gate/win_rate": win["win_rate"],
     }
-    reporter.log(f"{algorithm} gate vs {incumbent_label}: {report.reason}")
-
     number = registry.next_version_number(algorithm=algorithm)
     name = _artifact_name(algorithm, number, run.pk)
     write_artifact(
@@ -347,78 +563,323 @@ def stage_policy(
         artifact=name,
         metrics=metrics,
         config={**result.config, "base_version_id": base.version_id},
-        seed=run.seed + 1,
-        data_snapshot={"train_users": len(train_users), "gate_users": len(gate_users)},
+        seed=config.seed,
+        data_snapshot={"train_users": len(train_users), "users": snapshot.split.describe()},
         run=run,
     )
-    version.gate = json_safe(gate)
-    version.save(update_fields=["gate"])
-    if report.passed:
-        registry.model_version_activate(
-            version=version, actor=run.created_by, action="promoted", note="passed the gate"
+    reporter.progress(step=f"{algorithm} trained", percent=end, force=True)
+    return Candidate(algorithm, SlateSource(algorithm, policy), version, kl)
+
+
+def policy_config(algorithm: str, run, config: PPOConfig | DQNConfig | None = None) -> PPOConfig | DQNConfig:
+    if algorithm == "ppo":
+        return settings_apply(config or PPOConfig(seed=run.seed + 1), run.config.get("ppo"))
+    return settings_apply(config or DQNConfig(seed=run.seed + 1), run.config.get("qlearning"))
+
+
+def rerankers(
+    *, snapshot: FeedbackSnapshot, reward_model: NumpyRewardModel, ppo_config: PPOConfig, seed: int
+) -> list[QualityRerank | RewardRerank | BestOfN]:
+    """The three baselines at the settings' a, b and n, over the top candidates PPO re-ranks too;
+    best-of-n samples from the reference policy PPO is held to (its ``ref_temperature``)."""
+    n_candidates = int(ppo_config.n_candidates)
+    return [
+        QualityRerank(snapshot.item_quality, settings.RERANK_QUALITY_WEIGHT, n_candidates),
+        RewardRerank(reward_model, settings.RERANK_REWARD_WEIGHT, n_candidates),
+        BestOfN(reward_model, settings.RERANK_BEST_OF_N, ppo_config.ref_temperature, n_candidates, seed),
+    ]
+
+
+def reranker_version_register(
+    *,
+    reranker: QualityRerank | RewardRerank | BestOfN,
+    base: LoadedModel,
+    run=None,
+    reward_version: ModelVersion | None = None,
+    data_snapshot: dict | None = None,
+) -> Candidate:
+    """Write a reranker's artifact (numpy arrays + manifest) and register it as a servable version."""
+    kind = reranker.kind
+    arrays, meta = reranker_export(reranker)
+    signal_dim = 0 if isinstance(reranker, QualityRerank) else reranker.reward_model.item_features.signal_dim
+    kl = best_of_n_kl(reranker.n) if isinstance(reranker, BestOfN) else None
+    number = registry.next_version_number(algorithm=kind)
+    name = _artifact_name(kind, number, run.pk if run else None)
+    manifest = {
+        **meta,
+        "algorithm": kind,
+        "version": number,
+        "base_version_id": base.version_id,
+        "reward_version_id": reward_version.pk if reward_version else None,
+        "signal_dim": int(signal_dim),
+    }
+    write_artifact(Path(settings.ARTIFACTS_DIR), name, {**arrays, "item_ids": base.item_ids}, manifest)
+    version = registry.model_version_register(
+        algorithm=kind,
+        version=number,
+        artifact=name,
+        metrics={} if kl is None else {"gate/kl": kl},
+        config={k: v for k, v in manifest.items() if k not in ("algorithm", "version")},
+        seed=run.seed if run else 0,
+        data_snapshot=data_snapshot or {},
+        run=run,
+    )
+    return Candidate(kind, SlateSource(kind, reranker), version, kl)
+
+
+# --- 4. The judge and the gate ------------------------------------------------------------------
+
+
+@dataclass
+class Judge:
+    """A reward model none of the candidates was optimised against, with its held-out credentials."""
+
+    model: Any  # NumpyRewardModel, or anything with ``list_score(ctx, slate)``
+    accuracy: float | None  # on the gate users' strict comparisons
+    n_strict: int
+    n_train: int = 0
+
+
+def train_judge(
+    *, snapshot: FeedbackSnapshot, records: Sequence[dict], config: RewardModelConfig, seed: int
+) -> Judge | None:
+    """Fit the judge on the judge users' comparisons only; measure it on the gate users' comparisons."""
+    check_trained_only_on(records, snapshot.split.judge, "judge")
+    if not records:
+        return None
+    judge_config = replace(config, seed=seed, validation_fraction=0.0)
+    raters = sorted({c["rater"] for c in records})
+    contexts = snapshot.contexts_for(records, raters)
+    pairs = sample_rating_pairs(
+        {r: contexts[r] for r in raters if r in contexts},
+        judge_config.pairs_per_user,
+        judge_config.min_rating_gap,
+        seed,
+    )
+    model = train_reward_model(
+        records, pairs, contexts, snapshot.world.item_features, judge_config
+    ).numpy_model()
+    gate_records = snapshot.records("gate")
+    evaluation = (
+        evaluate_reward_model(model, gate_records, snapshot.contexts_for(gate_records, []))
+        if gate_records
+        else {}
+    )
+    n_strict = int(evaluation.get("n_strict", 0))
+    return Judge(model, evaluation.get("accuracy") if n_strict else None, n_strict, len(records))
+
+
+def incumbent_source(base: LoadedModel) -> tuple[SlateSource, str]:
+    """The policy end users get now, as a list source over the same catalogue; else the recommender."""
+    loaded = served_models.served()
+    if (
+        loaded is not None
+        and loaded.algorithm in POLICY_ALGORITHMS
+        and np.array_equal(loaded.item_ids, base.item_ids)
+    ):
+        policy = loaded.scorer.reranker if loaded.algorithm in RERANKER_KINDS else loaded.scorer.policy
+        return SlateSource(loaded.algorithm, policy), f"{loaded.algorithm} v{loaded.version}"
+    return SlateSource("base"), f"base v{base.version}"
+
+
+def gate_evidence(
+    *,
+    snapshot: FeedbackSnapshot,
+    candidates: Sequence[Candidate],
+    served: SlateSource,
+    judge: Judge | None,
+    rules: GateRules,
+) -> list[CandidateEvidence]:
+    """Each candidate against the served policy on the gate users: judge, replay, held-out NDCG@10."""
+    world = snapshot.world
+    users = [u for u in sorted(snapshot.split.gate) if u in world.contexts and len(world.contexts[u].history)]
+
+    def lists(source: SlateSource) -> dict[int, np.ndarray]:
+        return {u: source.slate(world, world.contexts[u], GATE_SLATE_SIZE) for u in users}
+
+    served_lists = lists(served)
+    replayed = [(c["rater"], c["slate_a"], c["slate_b"], c["outcome"]) for c in snapshot.records("gate")]
+    evidence = []
+    for candidate in candidates:
+        candidate_lists = lists(candidate.source)
+        if judge is None:
+            judged = summarise([], rules)
+        else:
+            judged = summarise(
+                judge_outcomes(
+                    lambda user, slate: judge.model.list_score(world.contexts[user], slate),
+                    candidate_lists,
+                    served_lists,
+                ),
+                rules,
+            )
+        evidence.append(
+            CandidateEvidence(
+                name=candidate.name,
+                judge=judged,
+                replay=summarise(replay_outcomes(replayed, candidate_lists, served_lists), rules),
+                ndcg_difference=ndcg_difference(
+                    candidate_lists,
+                    served_lists,
+                    snapshot.heldout_relevant,
+                    GATE_SLATE_SIZE,
+                    rules.bootstrap_rounds,
+                    rules.seed,
+                ),
+                kl=candidate.kl,
+            )
         )
-    else:
-        registry.model_version_reject(version=version, gate=gate)
-    reporter.progress(step=f"{algorithm} done", percent=end, force=True)
-    return version
+    return evidence
+
+
+def stage_gate(
+    *,
+    reporter: RunReporter | None,
+    snapshot: FeedbackSnapshot,
+    base: LoadedModel,
+    candidates: Sequence[Candidate],
+    judge: Judge | None,
+    incumbent: tuple[SlateSource, str] | None = None,
+    seed: int = 0,
+) -> GateDecision:
+    """Judge every candidate against the served policy, store the full report on each, serve the winner."""
+    rules = gate_rules(seed)
+    served, incumbent_name = incumbent or incumbent_source(base)
+    evidence = gate_evidence(
+        snapshot=snapshot, candidates=candidates, served=served, judge=judge, rules=rules
+    )
+    decision = gate_decide(
+        evidence,
+        incumbent=incumbent_name,
+        judge_accuracy=judge.accuracy if judge else None,
+        judge_comparisons=judge.n_strict if judge else 0,
+        rules=rules,
+    )
+    report = decision.as_dict()
+    report["judge"] = {**report["judge"], "train_comparisons": judge.n_train if judge else 0}
+    report["users"] = {
+        **snapshot.split.describe(),
+        "gate_with_heldout_ratings": len(snapshot.heldout_relevant),
+        "gate_comparisons": len(snapshot.records("gate")),
+        "judge_comparisons": len(snapshot.records("judge")),
+    }
+    by_name = {e.name: e for e in decision.candidates}
+    actor = reporter.run.created_by if reporter else None
+    for candidate in candidates:
+        own = by_name.get(candidate.name)
+        chosen = decision.changed and decision.served == candidate.name
+        verdict = {
+            **report,
+            "candidate": candidate.name,
+            "decision": decision.reason,  # the gate's verdict; ``reason`` is this candidate's own
+            "passed": bool(own and own.passed),
+            "chosen": chosen,
+            "reason": own.reason if own else "it is the served policy",
+        }
+        if own is not None and own.passed and not chosen:
+            verdict["reason"] = f"passed, but {decision.served} has the higher judge win rate"
+        version = candidate.version
+        version.metrics = json_safe(
+            {**version.metrics, "gate/win_rate": own.judge.get("mean") if own else None}
+        )
+        version.gate = json_safe(verdict)
+        version.save(update_fields=["metrics", "gate"])
+        if chosen:
+            registry.model_version_activate(
+                version=version, actor=actor, action="promoted", note=f"gate: {decision.reason}"
+            )
+        else:
+            registry.model_version_reject(version=version, gate=verdict)
+    if reporter:
+        reporter.log(f"Gate: {decision.reason}")
+    return decision
 
 
 def run_rlhf_stage(*, kind: str, reporter: RunReporter, configs: dict | None = None) -> list[ModelVersion]:
     """Run `reward`, `ppo`, `qlearning` or `all` (reward model, then both policies against it).
 
     ``configs`` may override the hyperparameters per stage: ``{"reward": RewardModelConfig(...),
-    "ppo": PPOConfig(...), "qlearning": DQNConfig(...)}``.
+    "ppo": PPOConfig(...), "qlearning": DQNConfig(...)}``. ``all`` also registers the three
+    reranker baselines; the policies trained are gated against the served policy.
     """
     configs = configs or {}
     run = reporter.run
-    reporter.progress(step="Snapshot of feedback", percent=1, force=True)
+    reporter.progress(step="FeedbackSnapshot of feedback", percent=1, force=True)
     base = _base()
     rows = comparison_rows()
-    world = load_world(base=base, rows=rows, seed=run.seed)
-    train, heldout = reward_comparisons(rows, base)
-    reporter.log(f"Feedback snapshot: {len(rows)} judgments; base v{base.version}")
+    reward_version = None if kind in ("reward", "all") else registry.active_version(algorithm="reward")
+    if kind not in ("reward", "all") and reward_version is None:
+        raise NotEnoughData("No active reward model: run `manage.py train reward` first.")
+    snapshot = feedback_snapshot(
+        base=base, rows=rows, seed=run.seed, learner_raters=learner_raters_of(reward_version, rows)
+    )
+    reporter.log(
+        f"Feedback snapshot: {len(rows)} judgments; base v{base.version}; users {snapshot.split.describe()}"
+    )
     versions: list[ModelVersion] = []
-    if kind in ("reward", "all"):
-        reward_version, reward_model, metrics = stage_reward(
+    if reward_version is None:
+        reward_version, reward_model, _ = stage_reward(
             reporter=reporter,
-            world=world,
+            snapshot=snapshot,
             base=base,
-            train=train,
-            heldout=heldout,
-            span=(2, 35 if kind == "all" else 100),
+            span=(2, 30 if kind == "all" else 100),
             config=configs.get("reward"),
         )
         versions.append(reward_version)
-        accuracy = metrics.get("heldout/accuracy")
     else:
-        reward_version = registry.active_version(algorithm="reward")
-        if reward_version is None:
-            raise NotEnoughData("No active reward model: run `manage.py train reward` first.")
-        from training.ml.artifacts import load_artifact
-
         arrays, _ = load_artifact(Path(settings.ARTIFACTS_DIR) / reward_version.artifact)
         arrays.pop("item_ids", None)
         reward_model = NumpyRewardModel.from_arrays(arrays)
-        accuracy = reward_version.metrics.get("heldout/accuracy")
     spans = {
-        "all": {"ppo": (35, 75), "qlearning": (75, 99)},
-        "ppo": {"ppo": (5, 99)},
-        "qlearning": {"qlearning": (5, 99)},
+        "all": {"ppo": (30, 60), "qlearning": (60, 80)},
+        "ppo": {"ppo": (5, 80)},
+        "qlearning": {"qlearning": (5, 80)},
     }
-    for algorithm, span in spans.get(kind, {}).items():
-        versions.append(
-            stage_policy(
-                algorithm=algorithm,
-                reporter=reporter,
-                world=world,
-                base=base,
-                reward_model=reward_model,
-                reward_accuracy=accuracy,
-                n_heldout=len(heldout),
-                span=span,
-                config=configs.get(algorithm),
-            )
+    ppo_config = policy_config("ppo", run, configs.get("ppo"))
+    candidates = [
+        stage_policy(
+            algorithm=algorithm,
+            reporter=reporter,
+            snapshot=snapshot,
+            base=base,
+            reward_model=reward_model,
+            span=span,
+            ref_temperature=ppo_config.ref_temperature,
+            config=configs.get(algorithm),
         )
+        for algorithm, span in spans.get(kind, {}).items()
+    ]
+    if kind == "all":
+        candidates += [
+            reranker_version_register(
+                reranker=reranker,
+                base=base,
+                run=run,
+                reward_version=reward_version,
+                data_snapshot={"users": snapshot.split.describe()},
+            )
+            for reranker in rerankers(
+                snapshot=snapshot, reward_model=reward_model, ppo_config=ppo_config, seed=run.seed
+            )
+        ]
+    if candidates:
+        reporter.progress(step="Judge reward model", percent=82, force=True)
+        judge = train_judge(
+            snapshot=snapshot,
+            records=snapshot.records("judge"),
+            config=settings_apply(configs.get("reward") or RewardModelConfig(), run.config.get("reward")),
+            seed=run.seed + 7,
+        )
+        reporter.log(
+            f"Judge: {judge.n_train if judge else 0} comparisons of judge users; accuracy on the gate "
+            f"users' comparisons {judge.accuracy if judge else 'n/a'} ({judge.n_strict if judge else 0} strict)"
+        )
+        reporter.progress(step="Gate", percent=90, force=True)
+        stage_gate(
+            reporter=reporter, snapshot=snapshot, base=base, candidates=candidates, judge=judge, seed=run.seed
+        )
+        versions += [candidate.version for candidate in candidates]
+    reporter.progress(step="RLHF done", percent=99, force=True)
     return versions
 
 

@@ -24,6 +24,7 @@ from movies.models import Movie, Rating
 from movies.selectors import rater_for_user
 from training.ml.artifacts import ArtifactError, load_scorer
 from training.ml.data import History
+from training.ml.rerankers import RERANKER_KINDS
 from training.ml.scoring import Scorer
 
 from .models import ModelVersion
@@ -31,7 +32,8 @@ from .snapshots import epoch_sql
 
 logger = logging.getLogger(__name__)
 
-SERVABLE_ALGORITHMS = ("base", "ppo", "qlearning")
+POLICY_ALGORITHMS = ("ppo", "qlearning", *RERANKER_KINDS)  # lists built over the base recommender
+SERVABLE_ALGORITHMS = ("base", *POLICY_ALGORITHMS)
 POLICY_CHOICES = ("active", "popularity", *SERVABLE_ALGORITHMS)
 RETRY_FAILED_AFTER = 60.0  # seconds before a refused artifact is tried again
 
@@ -133,6 +135,10 @@ def load_policy(path: Path, algorithm: str) -> tuple[Scorer, np.ndarray, dict]:
         from .policies import load_slate_policy
 
         return load_slate_policy(path, algorithm)
+    if algorithm in RERANKER_KINDS:
+        from .policies import load_reranker
+
+        return load_reranker(path, algorithm)
     return load_scorer(path)
 
 
@@ -293,9 +299,9 @@ def recommend(
     excluded = np.union1d(rated_ids, np.fromiter(hidden, np.int64, len(hidden)))
     # Rated movies in the history are excluded by the scorer; the others need spare slots.
     spare = len(np.setdiff1d(excluded, loaded.item_ids[history.item_idx]))
-    if algorithm in ("ppo", "qlearning"):
+    if algorithm in POLICY_ALGORITHMS:
         best, scores = loaded.scorer.top_k(
-            history, k=k + spare, signals=rater_signal_vector(rater_id, loaded)
+            history, k=k + spare, signals=rater_signal_vector(rater_id, loaded), key=rater_id
         )
     else:
         best, scores = loaded.scorer.top_k(history, k=k + spare, exclude_rated=True)

@@ -149,3 +149,47 @@ class BestOfN:
     @property
     def kl(self) -> float:
         return best_of_n_kl(self.n)
+
+
+def reranker_export(reranker: QualityRerank | RewardRerank | BestOfN) -> tuple[dict[str, np.ndarray], dict]:
+    """(arrays, manifest meta) of a reranker, for ``artifacts.write_artifact``; numpy and JSON only.
+
+    ``quality_rerank`` keeps the shrunk mean ratings; ``rm_rerank`` and ``best_of_n`` keep the reward
+    model's arrays (``NumpyRewardModel.export_arrays``) under ``reward/``.
+    """
+    meta: dict[str, Any] = {"kind": reranker.kind, "n_candidates": int(reranker.n_candidates)}
+    if isinstance(reranker, QualityRerank):
+        return {"item_quality": np.asarray(reranker.item_quality, np.float64)}, {
+            **meta,
+            "weight": float(reranker.weight),
+        }
+    arrays = {f"reward/{key}": value for key, value in reranker.reward_model.export_arrays().items()}
+    if isinstance(reranker, RewardRerank):
+        return arrays, {**meta, "weight": float(reranker.weight)}
+    return arrays, {
+        **meta,
+        "n": int(reranker.n),
+        "temperature": float(reranker.temperature),
+        "seed": int(reranker.seed),
+    }
+
+
+def reranker_from_export(
+    arrays: dict[str, np.ndarray], meta: dict[str, Any]
+) -> QualityRerank | RewardRerank | BestOfN:
+    """The reranker ``reranker_export`` wrote; KeyError or ValueError when something is missing."""
+    kind, n_candidates = meta["kind"], int(meta["n_candidates"])
+    if kind == "quality_rerank":
+        return QualityRerank(np.asarray(arrays["item_quality"]), float(meta["weight"]), n_candidates)
+    if kind not in ("rm_rerank", "best_of_n"):
+        raise ValueError(f"{kind!r} is not a reranker")
+    # Imported on use: the web process loads the reward model's module only to serve these two.
+    from training.ml.reward_model import NumpyRewardModel
+
+    prefix = "reward/"
+    reward_model = NumpyRewardModel.from_arrays(
+        {key[len(prefix) :]: value for key, value in arrays.items() if key.startswith(prefix)}
+    )
+    if kind == "rm_rerank":
+        return RewardRerank(reward_model, float(meta["weight"]), n_candidates)
+    return BestOfN(reward_model, int(meta["n"]), float(meta["temperature"]), n_candidates, int(meta["seed"]))

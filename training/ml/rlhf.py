@@ -1,14 +1,14 @@
 """RLHF glue shared by the product pipeline and the closed-loop experiment: the world, slates, KL, gate.
 
 Nothing here trains; it assembles what the reward model, PPO and Q-learning consume (user contexts
-and item features over the supervised recommender's catalogue) and measures what the promotion
-gate needs: a policy's KL from the reference policy and its win rate with a bootstrap interval.
+and item features over the supervised recommender's catalogue) and measures a policy's KL from the
+reference policy and a win rate with a bootstrap interval. The gate's rules are in ``gate.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -136,80 +136,3 @@ def bootstrap_win_rate(outcomes: Sequence[float], *, rounds: int = 1000, seed: i
     """Win rate (ties count 0.5) with a percentile bootstrap 95% interval."""
     summary = bootstrap_mean(outcomes, rounds=rounds, seed=seed)
     return {"win_rate": summary.pop("mean"), **summary}
-
-
-def head_to_head(
-    world: World,
-    users: Sequence[Hashable],
-    candidate: SlateSource,
-    incumbent: SlateSource,
-    judge: Callable[[Hashable, np.ndarray, np.ndarray], float],
-    *,
-    k: int = 10,
-) -> list[float]:
-    """1 when the judge prefers the candidate's list, 0 when the incumbent's, 0.5 for a tie, per user."""
-    outcomes = []
-    for key in users:
-        ctx = world.context(key)
-        a, b = candidate.slate(world, ctx, k), incumbent.slate(world, ctx, k)
-        outcomes.append(judge(key, a, b))
-    return outcomes
-
-
-@dataclass
-class GateConfig:
-    """Thresholds a candidate policy must pass before it is served."""
-
-    min_reward_accuracy: float = 0.6  # reward model accuracy on held-out comparisons (strict preferences)
-    max_kl: float = 10.0  # nats per slate between the policy and the reference recommender
-    min_heldout_comparisons: int = 10  # fewer held-out comparisons than this and the gate cannot pass
-    bootstrap_rounds: int = 1000  # resamples for the win-rate interval
-    seed: int = 0  # seeds the bootstrap
-
-
-@dataclass
-class GateReport:
-    passed: bool
-    reason: str
-    checks: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"passed": self.passed, "reason": self.reason, **self.checks}
-
-
-def promotion_gate(
-    *,
-    reward_accuracy: float | None,
-    n_heldout: int,
-    kl: float,
-    win: Mapping[str, float],
-    config: GateConfig,
-) -> GateReport:
-    """All three checks: a trustworthy reward model, a policy close enough to the reference, a clear win."""
-    checks = {
-        "reward_accuracy": reward_accuracy,
-        "heldout_comparisons": n_heldout,
-        "kl": kl,
-        "win_rate": win.get("win_rate"),
-        "win_rate_low": win.get("low"),
-        "win_rate_high": win.get("high"),
-        "thresholds": {"min_reward_accuracy": config.min_reward_accuracy, "max_kl": config.max_kl},
-    }
-    failures = []
-    if n_heldout < config.min_heldout_comparisons or reward_accuracy is None:
-        failures.append(f"only {n_heldout} held-out comparisons (need {config.min_heldout_comparisons})")
-    elif reward_accuracy < config.min_reward_accuracy:
-        failures.append(
-            f"reward-model held-out accuracy {reward_accuracy:.3f} < {config.min_reward_accuracy}"
-        )
-    if not kl <= config.max_kl:
-        failures.append(f"KL from the reference {kl:.2f} > {config.max_kl}")
-    low = win.get("low")
-    if low is None or not low > 0.5:
-        failures.append(
-            f"win rate {win.get('win_rate', float('nan')):.3f} with 95% interval "
-            f"[{win.get('low', float('nan')):.3f}, {win.get('high', float('nan')):.3f}] does not clear 0.5"
-        )
-    if failures:
-        return GateReport(False, "; ".join(failures), checks)
-    return GateReport(True, "passed every check", checks)

@@ -96,3 +96,65 @@ def make_version(algorithm: str = "base", number: int = 1):
         seed=0,
         data_snapshot={},
     )
+
+
+def gate_report(candidate: str = "ppo") -> dict:
+    """A gate report as ``training.rlhf.stage_gate`` stores it: ppo passes, quality_rerank does not."""
+    from training.ml.gate import CandidateEvidence, GateRules, gate_decide
+    from training.runs import json_safe
+
+    summary = {"mean": 0.8, "low": 0.7, "high": 0.9, "n": 40}
+    evidence = [
+        CandidateEvidence("ppo", summary, summary, {"mean": 0.01, "low": -0.01, "high": 0.03, "n": 30}, 2.5),
+        CandidateEvidence("quality_rerank", {"mean": 0.45, "low": 0.3, "high": 0.6, "n": 40}),
+    ]
+    decision = gate_decide(
+        evidence, incumbent="base v1", judge_accuracy=0.7, judge_comparisons=50, rules=GateRules()
+    )
+    own = next(entry for entry in decision.candidates if entry.name == candidate)
+    return json_safe(
+        {
+            **decision.as_dict(),
+            "candidate": candidate,
+            "decision": decision.reason,
+            "passed": own.passed,
+            "chosen": decision.served == candidate,
+            "reason": own.reason,
+        }
+    )
+
+
+@pytest.fixture
+def oracle_file(taste_world, tmp_path):
+    from movies.models import Rating
+
+    path = tmp_path / "oracle.csv"
+    lines = ["userId,movieId,rating,timestamp"]
+    for rating in Rating.objects.select_related("rater"):
+        lines.append(
+            f"{rating.rater.movielens_id},{rating.movie_id},{rating.rating},{int(rating.rated_at.timestamp())}"
+        )
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def with_feedback(taste_world, oracle_file):
+    """A recommender trained on the taste world and 60 comparisons answered by simulated annotators."""
+    from django.core.management import call_command
+
+    from training.serving import models as served_models
+
+    served_models.clear()
+    train_base_now(epochs=20)
+    call_command(
+        "simulate_feedback",
+        oracle_ratings=oracle_file,
+        comparisons=60,
+        annotators=2,
+        noise=0.05,
+        k=5,
+        no_progress=True,
+    )
+    yield
+    served_models.clear()

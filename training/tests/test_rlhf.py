@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+import numpy as np
 import pytest
-from django.core.management import call_command
 
 from feedback.models import Comparison
 from training.ml.dqn import DQNConfig
@@ -12,10 +12,7 @@ from training.ml.reward_model import RewardModelConfig
 from training.models import ModelVersion, TrainingRun
 from training.pipeline import training_run_execute
 from training.runs import training_run_create
-from training.serving import models as served_models
 from training.serving import recommend
-
-from .conftest import train_base_now
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -35,37 +32,6 @@ TINY = {
 }
 
 
-@pytest.fixture
-def oracle_file(taste_world, tmp_path):
-    from movies.models import Rating
-
-    path = tmp_path / "oracle.csv"
-    lines = ["userId,movieId,rating,timestamp"]
-    for rating in Rating.objects.select_related("rater"):
-        lines.append(
-            f"{rating.rater.movielens_id},{rating.movie_id},{rating.rating},{int(rating.rated_at.timestamp())}"
-        )
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-@pytest.fixture
-def with_feedback(taste_world, oracle_file):
-    served_models.clear()
-    train_base_now(epochs=20)
-    call_command(
-        "simulate_feedback",
-        oracle_ratings=oracle_file,
-        comparisons=60,
-        annotators=2,
-        noise=0.05,
-        k=5,
-        no_progress=True,
-    )
-    yield
-    served_models.clear()
-
-
 def run_pipeline(kind: str) -> TrainingRun:
     run = training_run_create(kind=kind, trigger=TrainingRun.Trigger.COMMAND, seed=0)
     return training_run_execute(run_id=run.pk, config=TINY)
@@ -79,19 +45,32 @@ def test_simulated_feedback_goes_through_the_comparison_services_and_is_marked(w
     assert {j.choice for j in judgments} <= {"left", "right", "tie", "both_bad"}
 
 
-def test_the_full_pipeline_registers_reward_ppo_and_qlearning_with_gate_verdicts(with_feedback, settings):
+CANDIDATES = {"ppo", "qlearning", "quality_rerank", "rm_rerank", "best_of_n"}
+
+
+def test_the_full_pipeline_gates_every_policy_kind_with_a_full_report(with_feedback, settings):
     settings.GATE_MIN_HELDOUT_COMPARISONS = 5
     run = run_pipeline("all")
     assert run.status == TrainingRun.Status.SUCCEEDED, run.error
     versions = {v.algorithm: v for v in run.versions.all()}
-    assert set(versions) == {"reward", "ppo", "qlearning"}
+    assert set(versions) == {"reward", *CANDIDATES}
     assert {"heldout/accuracy", "heldout/n", "train/accuracy"} <= set(versions["reward"].metrics)
-    for algorithm in ("ppo", "qlearning"):
+    served = None
+    for algorithm in CANDIDATES:
         gate = versions[algorithm].gate
-        assert {"passed", "reason", "kl", "win_rate", "win_rate_low", "reward_accuracy"} <= set(gate)
+        assert gate["candidate"] == algorithm
+        report_keys = {"passed", "chosen", "reason", "decision", "served", "incumbent", "judge", "users"}
+        assert report_keys | {"candidates"} <= set(gate)
+        assert {"accuracy", "n_strict", "trusted", "rules", "train_comparisons"} <= set(gate["judge"])
+        assert {entry["name"] for entry in gate["candidates"]} == CANDIDATES
         assert versions[algorithm].status == (
-            ModelVersion.Status.ACTIVE if gate["passed"] else ModelVersion.Status.CANDIDATE
+            ModelVersion.Status.ACTIVE if gate["chosen"] else ModelVersion.Status.CANDIDATE
         )
+        served = gate["served"]
+    assert sum(versions[a].gate["chosen"] for a in CANDIDATES) == (served in CANDIDATES)
+    kl = {entry["name"]: entry["kl"] for entry in versions["ppo"].gate["candidates"]}
+    assert kl["quality_rerank"] is None and kl["rm_rerank"] is None
+    assert kl["best_of_n"] == pytest.approx(np.log(16) - 15 / 16) and kl["ppo"] is not None
     ppo_history = run.history["ppo"]
     assert len(ppo_history) == 4
     for key in (
@@ -107,23 +86,68 @@ def test_the_full_pipeline_registers_reward_ppo_and_qlearning_with_gate_verdicts
     assert run.history["reward_model"] and run.history["qlearning"]
 
 
-def test_a_policy_is_held_back_when_the_reward_model_has_too_little_held_out_evidence(
-    with_feedback, settings
-):
-    settings.GATE_MIN_HELDOUT_COMPARISONS = 10_000
+def test_the_learner_reward_model_trains_only_on_learner_users_comparisons(with_feedback):
+    from training.rlhf import _base, comparison_rows, feedback_snapshot
+
+    run = run_pipeline("all")
+    reward = run.versions.get(algorithm="reward")
+    split = feedback_snapshot(base=_base(), rows=comparison_rows(), seed=run.seed).split
+    learners = set(reward.data_snapshot["learner_raters"])
+    assert learners and learners <= split.learner
+    assert not learners & (split.judge | split.gate)
+    assert reward.data_snapshot["comparisons"] + reward.data_snapshot["heldout"] == Comparison.objects.count()
+    judge = run.versions.get(algorithm="ppo").gate["judge"]
+    assert judge["train_comparisons"] == sum(
+        1 for c in Comparison.objects.select_related("task") if c.task.context_rater_id in split.judge
+    )
+
+
+def test_nothing_is_promoted_when_the_judge_has_too_little_held_out_evidence(with_feedback, settings):
+    settings.GATE_MIN_JUDGE_COMPARISONS = 10_000
     run = run_pipeline("all")
     assert run.status == TrainingRun.Status.SUCCEEDED, run.error
-    for version in run.versions.filter(algorithm__in=["ppo", "qlearning"]):
+    for version in run.versions.filter(algorithm__in=CANDIDATES):
         assert version.status == ModelVersion.Status.CANDIDATE
-        assert "held-out comparisons" in version.gate["reason"]
+        assert "the judge is not trusted" in version.gate["reason"]
     assert recommend(rater_id=None, k=3).policy in ("popularity", "base")
+
+
+def test_every_baseline_is_servable_through_the_api_and_the_export_command(with_feedback, sam, tmp_path):
+    from django.core.management import call_command
+    from rest_framework.test import APIClient
+
+    from movies.models import Rater, Rating
+    from training.registry import model_version_promote
+
+    run = run_pipeline("all")
+    assert run.status == TrainingRun.Status.SUCCEEDED
+    rater = Rater.objects.filter(movielens_id__isnull=False).first()
+    rated = set(Rating.objects.filter(rater=rater).values_list("movie_id", flat=True))
+    client = APIClient()
+    client.force_authenticate(sam)
+    for algorithm in ("quality_rerank", "rm_rerank", "best_of_n"):
+        version = ModelVersion.objects.get(algorithm=algorithm)
+        model_version_promote(version=version, actor=sam, note="test")
+        response = client.get(f"/api/recommendations/?policy={algorithm}&user={rater.movielens_id}&k=7")
+        assert response.status_code == 200, response.content
+        payload = response.json()
+        assert (payload["policy"], payload["version"]) == (algorithm, 1)
+        ids = [item["movie"] for item in payload["results"]]
+        assert len(ids) == 7 == len(set(ids)) and not rated & set(ids)
+        again = client.get(f"/api/recommendations/?policy={algorithm}&user={rater.movielens_id}&k=7")
+        assert [item["movie"] for item in again.json()["results"]] == ids  # stable per user
+        out = tmp_path / f"{algorithm}.csv"
+        call_command("export_recommendations", policy=algorithm, k=5, out=out, no_progress=True)
+        lines = out.read_text().splitlines()
+        assert lines[0] == "user_id,movie_id,rank,score" and len(lines) > 1
+    assert recommend(rater_id=rater.pk, k=5).policy == "best_of_n"  # the last promoted is served
 
 
 def test_a_promoted_policy_is_served_and_never_recommends_a_rated_movie(with_feedback, settings):
     from movies.models import Rater, Rating
     from training.registry import model_version_promote
 
-    settings.GATE_MIN_HELDOUT_COMPARISONS = 10_000
+    settings.GATE_MIN_JUDGE_COMPARISONS = 10_000
     run_pipeline("all")
     ppo = ModelVersion.objects.get(algorithm="ppo")
     model_version_promote(version=ppo, actor=None, note="test")
@@ -163,9 +187,27 @@ def test_the_pipeline_runs_end_to_end_in_a_celery_worker_from_the_broker(with_fe
         assert app.AsyncResult(run.celery_task_id).get(timeout=600) == TrainingRun.Status.SUCCEEDED
     run.refresh_from_db()
     assert run.status == TrainingRun.Status.SUCCEEDED and run.progress == 100, run.error
-    assert {v.algorithm for v in run.versions.all()} == {"reward", "ppo", "qlearning"}
+    assert {v.algorithm for v in run.versions.all()} == {"reward", *CANDIDATES}
     assert len(run.history["ppo"]) == TINY["ppo"].iterations  # the worker used the run's settings
     assert run.versions.get(algorithm="reward").config["epochs"] == TINY["reward"].epochs
+
+
+def test_ppo_alone_keeps_the_active_reward_models_raters_out_of_its_judge_and_gate(with_feedback, settings):
+    from training.rlhf import _base, comparison_rows, feedback_snapshot, learner_raters_of
+
+    settings.GATE_MIN_REWARD_ACCURACY, settings.GATE_MIN_HELDOUT_COMPARISONS = 0.0, 0
+    run_pipeline("all")
+    reward = ModelVersion.objects.get(algorithm="reward", status=ModelVersion.Status.ACTIVE)
+    run = training_run_create(kind="ppo", trigger=TrainingRun.Trigger.COMMAND, seed=5)
+    run = training_run_execute(run_id=run.pk, config=TINY)
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.error
+    assert [v.label for v in run.versions.all()] == ["ppo v2"]
+    assert run.versions.get().gate["candidates"][0]["name"] == "ppo"
+    rows = comparison_rows()
+    split = feedback_snapshot(
+        base=_base(), rows=rows, seed=5, learner_raters=learner_raters_of(reward, rows)
+    ).split
+    assert set(reward.data_snapshot["learner_raters"]) <= split.learner  # another seed, the same learners
 
 
 def test_ppo_alone_needs_an_active_reward_model(with_feedback):

@@ -10,7 +10,7 @@ from training.exceptions import RunAlreadyInFlight, VersionStateError
 from training.models import ModelEvent, ModelVersion, TrainingRun
 from training.runs import training_run_create, training_run_reap_stale
 
-from .conftest import make_version
+from .conftest import gate_report, make_version
 
 pytestmark = pytest.mark.django_db
 
@@ -99,6 +99,21 @@ def test_the_admin_promote_and_roll_back_actions(client, sam):
     client.post(url, {"action": "roll_back", "_selected_action": [second.pk]})
     assert ModelVersion.objects.get(status="active") == first
     assert ModelEvent.objects.filter(action="rolled_back", actor=sam).exists()
+
+
+def test_the_admin_shows_the_gates_report_as_a_table_of_candidates(client, sam):
+    version = make_version("ppo")
+    version.gate = gate_report("ppo")
+    version.save(update_fields=["gate"])
+    client.force_login(sam)
+    page = client.get(f"/admin/training/modelversion/{version.pk}/change/").content.decode()
+    assert "ppo beats base v1" in page and "This version (ppo): chosen" in page
+    assert "accuracy 0.700 on 50 strict comparisons" in page
+    assert "<td>ppo</td><td>passed</td><td>0.800 [0.700, 0.900] (n=40)</td>" in page
+    assert "<td>quality_rerank</td><td>failed</td><td>0.450 [0.300, 0.600] (n=40)</td>" in page
+    assert "+0.0100 [-0.0100, +0.0300] (n=30)" in page and "<td>2.50</td>" in page
+    listing = client.get("/admin/training/modelversion/").content.decode()
+    assert "passed: beats the served policy on every judge" in listing
 
 
 def test_staff_pages_are_for_staff_only(client, alice, sam, catalogue):

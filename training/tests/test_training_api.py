@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 from training import registry
 from training.models import ModelEvent, TrainingRun
 
-from .conftest import make_version
+from .conftest import gate_report, make_version
 
 pytestmark = pytest.mark.django_db
 
@@ -17,6 +17,7 @@ ENDPOINTS = [
     ("post", "/api/training/runs/"),
     ("get", "/api/training/runs/1/"),
     ("get", "/api/models/"),
+    ("get", "/api/models/1/"),
     ("post", "/api/models/1/promote/"),
     ("post", "/api/models/rollback/"),
 ]
@@ -103,6 +104,19 @@ def test_staff_promote_and_roll_back_versions_and_each_decision_is_recorded(sam)
     second.refresh_from_db()
     assert (first.status, second.status) == ("active", "retired")
     assert first.events.filter(actor=sam, note="rolled back through the API").exists()
+
+
+def test_staff_read_one_version_with_the_gates_full_report(sam):
+    version = make_version("quality_rerank")
+    version.gate = gate_report("quality_rerank")
+    version.save(update_fields=["gate"])
+    response = client_for(sam).get(f"/api/models/{version.pk}/")
+    assert response.status_code == 200 and response.data["algorithm"] == "quality_rerank"
+    gate = response.data["gate"]
+    assert (gate["served"], gate["passed"], gate["judge"]["accuracy"]) == ("ppo", False, 0.7)
+    checks = {entry["name"]: entry["checks"] for entry in gate["candidates"]}
+    assert checks["ppo"]["judge_low"] == 0.7 and checks["quality_rerank"]["judge_win_rate"] == 0.45
+    assert client_for(sam).get("/api/models/999/").status_code == 404
 
 
 def test_impossible_version_requests_are_refused_clearly(sam):

@@ -13,6 +13,8 @@ from training.ml.rerankers import (
     QualityRerank,
     RewardRerank,
     best_of_n_kl,
+    reranker_export,
+    reranker_from_export,
     sample_lists,
     shrunk_mean_ratings,
     zscore,
@@ -113,3 +115,35 @@ def test_gumbel_top_k_samples_follow_the_reference_policy() -> None:
 def test_best_of_n_kl_is_zero_for_one_sample_and_grows_like_log_n() -> None:
     assert best_of_n_kl(1) == 0.0
     assert best_of_n_kl(64) == pytest.approx(np.log(64) - 63 / 64)
+
+
+def test_a_quality_rerank_comes_back_from_its_arrays_and_manifest_with_the_same_lists() -> None:
+    reranker = QualityRerank(np.array([1.0, 5.0, 3.0, 2.0, 4.0]), weight=0.25, n_candidates=4)
+    arrays, meta = reranker_export(reranker)
+    assert meta == {"kind": "quality_rerank", "n_candidates": 4, "weight": 0.25}
+    back = reranker_from_export(arrays, meta)
+    recommender = FixedRecommender([0.5, 0.1, 0.4, 0.3, 0.2])
+    assert np.array_equal(back.slate(recommender, Ctx(), 3), reranker.slate(recommender, Ctx(), 3))
+
+
+class ExportableRewards(FixedRewardModel):
+    def export_arrays(self):
+        return {"item/rewards": np.asarray(self.rewards)}
+
+
+def test_reward_rerankers_keep_the_reward_models_arrays_and_their_setting() -> None:
+    for reranker, setting in (
+        (RewardRerank(ExportableRewards([1.0, 2.0]), weight=2.0, n_candidates=7), {"weight": 2.0}),
+        (
+            BestOfN(ExportableRewards([1.0, 2.0]), n=8, temperature=0.5, n_candidates=7, seed=3),
+            {"n": 8, "temperature": 0.5, "seed": 3},
+        ),
+    ):
+        arrays, meta = reranker_export(reranker)
+        assert set(arrays) == {"reward/item/rewards"}
+        assert meta == {"kind": reranker.kind, "n_candidates": 7, **setting}
+
+
+def test_an_unknown_reranker_kind_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a reranker"):
+        reranker_from_export({}, {"kind": "ppo", "n_candidates": 3})
