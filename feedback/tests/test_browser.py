@@ -100,7 +100,7 @@ def test_progress_shows_today_against_the_daily_target(page, live_server, base_m
         page.keyboard.press("Enter")
         page.wait_for_timeout(100)
     expect(page.locator("#compare-task .today")).to_contain_text("daily target reached")
-    expect(page.locator("#compare-task progress")).to_have_attribute("value", "100")
+    expect(page.locator("#compare-task .today progress")).to_have_attribute("value", "100")
 
 
 def test_u_undoes_the_last_judgment_and_brings_its_task_back(page, live_server, base_model, annie):

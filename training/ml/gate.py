@@ -107,14 +107,14 @@ class CandidateEvidence:
 
     name: str
     judge: dict[str, float]  # bootstrap_mean of judge_outcomes: mean (= win rate), low, high, n
-    judge_name: str = "independent judge"  # which reward model judged it
-    judge_trusted: bool | None = None  # its own judge's credentials; None: the gate's shared judge
     replay: dict[str, float] | None = None  # bootstrap_mean of replay_outcomes
     ndcg_difference: dict[str, float] | None = None  # paired NDCG@10 difference on held-out ratings
     kl: float | None = None  # nats per list from the reference; None for deterministic rerankers
     checks: dict[str, Any] = field(default_factory=dict)  # filled by ``gate_decide``
     passed: bool = False
     reason: str = ""
+    judge_name: str = "independent judge"  # which reward model judged it
+    judge_trusted: bool | None = None  # its own judge's credentials; None: the gate's shared judge
 
 
 @dataclass
