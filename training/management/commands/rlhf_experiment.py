@@ -186,10 +186,11 @@ class Command(BaseCommand):
             self.stdout.write(policy_table(report.rounds[-1]))
             for entry in report.rounds:
                 seconds = entry["seconds"]
+                qlearning = f" (Q-learning {seconds['qlearning']:.1f} s)" if "qlearning" in seconds else ""
                 self.stdout.write(
                     f"seed {seed} round {entry['round']}: retrain with {entry['comparisons']} comparisons: reward "
                     f"model {seconds['reward_model']:.1f} s + PPO {seconds['ppo']:.1f} s = "
-                    f"{seconds['reward_model+ppo']:.1f} s (Q-learning {seconds['qlearning']:.1f} s)"
+                    f"{seconds['reward_model+ppo']:.1f} s{qlearning}"
                 )
             self.stdout.write(self.style.SUCCESS(f"wrote {', '.join(str(p) for p in paths.values())}"))
         bar.close()
