@@ -682,6 +682,25 @@ def incumbent_source(base: LoadedModel) -> tuple[SlateSource, str]:
     return SlateSource("base"), f"base v{base.version}"
 
 
+FEEDBACK_FREE = ("quality_rerank",)  # candidates that learned nothing from comparisons
+
+
+def learner_judge(*, snapshot: FeedbackSnapshot, reward_model: Any) -> Judge:
+    """The learner's reward model with its credentials on the gate users' comparisons.
+
+    It may judge only candidates that learned nothing from comparisons (``FEEDBACK_FREE``): they were
+    not optimised against it, and it trained on far more comparisons than the judge.
+    """
+    gate_records = snapshot.records("gate")
+    evaluation = (
+        evaluate_reward_model(reward_model, gate_records, snapshot.contexts_for(gate_records, []))
+        if gate_records
+        else {}
+    )
+    n_strict = int(evaluation.get("n_strict", 0))
+    return Judge(reward_model, evaluation.get("accuracy") if n_strict else None, n_strict)
+
+
 def gate_evidence(
     *,
     snapshot: FeedbackSnapshot,
@@ -689,8 +708,12 @@ def gate_evidence(
     served: SlateSource,
     judge: Judge | None,
     rules: GateRules,
+    learner: Judge | None = None,
 ) -> list[CandidateEvidence]:
-    """Each candidate against the served policy on the gate users: judge, replay, held-out NDCG@10."""
+    """Each candidate against the served policy on the gate users: judge, replay, held-out NDCG@10.
+
+    A feedback-free candidate is judged by the learner's reward model when one is given.
+    """
     world = snapshot.world
     users = [u for u in sorted(snapshot.split.gate) if u in world.contexts and len(world.contexts[u].history)]
 
@@ -702,21 +725,32 @@ def gate_evidence(
     evidence = []
     for candidate in candidates:
         candidate_lists = lists(candidate.source)
-        if judge is None:
+        own = learner if learner is not None and candidate.name in FEEDBACK_FREE else None
+        scorer = own or judge
+        if scorer is None:
             judged = summarise([], rules)
         else:
             judged = summarise(
                 judge_outcomes(
-                    lambda user, slate: judge.model.list_score(world.contexts[user], slate),
+                    lambda user, slate, scorer=scorer: scorer.model.list_score(world.contexts[user], slate),
                     candidate_lists,
                     served_lists,
                 ),
                 rules,
             )
+        trusted = None
+        if own is not None:
+            trusted = (
+                own.accuracy is not None
+                and own.n_strict >= rules.min_judge_comparisons
+                and own.accuracy >= rules.min_judge_accuracy
+            )
         evidence.append(
             CandidateEvidence(
                 name=candidate.name,
                 judge=judged,
+                judge_name="learner's reward model" if own is not None else "independent judge",
+                judge_trusted=trusted,
                 replay=summarise(replay_outcomes(replayed, candidate_lists, served_lists), rules),
                 ndcg_difference=ndcg_difference(
                     candidate_lists,
@@ -741,12 +775,13 @@ def stage_gate(
     judge: Judge | None,
     incumbent: tuple[SlateSource, str] | None = None,
     seed: int = 0,
+    learner: Judge | None = None,
 ) -> GateDecision:
     """Judge every candidate against the served policy, store the full report on each, serve the winner."""
     rules = gate_rules(seed)
     served, incumbent_name = incumbent or incumbent_source(base)
     evidence = gate_evidence(
-        snapshot=snapshot, candidates=candidates, served=served, judge=judge, rules=rules
+        snapshot=snapshot, candidates=candidates, served=served, judge=judge, rules=rules, learner=learner
     )
     decision = gate_decide(
         evidence,
@@ -876,7 +911,13 @@ def run_rlhf_stage(*, kind: str, reporter: RunReporter, configs: dict | None = N
         )
         reporter.progress(step="Gate", percent=90, force=True)
         stage_gate(
-            reporter=reporter, snapshot=snapshot, base=base, candidates=candidates, judge=judge, seed=run.seed
+            reporter=reporter,
+            snapshot=snapshot,
+            base=base,
+            candidates=candidates,
+            judge=judge,
+            seed=run.seed,
+            learner=learner_judge(snapshot=snapshot, reward_model=reward_model),
         )
         versions += [candidate.version for candidate in candidates]
     reporter.progress(step="RLHF done", percent=99, force=True)

@@ -240,6 +240,25 @@ def test_a_judge_that_is_not_better_than_chance_lets_nothing_through(planted):
     assert not decision.changed and "judge is not trusted" in decision.reason
 
 
+def test_the_learners_reward_model_may_judge_only_a_candidate_that_learned_nothing_from_feedback(planted):
+    base, snapshot, sources, judge = planted
+    learned = candidate("oracle", "ppo", sources["oracle"])
+    feedback_free = candidate("oracle", "quality_rerank", sources["oracle"])
+    decision = stage_gate(
+        reporter=None,
+        snapshot=snapshot,
+        base=base,
+        candidates=[learned, feedback_free],
+        judge=Judge(judge, accuracy=0.5, n_strict=100),  # the independent judge is at chance
+        incumbent=(SlateSource("mixed", sources["mixed"]), "base v1"),
+        learner=Judge(judge, accuracy=0.9, n_strict=100),
+    )
+    assert decision.served == "quality_rerank", decision.reason
+    entries = {entry["name"]: entry for entry in feedback_free.version.gate["candidates"]}
+    assert entries["quality_rerank"]["judge_name"] == "learner's reward model"
+    assert not entries["ppo"]["passed"] and "not trusted" in entries["ppo"]["reason"]
+
+
 def test_the_gates_and_baselines_defaults_are_the_experiments(settings):
     from training.ml.experiment import ExperimentConfig
     from training.ml.rerankers import BestOfN, QualityRerank, RewardRerank
