@@ -659,14 +659,7 @@ def train_judge(
     model = train_reward_model(
         records, pairs, contexts, snapshot.world.item_features, judge_config
     ).numpy_model()
-    gate_records = snapshot.records("gate")
-    evaluation = (
-        evaluate_reward_model(model, gate_records, snapshot.contexts_for(gate_records, []))
-        if gate_records
-        else {}
-    )
-    n_strict = int(evaluation.get("n_strict", 0))
-    return Judge(model, evaluation.get("accuracy") if n_strict else None, n_strict, len(records))
+    return replace(credentials_on_gate_users(snapshot=snapshot, model=model), n_train=len(records))
 
 
 def incumbent_source(base: LoadedModel) -> tuple[SlateSource, str]:
@@ -685,20 +678,21 @@ def incumbent_source(base: LoadedModel) -> tuple[SlateSource, str]:
 FEEDBACK_FREE = ("quality_rerank",)  # candidates that learned nothing from comparisons
 
 
-def learner_judge(*, snapshot: FeedbackSnapshot, reward_model: Any) -> Judge:
-    """The learner's reward model with its credentials on the gate users' comparisons.
+def credentials_on_gate_users(*, snapshot: FeedbackSnapshot, model: Any) -> Judge:
+    """A reward model as a judge, with its accuracy on the gate users' strict comparisons.
 
-    It may judge only candidates that learned nothing from comparisons (``FEEDBACK_FREE``): they were
-    not optimised against it, and it trained on far more comparisons than the judge.
+    Used for the judge, and for the learner's reward model, which may judge only candidates that
+    learned nothing from comparisons (``FEEDBACK_FREE``): they were not optimised against it, and it
+    trained on far more comparisons than the judge.
     """
     gate_records = snapshot.records("gate")
     evaluation = (
-        evaluate_reward_model(reward_model, gate_records, snapshot.contexts_for(gate_records, []))
+        evaluate_reward_model(model, gate_records, snapshot.contexts_for(gate_records, []))
         if gate_records
         else {}
     )
     n_strict = int(evaluation.get("n_strict", 0))
-    return Judge(reward_model, evaluation.get("accuracy") if n_strict else None, n_strict)
+    return Judge(model, evaluation.get("accuracy") if n_strict else None, n_strict)
 
 
 def gate_evidence(
@@ -917,7 +911,7 @@ def run_rlhf_stage(*, kind: str, reporter: RunReporter, configs: dict | None = N
             candidates=candidates,
             judge=judge,
             seed=run.seed,
-            learner=learner_judge(snapshot=snapshot, reward_model=reward_model),
+            learner=credentials_on_gate_users(snapshot=snapshot, model=reward_model),
         )
         versions += [candidate.version for candidate in candidates]
     reporter.progress(step="RLHF done", percent=99, force=True)
