@@ -95,10 +95,11 @@ def test_progress_shows_today_against_the_daily_target(page, live_server, base_m
     settings.ANNOTATOR_DAILY_TARGET = 2
     log_in_to_compare(page, live_server, "annie")
     expect(page.locator("#compare-task .today")).to_contain_text("Today: 0 of 2")
-    for key in ["1", "2"]:
+    for done, key in enumerate(["1", "2"], start=1):
         page.keyboard.press(key)
         page.keyboard.press("Enter")
-        page.wait_for_timeout(100)
+        # The next task replaces this one before the next key counts: wait for it, not for a fixed time.
+        expect(page.locator("#compare-task .done-today")).to_have_text(str(done), timeout=15_000)
     expect(page.locator("#compare-task .today")).to_contain_text("daily target reached")
     expect(page.locator("#compare-task .today progress")).to_have_attribute("value", "100")
 
