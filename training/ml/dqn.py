@@ -38,8 +38,8 @@ class DQNConfig:
     """vectorised environment steps; each adds one movie to every one of the num_envs slates"""
     num_envs: int = 64
     """users whose slates are built in parallel"""
-    n_candidates: int = 200
-    """candidate set per user: the reference recommender's top-C unrated movies"""
+    n_candidates: int = 50
+    """candidate set per user: the reference recommender's top-C unrated movies (as PPO's)"""
     slate_size: int = 10
     """K, movies per slate (= steps per episode)"""
     learning_rate: float = 1e-3

@@ -21,8 +21,9 @@ class PPOConfig:
     """rollout + update rounds"""
     users_per_iteration: int = 256
     """slates built per rollout (one episode per sampled training user)"""
-    n_candidates: int = 200
-    """candidate set per user: the reference recommender's top-C unrated movies"""
+    n_candidates: int = 50
+    """candidate set per user: the reference recommender's top-C unrated movies (the experiment's
+    choice, as the rerankers'; 200 took twice the time, docs/experiment.md)"""
     slate_size: int = 10
     """K, movies per slate (= steps per episode)"""
     learning_rate: float = 1e-3

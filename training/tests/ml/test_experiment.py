@@ -321,6 +321,14 @@ def test_one_seed_seeds_every_model() -> None:
     assert config.ppo.n_candidates == ExperimentConfig().ppo.n_candidates
 
 
+def test_the_product_defaults_are_the_experiments_settings() -> None:
+    """One configuration: the product trains with what the experiment chose (seeds and the split aside)."""
+    config = ExperimentConfig()
+    assert config.ppo == replace(PPOConfig(), seed=config.ppo.seed)
+    assert config.dqn == replace(DQNConfig(), seed=config.dqn.seed)
+    assert config.reward == replace(RewardModelConfig(), validation_fraction=0.0)
+
+
 def test_experiment_compare_reads_recommender_overrides_and_refuses_unknown_fields():
     import argparse
 
