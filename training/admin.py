@@ -94,11 +94,12 @@ def gate_report_html(gate: dict) -> str:
     accuracy = judge.get("accuracy")
     rows = format_html_join(
         "",
-        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
         (
             (
                 entry["name"],
                 "passed" if entry.get("passed") else "failed",
+                entry.get("judge_name", "independent judge"),
                 _interval(entry.get("judge")),
                 _interval(entry.get("replay")),
                 _interval(entry.get("ndcg_difference"), "+.4f"),
@@ -112,7 +113,7 @@ def gate_report_html(gate: dict) -> str:
         "<p><strong>{}</strong></p><p>This version ({}): {}: {}</p>"
         "<p>Judge: accuracy {} on {} strict comparisons of the gate users, trained on {} comparisons "
         "of the judge users; {}. Users: {}.</p>"
-        "<table><thead><tr><th>candidate</th><th>verdict</th><th>judge win rate</th>"
+        "<table><thead><tr><th>candidate</th><th>verdict</th><th>judged by</th><th>judge win rate</th>"
         "<th>annotator replay</th><th>held-out NDCG@10 difference</th><th>KL (nats)</th>"
         "<th>why</th></tr></thead><tbody>{}</tbody></table>"
         "<details><summary>raw report</summary>{}</details>",

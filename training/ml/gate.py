@@ -148,7 +148,7 @@ def check_candidate(evidence: CandidateEvidence, judge_trusted: bool, rules: Gat
     failures = []
     judge = evidence.judge
     if not judge_trusted:
-        failures.append("the judge is not trusted")
+        failures.append(f"the {evidence.judge_name} is not trusted")
     elif judge.get("n", 0) < rules.min_users:
         failures.append(f"only {judge.get('n', 0)} held-out users (need {rules.min_users})")
     elif not judge["low"] > 0.5:
