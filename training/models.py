@@ -103,7 +103,10 @@ class ModelVersion(models.Model):
         RETIRED = "retired"
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    algorithm = models.CharField(max_length=16, help_text="base, reward, or a policy: ppo, qlearning, quality_rerank, rm_rerank or best_of_n.")
+    algorithm = models.CharField(
+        max_length=16,
+        help_text="base, reward, or a policy: ppo, qlearning, quality_rerank, rm_rerank or best_of_n.",
+    )
     version = models.PositiveIntegerField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.CANDIDATE, db_index=True)
     artifact = models.CharField(max_length=512, help_text="Folder under ARTIFACTS_DIR.")

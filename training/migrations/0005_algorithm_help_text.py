@@ -4,15 +4,17 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('training', '0004_periodic_reaping'),
+        ("training", "0004_periodic_reaping"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='modelversion',
-            name='algorithm',
-            field=models.CharField(help_text='base, reward, or a policy: ppo, qlearning, quality_rerank, rm_rerank or best_of_n.', max_length=16),
+            model_name="modelversion",
+            name="algorithm",
+            field=models.CharField(
+                help_text="base, reward, or a policy: ppo, qlearning, quality_rerank, rm_rerank or best_of_n.",
+                max_length=16,
+            ),
         ),
     ]

@@ -108,7 +108,9 @@ def test_nothing_is_promoted_when_the_judge_has_too_little_held_out_evidence(wit
     assert run.status == TrainingRun.Status.SUCCEEDED, run.error
     for version in run.versions.filter(algorithm__in=CANDIDATES):
         assert version.status == ModelVersion.Status.CANDIDATE
-        assert "is not trusted" in version.gate["reason"]  # the independent judge, or the learner's reward model
+        assert (
+            "is not trusted" in version.gate["reason"]
+        )  # the independent judge, or the learner's reward model
     assert recommend(rater_id=None, k=3).policy in ("popularity", "base")
 
 

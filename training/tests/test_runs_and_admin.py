@@ -110,7 +110,10 @@ def test_the_admin_shows_the_gates_report_as_a_table_of_candidates(client, sam):
     assert "ppo beats base v1" in page and "This version (ppo): chosen" in page
     assert "accuracy 0.700 on 50 strict comparisons" in page
     assert "<td>ppo</td><td>passed</td><td>independent judge</td><td>0.800 [0.700, 0.900] (n=40)</td>" in page
-    assert "<td>quality_rerank</td><td>failed</td><td>independent judge</td><td>0.450 [0.300, 0.600] (n=40)</td>" in page
+    assert (
+        "<td>quality_rerank</td><td>failed</td><td>independent judge</td><td>0.450 [0.300, 0.600] (n=40)</td>"
+        in page
+    )
     assert "+0.0100 [-0.0100, +0.0300] (n=30)" in page and "<td>2.50</td>" in page
     listing = client.get("/admin/training/modelversion/").content.decode()
     assert "passed: beats the served policy on every judge" in listing
