@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.http import HttpRequest, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from . import registry
 from .exceptions import TrainingError
-from .models import ModelEvent, ModelVersion, TrainingRun
+from .models import ModelEvent, ModelVersion, ServingDecision, TrainingRun
 from .runs import ENQUEUE_GRACE, STALE_AFTER, training_run_cancel, training_run_start
 
 
@@ -321,6 +323,7 @@ class ModelVersionAdmin(ReadOnlyRecordAdmin):
         "status",
         "headline",
         "gate_verdict",
+        "users_get_it",
         "created_at",
         "activated_at",
         "run",
@@ -344,7 +347,7 @@ class ModelVersionAdmin(ReadOnlyRecordAdmin):
     ]
     exclude = ["metrics", "config", "data_snapshot", "gate"]
     inlines = [ModelEventInline]
-    actions = ["promote", "roll_back"]
+    actions = ["promote", "roll_back", "retire"]
 
     class Media:
         css = {"all": ["css/admin-training.css"]}
@@ -375,32 +378,111 @@ class ModelVersionAdmin(ReadOnlyRecordAdmin):
     def gate_pretty(self, version: ModelVersion) -> str:
         return gate_report_html(version.gate)
 
-    @admin.action(description="Promote the selected version (serve it now)")
-    def promote(self, request, queryset) -> None:
+    def changelist_view(self, request, extra_context=None):
+        self._served = registry.served_decision()
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="users get it", boolean=True)
+    def users_get_it(self, version: ModelVersion) -> bool | None:
+        if version.algorithm not in registry.SERVABLE:
+            return None
+        served = getattr(self, "_served", None)
+        return served is not None and served.version_id == version.pk
+
+    @admin.action(description="Promote the selected version (users get it from now on)")
+    def promote(self, request, queryset):
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one version to promote.", messages.ERROR)
-            return
+            return None
         version = queryset.get()
-        try:
-            registry.model_version_promote(version=version, actor=request.user, note="promoted in the admin")
-        except TrainingError as error:
-            self.message_user(request, str(error), messages.ERROR)
-            return
-        self.message_user(request, f"{version.display_name} is now active.", messages.SUCCESS)
+        held_back = registry.held_back_by_gate(version)
+        note = request.POST.get("note", "").strip()
+        error = ""
+        if request.POST.get("confirm") == "yes":
+            try:
+                registry.model_version_promote(
+                    version=version,
+                    actor=request.user,
+                    note=note or ("" if held_back else "promoted in the admin"),
+                    override_gate=request.POST.get("override_gate") == "on",
+                )
+            except TrainingError as failure:
+                error = str(failure)
+            else:
+                if version.algorithm in registry.SERVABLE:
+                    message = f"{version.display_name} is now what users get."
+                else:
+                    message = (
+                        f"{version.display_name} is now the active {version.get_kind_display().lower()}."
+                    )
+                self.message_user(request, message, messages.SUCCESS)
+                return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Promote {version.display_name}?",
+            "opts": self.model._meta,
+            "version": version,
+            "held_back": held_back,
+            "served": registry.served_decision(),
+            "servable": version.algorithm in registry.SERVABLE,
+            "note": note,
+            "error": error,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/training/modelversion/promote_confirm.html", context)
 
     @admin.action(
-        description="Roll back: reactivate the version active before the selected algorithm's current one"
+        description="Roll back what users get to the decision before (the reward model: its previous version)"
     )
     def roll_back(self, request, queryset) -> None:
-        for algorithm in sorted(set(queryset.values_list("algorithm", flat=True))):
+        algorithms = set(queryset.values_list("algorithm", flat=True))
+        try:
+            if algorithms and not algorithms & set(registry.SERVABLE):
+                for algorithm in sorted(algorithms):
+                    version = registry.model_version_rollback(
+                        algorithm=algorithm, actor=request.user, note="rolled back in the admin"
+                    )
+                    self.message_user(request, f"Rolled back to {version.display_name}.", messages.SUCCESS)
+                return
+            version = registry.serving_rollback(actor=request.user, note="rolled back in the admin")
+        except TrainingError as error:
+            self.message_user(request, str(error), messages.ERROR)
+        else:
+            self.message_user(request, f"Rolled back: users get {version.display_name}.", messages.SUCCESS)
+
+    @admin.action(description="Retire the selected versions (take them out of service)")
+    def retire(self, request, queryset) -> None:
+        for version in queryset:
             try:
-                version = registry.model_version_rollback(
-                    algorithm=algorithm, actor=request.user, note="rolled back in the admin"
+                registry.model_version_retire(
+                    version=version, actor=request.user, note="retired in the admin"
                 )
             except TrainingError as error:
                 self.message_user(request, str(error), messages.ERROR)
             else:
-                self.message_user(request, f"Rolled back to {version.display_name}.", messages.SUCCESS)
+                self.message_user(request, f"{version.display_name} retired.", messages.SUCCESS)
+        served = registry.served_decision()
+        if served is not None:
+            self.message_user(request, f"Users get {served.version.display_name}.", messages.INFO)
+
+
+@admin.register(ServingDecision)
+class ServingDecisionAdmin(admin.ModelAdmin):
+    """Every decision about what end users get: the latest one whose version is active is in force."""
+
+    list_display = ["at", "version", "action", "actor", "overrode_gate", "note"]
+    list_filter = ["action", "overrode_gate", "version__algorithm"]
+    search_fields = ["note", "actor__username"]
+    list_select_related = ["version", "actor"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(ModelEvent)

@@ -10,5 +10,7 @@ urlpatterns = [
     path("models/", apis.ModelVersionListApi.as_view(), name="api-model-versions"),
     path("models/<int:pk>/", apis.ModelVersionDetailApi.as_view(), name="api-model-version"),
     path("models/<int:pk>/promote/", apis.ModelVersionPromoteApi.as_view(), name="api-model-promote"),
+    path("models/<int:pk>/retire/", apis.ModelVersionRetireApi.as_view(), name="api-model-retire"),
     path("models/rollback/", apis.ModelVersionRollbackApi.as_view(), name="api-model-rollback"),
+    path("serving/", apis.ServingApi.as_view(), name="api-serving"),
 ]

@@ -15,7 +15,7 @@ from movies.selectors import rater_for_user
 
 from . import registry
 from .exceptions import BrokerUnavailable, InvalidRunConfig, RunAlreadyInFlight, VersionStateError
-from .models import ModelVersion, TrainingRun
+from .models import ModelVersion, ServingDecision, TrainingRun
 from .runs import BROKER_RETRY_AFTER_SECONDS, training_run_start
 from .serving import POLICY_CHOICES, SERVABLE_ALGORITHMS, recommend, served_version_ids, similar_movies
 
@@ -147,9 +147,9 @@ def choice_filters(request, **choices) -> dict[str, str]:
 class ModelVersionSerializer(serializers.ModelSerializer):
     label = serializers.CharField(read_only=True)
     served = serializers.SerializerMethodField(
-        help_text="Whether the web process serves this version now (null for the reward model, which is "
-        "never served). An active version whose artifact fails to load is not served: recommendations "
-        "then come from the version served before it, or from popularity."
+        help_text="Whether end users get this version now (the serving decision in force; null for the "
+        "reward model, which is never served). An active version may be loaded without being served; "
+        "a served version whose artifact fails to load is not: the process keeps what it had."
     )
 
     def get_served(self, version: ModelVersion) -> bool | None:
@@ -300,8 +300,91 @@ class NoteSerializer(serializers.Serializer):
     note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
 
+class PromoteSerializer(NoteSerializer):
+    override_gate = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Serve a version the gate held back; a note saying why is then required.",
+    )
+
+
+class ServingDecisionSerializer(serializers.ModelSerializer):
+    policy = serializers.CharField(source="version.algorithm", read_only=True)
+    label = serializers.CharField(source="version.label", read_only=True)
+    actor = serializers.CharField(source="actor.username", read_only=True, allow_null=True, default=None)
+
+    class Meta:
+        model = ServingDecision
+        fields = [
+            "id",
+            "policy",
+            "version",
+            "label",
+            "action",
+            "actor",
+            "note",
+            "overrode_gate",
+            "at",
+            "previous",
+        ]
+        read_only_fields = fields
+
+
+class ServingSerializer(serializers.Serializer):
+    policy = serializers.CharField(
+        help_text="What end users get: an algorithm, or popularity before any model."
+    )
+    version = ModelVersionSerializer(allow_null=True)
+    decision = ServingDecisionSerializer(allow_null=True, help_text="The decision in force.")
+    history = ServingDecisionSerializer(many=True, help_text="The latest decisions, newest first.")
+
+
+class ServingApi(APIView):
+    """Staff: what end users get now, the decision that put it there, and the decisions before it."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(responses=ServingSerializer)
+    def get(self, request):
+        decision = registry.served_decision()
+        history = ServingDecision.objects.select_related("version", "actor")[:20]
+        version = decision.version if decision is not None else None
+        return Response(
+            {
+                "policy": version.algorithm if version is not None else "popularity",
+                "version": ModelVersionSerializer(version).data if version is not None else None,
+                "decision": ServingDecisionSerializer(decision).data if decision is not None else None,
+                "history": ServingDecisionSerializer(history, many=True).data,
+            }
+        )
+
+
 class ModelVersionPromoteApi(APIView):
-    """Staff: serve this version (a person's decision, overriding the gate); recorded with who and when."""
+    """Staff: serve this version from now on (a person's decision, recorded with who, when and why).
+    A version the gate held back needs ``override_gate`` and a note; 409 otherwise."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(request=PromoteSerializer, responses=ModelVersionSerializer)
+    def post(self, request, pk: int):
+        version = get_object_or_404(ModelVersion, pk=pk)
+        body = PromoteSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        override = body.validated_data["override_gate"]
+        try:
+            version = registry.model_version_promote(
+                version=version,
+                actor=request.user,
+                note=body.validated_data["note"] or ("" if override else "promoted through the API"),
+                override_gate=override,
+            )
+        except VersionStateError as error:
+            raise Conflict(str(error)) from None
+        return Response(ModelVersionSerializer(version).data)
+
+
+class ModelVersionRetireApi(APIView):
+    """Staff: take an active version out of service; if users get it, they get the decision before."""
 
     permission_classes = [IsAdminUser]
 
@@ -311,10 +394,10 @@ class ModelVersionPromoteApi(APIView):
         body = NoteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            version = registry.model_version_promote(
+            version = registry.model_version_retire(
                 version=version,
                 actor=request.user,
-                note=body.validated_data["note"] or "promoted through the API",
+                note=body.validated_data["note"] or "retired through the API",
             )
         except VersionStateError as error:
             raise Conflict(str(error)) from None
@@ -322,11 +405,17 @@ class ModelVersionPromoteApi(APIView):
 
 
 class RollbackSerializer(NoteSerializer):
-    algorithm = serializers.ChoiceField(choices=list(registry.ALGORITHMS))
+    algorithm = serializers.ChoiceField(
+        choices=list(registry.ALGORITHMS),
+        required=False,
+        help_text="Only for the reward model (`reward`): reactivate its previous version. Without it "
+        "(or for a servable algorithm), what users get returns to the decision before.",
+    )
 
 
 class ModelVersionRollbackApi(APIView):
-    """Staff: retire an algorithm's active version and reactivate the one active before it."""
+    """Staff: users get the served decision before the one in force (after a first promotion, the
+    recommender alone); with ``algorithm=reward``, the reward model's previous version comes back."""
 
     permission_classes = [IsAdminUser]
 
@@ -334,12 +423,13 @@ class ModelVersionRollbackApi(APIView):
     def post(self, request):
         body = RollbackSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        note = body.validated_data["note"] or "rolled back through the API"
+        algorithm = body.validated_data.get("algorithm")
         try:
-            version = registry.model_version_rollback(
-                algorithm=body.validated_data["algorithm"],
-                actor=request.user,
-                note=body.validated_data["note"] or "rolled back through the API",
-            )
+            if algorithm is not None and algorithm not in registry.SERVABLE:
+                version = registry.model_version_rollback(algorithm=algorithm, actor=request.user, note=note)
+            else:
+                version = registry.serving_rollback(actor=request.user, note=note)
         except VersionStateError as error:
             raise Conflict(str(error)) from None
         return Response(ModelVersionSerializer(version).data)

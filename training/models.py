@@ -153,6 +153,40 @@ class ModelVersion(models.Model):
         return ""
 
 
+class ServingDecision(models.Model):
+    """What end users get, decided by the gate or a person. The latest decision whose version is
+    still active is in force; ``previous`` is the decision a roll-back returns to."""
+
+    class Action(models.TextChoices):
+        ACTIVATED = "activated", "served by training (the gate chose it)"
+        PROMOTED = "promoted"
+        ROLLED_BACK = "rolled_back", "rolled back"
+        RETIRED = "retired", "served version retired"
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="serving_decisions")
+    action = models.CharField(max_length=16, choices=Action.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    note = models.TextField(blank=True)
+    overrode_gate = models.BooleanField(
+        default=False, help_text="A person served a version the gate held back."
+    )
+    previous = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The decision a roll-back returns to (none: the recommender alone).",
+    )
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.version.label} {self.get_action_display().lower()}"
+
+
 class ModelEvent(models.Model):
     """Audit trail of the serving lifecycle: who activated, promoted or rolled back what, and when."""
 

@@ -27,7 +27,7 @@ from training.ml.data import History
 from training.ml.rerankers import RERANKER_KINDS
 from training.ml.scoring import Scorer
 
-from .models import ModelVersion
+from .models import ModelVersion, ServingDecision
 from .snapshots import epoch_sql
 
 logger = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class ModelCache:
 
     def served(self) -> LoadedModel | None:
         """``active(served_algorithm())`` in one query: the model end users get."""
-        row = _served_versions().values_list("algorithm", "id", "version", "artifact").first()
+        row = _served_row()
         return None if row is None else self._current(*row)
 
     def _current(self, algorithm: str, version_id: int, number: int, relative: str) -> LoadedModel | None:
@@ -159,27 +159,36 @@ class RecommendationList:
     items: list[Recommendation]
 
 
-def _served_versions():
-    """Active servable versions, the one end users get first: the most recently activated."""
-    return ModelVersion.objects.filter(
-        status=ModelVersion.Status.ACTIVE, algorithm__in=SERVABLE_ALGORITHMS
-    ).order_by(F("activated_at").desc(nulls_last=True), "-id")
+def _served_row() -> tuple[str, int, int, str] | None:
+    """(algorithm, id, version, artifact) of what end users get: the latest serving decision whose
+    version is still active; before any decision, the most recently activated servable version."""
+    row = (
+        ServingDecision.objects.filter(version__status=ModelVersion.Status.ACTIVE)
+        .order_by("-at", "-id")
+        .values_list("version__algorithm", "version_id", "version__version", "version__artifact")
+        .first()
+    )
+    if row is not None:
+        return row
+    return (
+        ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE, algorithm__in=SERVABLE_ALGORITHMS)
+        .order_by(F("activated_at").desc(nulls_last=True), "-id")
+        .values_list("algorithm", "id", "version", "artifact")
+        .first()
+    )
 
 
 def served_version_ids() -> set[int]:
-    """Ids of the versions this process serves: an active version whose artifact fails to load is
-    not among them (the process keeps serving the version it had, if any)."""
-    served = set()
-    for algorithm in SERVABLE_ALGORITHMS:
-        loaded = models.active(algorithm)
-        if loaded is not None:
-            served.add(loaded.version_id)
-    return served
+    """The id of the version end users get, if this process can load it (a version whose artifact
+    fails to load is not served: the process keeps serving the one it had)."""
+    loaded = models.served()
+    return set() if loaded is None else {loaded.version_id}
 
 
 def served_algorithm() -> str | None:
-    """The policy end users get: the most recently activated of the active policies and recommender."""
-    return _served_versions().values_list("algorithm", flat=True).first()
+    """The policy end users get (the serving decision in force)."""
+    row = _served_row()
+    return None if row is None else row[0]
 
 
 def rater_history(*, rater_id: int | None, loaded: LoadedModel) -> tuple[History, np.ndarray]:

@@ -15,6 +15,7 @@ from feedback.selectors import item_feedback_kinds
 from movies.models import Movie, Rating
 from movies.selectors import watchlist_movie_ids
 
+from . import registry
 from .models import ModelVersion, TrainingRun
 from .serving import recommendations_for_user
 
@@ -42,6 +43,7 @@ def staff_dashboard(request: HttpRequest) -> HttpResponse:
             "-created_at"
         )[:10],
         "counts": Rating.objects.aggregate(total=Count("id")),
+        "served": registry.served_decision(),
     }
     return render(request, "training/dashboard.html", context)
 

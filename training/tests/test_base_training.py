@@ -105,7 +105,9 @@ def test_serving_refuses_a_corrupt_artifact_and_keeps_the_previous_version(taste
 
     if second.status != ModelVersion.Status.ACTIVE:
         with pytest.raises(ArtifactInvalid, match="does not match its checksum"):
-            model_version_promote(version=second, actor=None)  # a person cannot serve it
+            model_version_promote(
+                version=second, actor=None, note="test", override_gate=True
+            )  # nobody can serve it
         model_version_activate(version=second)  # as if its file went bad after activation
     recs = recommend(rater_id=rater.pk, k=3)
     assert recs.version == 1 and recs.policy == "base"
@@ -124,7 +126,7 @@ def test_a_newly_activated_version_is_served_without_a_restart(taste_world):
     if version.status != ModelVersion.Status.ACTIVE:
         from training.registry import model_version_promote
 
-        model_version_promote(version=version, actor=None)
+        model_version_promote(version=version, actor=None, note="test", override_gate=True)
     assert recommend(rater_id=rater.pk, k=3).version == 2
     model_version_rollback(algorithm="base", actor=None)
     assert recommend(rater_id=rater.pk, k=3).version == 1

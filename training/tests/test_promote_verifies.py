@@ -64,7 +64,9 @@ def test_the_admin_says_why_it_refuses_to_promote_a_corrupt_version(client, sam)
     corrupt(second)
     client.force_login(sam)
     response = client.post(
-        "/admin/training/modelversion/", {"action": "promote", "_selected_action": [second.pk]}, follow=True
+        "/admin/training/modelversion/",
+        {"action": "promote", "_selected_action": [second.pk], "confirm": "yes"},
+        follow=True,
     )
     assert "v2 cannot be activated: its artifact failed verification" in response.content.decode()
     assert ModelVersion.objects.get(status="active") == first

@@ -94,7 +94,7 @@ def test_the_admin_promote_and_roll_back_actions(client, sam):
     registry.model_version_activate(version=first)
     client.force_login(sam)
     url = "/admin/training/modelversion/"
-    client.post(url, {"action": "promote", "_selected_action": [second.pk]})
+    client.post(url, {"action": "promote", "_selected_action": [second.pk], "confirm": "yes"})
     assert ModelVersion.objects.get(status="active") == second
     client.post(url, {"action": "roll_back", "_selected_action": [second.pk]})
     assert ModelVersion.objects.get(status="active") == first
@@ -288,10 +288,12 @@ def test_promoting_in_the_admin_names_the_algorithm_as_people_write_it(client, s
     monkeypatch.setattr(registry, "model_version_verify", lambda version: None)  # a text test: no real policy
     client.force_login(sam)
     response = client.post(
-        "/admin/training/modelversion/", {"action": "promote", "_selected_action": [ppo.pk]}, follow=True
+        "/admin/training/modelversion/",
+        {"action": "promote", "_selected_action": [ppo.pk], "confirm": "yes"},
+        follow=True,
     )
     html = response.content.decode()
-    assert "PPO v1 is now active." in html and "Ppo v1" not in html
+    assert "PPO v1 is now what users get." in html and "Ppo v1" not in html
 
 
 def test_a_bad_setting_reads_as_a_sentence_in_the_admin(client, sam):
