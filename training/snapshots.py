@@ -79,3 +79,21 @@ def snapshot_summary(ratings: pd.DataFrame) -> dict:
         "movies": int(ratings["item"].nunique()) if len(ratings) else 0,
         "latest_timestamp": int(ratings["timestamp"].max()) if len(ratings) else None,
     }
+
+
+def new_ratings_since_active_recommender() -> int | None:
+    """Ratings newer than the newest one the active recommender learned from (a changed rating
+    counts: its time moves); None when no recommender is active or its snapshot has no time."""
+    from datetime import UTC, datetime
+
+    from .models import ModelVersion
+
+    snapshot = (
+        ModelVersion.objects.filter(algorithm="base", status=ModelVersion.Status.ACTIVE)
+        .values_list("data_snapshot", flat=True)
+        .first()
+    )
+    latest = (snapshot or {}).get("latest_timestamp")
+    if latest is None:
+        return None
+    return Rating.objects.filter(rated_at__gt=datetime.fromtimestamp(latest, tz=UTC)).count()

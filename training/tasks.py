@@ -40,13 +40,22 @@ def training_runs_reap() -> str:
 
 @shared_task(name="training.tasks.retrain_if_enough_feedback")
 def retrain_if_enough_feedback() -> str:
-    """The periodic trigger: start the RLHF pipeline once enough new feedback has arrived."""
+    """The periodic trigger: retrain the recommender once enough new ratings have arrived, else the
+    RLHF pipeline once enough new feedback has (one run at a time; the other waits for a later tick)."""
     from .exceptions import BrokerUnavailable, RunAlreadyInFlight
     from .models import TrainingRun
     from .rlhf import new_feedback_since_last_run
     from .runs import training_run_reap_stale, training_run_start
+    from .snapshots import new_ratings_since_active_recommender
 
     training_run_reap_stale()
+    ratings = new_ratings_since_active_recommender()
+    if ratings is not None and ratings >= settings.RETRAIN_MIN_NEW_RATINGS:
+        try:
+            run = training_run_start(kind=TrainingRun.Kind.BASE, trigger=TrainingRun.Trigger.SCHEDULE)
+        except (RunAlreadyInFlight, BrokerUnavailable) as error:
+            return str(error)
+        return f"started run {run.pk} (the recommender) after {ratings} new ratings"
     new = new_feedback_since_last_run()
     if new < settings.RETRAIN_MIN_NEW_FEEDBACK:
         return f"{new} new feedback items; waiting for {settings.RETRAIN_MIN_NEW_FEEDBACK}"

@@ -385,3 +385,28 @@ def test_the_staff_dashboard_names_algorithms_as_people_write_them(client, sam):
     client.force_login(sam)
     html = client.get("/staff/dashboard/").content.decode()
     assert "<td>Q-learning</td><td>v1</td>" in html and ">PPO v2</a>" in html
+
+
+def test_the_schedule_retrains_the_recommender_once_enough_new_ratings_arrived(settings, monkeypatch):
+    from datetime import UTC, datetime
+
+    from movies.models import Movie, Rater, Rating
+    from training.tasks import retrain_if_enough_feedback
+
+    settings.RETRAIN_MIN_NEW_RATINGS = 2
+    settings.RETRAIN_MIN_NEW_FEEDBACK = 10**6
+    base = make_version(number=1)
+    base.data_snapshot = {"latest_timestamp": int(datetime(2020, 1, 1, tzinfo=UTC).timestamp())}
+    base.save(update_fields=["data_snapshot"])
+    registry.model_version_activate(version=base)
+    rater = Rater.objects.create(movielens_id=9001)
+    movies = [Movie.objects.create(id=i, title=f"Movie {i} (2001)") for i in (1, 2)]
+    Rating.objects.create(rater=rater, movie=movies[0], rating=4.0, rated_at=datetime(2019, 6, 1, tzinfo=UTC))
+    Rating.objects.create(rater=rater, movie=movies[1], rating=4.0, rated_at=datetime(2021, 6, 1, tzinfo=UTC))
+    assert "waiting" in retrain_if_enough_feedback()  # one rating is newer than the recommender's data
+    Rating.objects.filter(movie=movies[0]).update(rated_at=datetime(2021, 7, 1, tzinfo=UTC))  # re-rated
+    monkeypatch.setattr(
+        "training.tasks.execute_training_run.delay", lambda run_id: type("R", (), {"id": "x"})()
+    )
+    assert "the recommender" in retrain_if_enough_feedback()
+    assert TrainingRun.objects.get().kind == TrainingRun.Kind.BASE
