@@ -14,7 +14,8 @@ from django.utils.html import format_html, format_html_join
 
 from . import registry
 from .exceptions import TrainingError
-from .models import ModelEvent, ModelVersion, ServingDecision, TrainingRun
+from .models import ModelEvent, ModelVersion, OnlineExperiment, ServingDecision, TrainingRun
+from .online import online_experiment_results, online_experiment_start, online_experiment_stop
 from .runs import ENQUEUE_GRACE, STALE_AFTER, training_run_cancel, training_run_start
 
 
@@ -347,7 +348,7 @@ class ModelVersionAdmin(ReadOnlyRecordAdmin):
     ]
     exclude = ["metrics", "config", "data_snapshot", "gate"]
     inlines = [ModelEventInline]
-    actions = ["promote", "roll_back", "retire"]
+    actions = ["promote", "roll_back", "retire", "compare_online"]
 
     class Media:
         css = {"all": ["css/admin-training.css"]}
@@ -464,6 +465,73 @@ class ModelVersionAdmin(ReadOnlyRecordAdmin):
         served = registry.served_decision()
         if served is not None:
             self.message_user(request, f"Users get {served.version.display_name}.", messages.INFO)
+
+    @admin.action(description="Compare online with what users get (team-draft interleaving on For you)")
+    def compare_online(self, request, queryset) -> None:
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one version to compare.", messages.ERROR)
+            return
+        version = queryset.get()
+        try:
+            experiment = online_experiment_start(
+                candidate=version, actor=request.user, note="started in the admin"
+            )
+        except TrainingError as error:
+            self.message_user(request, str(error), messages.ERROR)
+        else:
+            self.message_user(
+                request,
+                f"Comparing {version.display_name} with {experiment.control.display_name} on "
+                f"{experiment.share:.0%} of users.",
+                messages.SUCCESS,
+            )
+
+
+@admin.register(OnlineExperiment)
+class OnlineExperimentAdmin(admin.ModelAdmin):
+    """Online comparisons: started from a model version's actions, stopped here; results as they come."""
+
+    list_display = ["__str__", "share", "status", "results_line", "started_by", "started_at", "stopped_at"]
+    list_filter = ["status"]
+    fields = [
+        "control",
+        "candidate",
+        "share",
+        "status",
+        "note",
+        "started_by",
+        "started_at",
+        "stopped_at",
+        "results",
+    ]
+    readonly_fields = fields
+    actions = ["stop"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None and super().has_change_permission(request)
+
+    @admin.display(description="results (candidate vs control)")
+    def results_line(self, experiment: OnlineExperiment) -> str:
+        r = online_experiment_results(experiment)
+        if not r["users"]:
+            return "no users yet"
+        return (
+            f"{r['wins']} wins, {r['ties']} ties, {r['losses']} losses over {r['users']} users; "
+            f"win share {r['share']:.3f} [{r['low']:.3f}, {r['high']:.3f}], sign test p = {r['p_value']:.3g}"
+        )
+
+    @admin.display(description="results")
+    def results(self, experiment: OnlineExperiment) -> str:
+        return self.results_line(experiment)
+
+    @admin.action(description="Stop the selected comparisons (their results stay)")
+    def stop(self, request, queryset) -> None:
+        for experiment in queryset.filter(status=OnlineExperiment.Status.RUNNING):
+            online_experiment_stop(experiment=experiment, actor=request.user)
+            self.message_user(request, f"Stopped: {experiment}.", messages.SUCCESS)
 
 
 @admin.register(ServingDecision)

@@ -13,4 +13,10 @@ urlpatterns = [
     path("models/<int:pk>/retire/", apis.ModelVersionRetireApi.as_view(), name="api-model-retire"),
     path("models/rollback/", apis.ModelVersionRollbackApi.as_view(), name="api-model-rollback"),
     path("serving/", apis.ServingApi.as_view(), name="api-serving"),
+    path("experiments/", apis.OnlineExperimentListApi.as_view(), name="api-online-experiments"),
+    path(
+        "experiments/<int:pk>/stop/",
+        apis.OnlineExperimentStopApi.as_view(),
+        name="api-online-experiment-stop",
+    ),
 ]

@@ -15,8 +15,9 @@ from movies.selectors import rater_for_user
 
 from . import registry
 from .exceptions import BrokerUnavailable, InvalidRunConfig, RunAlreadyInFlight, VersionStateError
-from .models import ModelVersion, ServingDecision, TrainingRun
-from .runs import BROKER_RETRY_AFTER_SECONDS, training_run_start
+from .models import ModelVersion, OnlineExperiment, ServingDecision, TrainingRun
+from .online import online_experiment_results, online_experiment_start, online_experiment_stop
+from .runs import BROKER_RETRY_AFTER_SECONDS, json_safe, training_run_start
 from .serving import POLICY_CHOICES, SERVABLE_ALGORITHMS, recommend, served_version_ids, similar_movies
 
 
@@ -433,3 +434,90 @@ class ModelVersionRollbackApi(APIView):
         except VersionStateError as error:
             raise Conflict(str(error)) from None
         return Response(ModelVersionSerializer(version).data)
+
+
+class OnlineExperimentSerializer(serializers.ModelSerializer):
+    control = serializers.CharField(source="control.label", read_only=True)
+    candidate_label = serializers.CharField(source="candidate.label", read_only=True)
+    results = serializers.SerializerMethodField(
+        help_text="Per-user outcomes for the candidate: wins, ties, losses, users, the win share "
+        "((wins + ties / 2) / users) with a bootstrap 95% interval, the sign test's p value, and "
+        "shown_users (users who saw the interleaved list)."
+    )
+
+    def get_results(self, experiment: OnlineExperiment) -> dict:
+        return json_safe(online_experiment_results(experiment))
+
+    class Meta:
+        model = OnlineExperiment
+        fields = [
+            "id",
+            "candidate",
+            "candidate_label",
+            "control",
+            "share",
+            "status",
+            "note",
+            "started_at",
+            "stopped_at",
+            "results",
+        ]
+        read_only_fields = [
+            "id",
+            "candidate_label",
+            "control",
+            "status",
+            "started_at",
+            "stopped_at",
+            "results",
+        ]
+
+
+class OnlineExperimentStartSerializer(serializers.Serializer):
+    candidate = serializers.PrimaryKeyRelatedField(queryset=ModelVersion.objects.all())
+    share = serializers.FloatField(
+        min_value=0.01, max_value=1.0, required=False, help_text="Default: INTERLEAVING_SHARE."
+    )
+    note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class OnlineExperimentListApi(APIView):
+    """Staff: online comparisons by team-draft interleaving on "For you", newest first, with
+    results; POST starts one between a candidate and what users get (one at a time)."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(responses=OnlineExperimentSerializer(many=True))
+    def get(self, request):
+        experiments = OnlineExperiment.objects.select_related("control", "candidate")[:50]
+        return Response(OnlineExperimentSerializer(experiments, many=True).data)
+
+    @extend_schema(request=OnlineExperimentStartSerializer, responses={201: OnlineExperimentSerializer})
+    def post(self, request):
+        body = OnlineExperimentStartSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            experiment = online_experiment_start(
+                candidate=body.validated_data["candidate"],
+                actor=request.user,
+                share=body.validated_data.get("share"),
+                note=body.validated_data["note"],
+            )
+        except VersionStateError as error:
+            raise Conflict(str(error)) from None
+        return Response(OnlineExperimentSerializer(experiment).data, status=status.HTTP_201_CREATED)
+
+
+class OnlineExperimentStopApi(APIView):
+    """Staff: stop an online comparison (its results stay)."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(request=None, responses=OnlineExperimentSerializer)
+    def post(self, request, pk: int):
+        experiment = get_object_or_404(OnlineExperiment, pk=pk)
+        try:
+            experiment = online_experiment_stop(experiment=experiment, actor=request.user)
+        except VersionStateError as error:
+            raise Conflict(str(error)) from None
+        return Response(OnlineExperimentSerializer(experiment).data)

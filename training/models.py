@@ -187,6 +187,65 @@ class ServingDecision(models.Model):
         return f"{self.version.label} {self.get_action_display().lower()}"
 
 
+class OnlineExperiment(models.Model):
+    """An online comparison of a candidate with what users get, by team-draft interleaving on
+    "For you": a share of users see one list both build; their actions on it credit the side
+    that contributed each movie (``training.online``)."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        STOPPED = "stopped"
+
+    control = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, related_name="+", help_text="What users got when it started."
+    )
+    candidate = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="online_experiments")
+    share = models.FloatField(
+        help_text="Share of users (by a hash of their id) who see the interleaved list."
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING, db_index=True)
+    note = models.TextField(blank=True)
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    started_at = models.DateTimeField(auto_now_add=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["status"], condition=Q(status="running"), name="one_running_online_experiment"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.candidate.label} vs {self.control.label} ({self.status})"
+
+
+class InterleavedImpression(models.Model):
+    """A movie a user was shown in an online experiment's interleaved list, and whose it was."""
+
+    class Team(models.TextChoices):
+        CONTROL = "control"
+        CANDIDATE = "candidate"
+
+    experiment = models.ForeignKey(OnlineExperiment, on_delete=models.CASCADE, related_name="impressions")
+    rater = models.ForeignKey("movies.Rater", on_delete=models.CASCADE, related_name="+")
+    movie = models.ForeignKey("movies.Movie", on_delete=models.CASCADE, related_name="+")
+    team = models.CharField(max_length=16, choices=Team.choices)
+    position = models.PositiveSmallIntegerField()
+    shown_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["experiment", "rater", "movie"], name="one_impression_per_movie_and_user"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"movie {self.movie_id} for rater {self.rater_id} ({self.team}, position {self.position + 1})"
+
+
 class ModelEvent(models.Model):
     """Audit trail of the serving lifecycle: who activated, promoted or rolled back what, and when."""
 
