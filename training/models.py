@@ -13,6 +13,7 @@ ALGORITHM_NAMES = {
     "ppo": "PPO",
     "qlearning": "Q-learning",
     "popularity": "Popularity",
+    "interleaved": "Interleaved (online comparison)",
 }
 
 

@@ -286,6 +286,13 @@ def recommend(
         loaded = models.served()
     else:
         loaded = models.active(policy) if policy in SERVABLE_ALGORITHMS else None
+    return recommend_from(loaded, rater_id=rater_id, k=k, with_genres=with_genres)
+
+
+def recommend_from(
+    loaded: LoadedModel | None, *, rater_id: int | None, k: int = 20, with_genres: bool = False
+) -> RecommendationList:
+    """Top-k of one loaded model (popularity without one), never a movie the rater rated or hid."""
     algorithm = loaded.algorithm if loaded is not None else None
     hidden: set[int] = set()
     if rater_id:  # movies the account marked "not interested" never come back
@@ -331,9 +338,40 @@ def recommend(
 
 
 def recommendations_for_user(*, user, k: int = 20, policy: str = "active") -> RecommendationList:
-    """For pages: the list with each movie's genres loaded."""
+    """For pages: the list with each movie's genres loaded; while an online comparison runs, the
+    interleaved list for the users in its share."""
     rater = rater_for_user(user)
-    return recommend(rater_id=rater.pk if rater else None, policy=policy, k=k, with_genres=True)
+    rater_id = rater.pk if rater else None
+    if policy == "active" and rater_id is not None:
+        interleaved = interleaved_for(rater_id=rater_id, k=k)
+        if interleaved is not None:
+            return interleaved
+    return recommend(rater_id=rater_id, policy=policy, k=k, with_genres=True)
+
+
+def interleaved_for(*, rater_id: int, k: int) -> RecommendationList | None:
+    """The team-draft list of the running online comparison, if this user is in its share and both
+    sides load; None otherwise (the user gets what is served)."""
+    from .online import INTERLEAVED_POLICY, in_experiment, interleave, running_experiment
+
+    experiment = running_experiment()
+    if experiment is None or not in_experiment(experiment, rater_id):
+        return None
+    control, candidate = models.version(experiment.control), models.version(experiment.candidate)
+    if control is None or candidate is None:
+        return None
+    lists = [recommend_from(side, rater_id=rater_id, k=k, with_genres=True) for side in (control, candidate)]
+    if any(side.policy == "popularity" for side in lists):
+        return None  # a user the models know nothing about yet: no comparison to make
+    by_movie = {item.movie.pk: item for side in reversed(lists) for item in side.items}
+    movies, _ = interleave(
+        experiment=experiment,
+        rater_id=rater_id,
+        control=[item.movie.pk for item in lists[0].items],
+        candidate=[item.movie.pk for item in lists[1].items],
+        k=k,
+    )
+    return RecommendationList(INTERLEAVED_POLICY, None, [by_movie[movie] for movie in movies])
 
 
 SIMILAR_POOL = 50  # nearest movies by embedding read from the database before the rerank

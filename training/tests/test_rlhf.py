@@ -216,3 +216,36 @@ def test_ppo_alone_needs_an_active_reward_model(with_feedback):
     run = run_pipeline("ppo")
     assert run.status == TrainingRun.Status.FAILED
     assert "No active reward model" in run.error
+
+
+def test_for_you_shows_users_in_an_online_comparison_the_interleaved_list(with_feedback, sam):
+    from movies.models import Rater, Rating
+    from movies.services import account_create
+    from training import online
+    from training.models import InterleavedImpression
+    from training.registry import served_decision
+    from training.serving import recommendations_for_user
+
+    run_pipeline("all")
+    served = served_decision().version
+    candidate = ModelVersion.objects.exclude(pk=served.pk).get(
+        algorithm="quality_rerank" if served.algorithm != "quality_rerank" else "best_of_n"
+    )
+    experiment = online.online_experiment_start(candidate=candidate, actor=sam, share=1.0)
+    account = account_create(username="viewer", password="viewer-pass-123")
+    viewer = Rater.objects.get(user=account)
+    dataset_user = Rater.objects.filter(user__isnull=True).first()
+    for rating in Rating.objects.filter(rater=dataset_user)[:8]:
+        Rating.objects.create(
+            rater=viewer, movie=rating.movie, rating=rating.rating, rated_at=rating.rated_at
+        )
+    recs = recommendations_for_user(user=account, k=6)
+    assert recs.policy == "interleaved" and len(recs.items) == 6
+    shown = InterleavedImpression.objects.filter(experiment=experiment, rater=viewer).order_by("position")
+    assert [i.movie_id for i in shown] == [item.movie.pk for item in recs.items]
+    assert {i.team for i in shown} == {"control", "candidate"}
+    assert [item.movie.pk for item in recommendations_for_user(user=account, k=6).items] == [
+        i.movie_id for i in shown
+    ]
+    online.online_experiment_stop(experiment=experiment)
+    assert recommendations_for_user(user=account, k=6).policy == served.algorithm
