@@ -428,6 +428,10 @@ class ModelVersionAdmin(ReadOnlyRecordAdmin):
             "servable": version.algorithm in registry.SERVABLE,
             "note": note,
             "error": error,
+            "online": [
+                (experiment, online_experiment_results(experiment))
+                for experiment in version.online_experiments.select_related("control")[:3]
+            ],
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/training/modelversion/promote_confirm.html", context)

@@ -16,7 +16,8 @@ from movies.models import Movie, Rating
 from movies.selectors import watchlist_movie_ids
 
 from . import registry
-from .models import ModelVersion, TrainingRun
+from .models import ModelVersion, OnlineExperiment, TrainingRun
+from .online import online_experiment_results
 from .serving import recommendations_for_user
 
 
@@ -44,6 +45,10 @@ def staff_dashboard(request: HttpRequest) -> HttpResponse:
         )[:10],
         "counts": Rating.objects.aggregate(total=Count("id")),
         "served": registry.served_decision(),
+        "online": [
+            (experiment, online_experiment_results(experiment))
+            for experiment in OnlineExperiment.objects.select_related("control", "candidate")[:5]
+        ],
     }
     return render(request, "training/dashboard.html", context)
 

@@ -107,3 +107,14 @@ def test_staff_start_read_and_stop_a_comparison_through_the_api(pair, sam, clien
     stopped = client.post(f"/api/experiments/{body['id']}/stop/")
     assert stopped.status_code == 200 and stopped.json()["status"] == "stopped"
     assert [e["id"] for e in client.get("/api/experiments/").json()] == [body["id"]]
+
+
+def test_the_dashboard_and_the_promote_page_show_online_results(pair, sam, client):
+    online.online_experiment_start(candidate=pair[1], actor=sam)
+    client.force_login(sam)
+    dashboard = client.get("/staff/dashboard/").content.decode()
+    assert "PPO v1 vs Base v1" in dashboard and "running" in dashboard
+    page = client.post(
+        "/admin/training/modelversion/", {"action": "promote", "_selected_action": [pair[1].pk]}
+    )
+    assert b"Online comparison with Base v1 (running)" in page.content
