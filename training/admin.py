@@ -345,6 +345,7 @@ class ModelVersionAdmin(ReadOnlyRecordAdmin):
         "config_pretty",
         "snapshot_pretty",
         "gate_pretty",
+        "lineage",
     ]
     exclude = ["metrics", "config", "data_snapshot", "gate"]
     inlines = [ModelEventInline]
@@ -374,6 +375,13 @@ class ModelVersionAdmin(ReadOnlyRecordAdmin):
     @admin.display(description="data snapshot")
     def snapshot_pretty(self, version: ModelVersion) -> str:
         return _pretty(version.data_snapshot)
+
+    @admin.display(description="lineage")
+    def lineage(self, version: ModelVersion) -> str:
+        return format_html(
+            '<a href="{}">Its run, data, the versions it was built on and the feedback it learned from</a>',
+            reverse("version-lineage", args=[version.pk]),
+        )
 
     @admin.display(description="promotion gate")
     def gate_pretty(self, version: ModelVersion) -> str:

@@ -499,6 +499,7 @@ def stage_policy(
     span,
     ref_temperature: float,
     config: PPOConfig | DQNConfig | None = None,
+    reward_version_id: int | None = None,
 ) -> Candidate:
     """Train PPO or Q-learning on the learner users against the learner's reward model; register it."""
     run = reporter.run
@@ -562,7 +563,7 @@ def stage_policy(
         version=number,
         artifact=name,
         metrics=metrics,
-        config={**result.config, "base_version_id": base.version_id},
+        config={**result.config, "base_version_id": base.version_id, "reward_version_id": reward_version_id},
         seed=config.seed,
         data_snapshot={"train_users": len(train_users), "users": snapshot.split.describe()},
         run=run,
@@ -875,6 +876,7 @@ def run_rlhf_stage(*, kind: str, reporter: RunReporter, configs: dict | None = N
             span=span,
             ref_temperature=ppo_config.ref_temperature,
             config=configs.get(algorithm),
+            reward_version_id=reward_version.pk,
         )
         for algorithm, span in spans.get(kind, {}).items()
     ]

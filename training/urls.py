@@ -5,6 +5,7 @@ from . import views
 urlpatterns = [
     path("for-you/", views.recommendations, name="recommendations"),
     path("staff/dashboard/", views.staff_dashboard, name="staff-dashboard"),
+    path("staff/versions/<int:version_id>/lineage/", views.version_lineage, name="version-lineage"),
     path("staff/runs/<int:run_id>/progress/", views.training_run_progress, name="training-run-progress"),
     path("staff/runs/<int:run_id>/plot.png", views.training_run_plot, name="training-run-plot"),
     path("staff/plots/ratings.png", views.plot_ratings, name="plot-ratings"),

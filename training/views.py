@@ -55,6 +55,49 @@ def staff_dashboard(request: HttpRequest) -> HttpResponse:
 
 @staff_member_required
 @require_GET
+def version_lineage(request: HttpRequest, version_id: int) -> HttpResponse:
+    """Where a version came from: its run, its data, the versions it was built on, and the
+    comparisons and annotators its reward model learned from; and every serving decision about it."""
+    from django.db.models import Max, Min
+
+    from feedback.models import Comparison
+
+    version = get_object_or_404(ModelVersion.objects.select_related("run", "run__created_by"), pk=version_id)
+    built_on = {
+        role: ModelVersion.objects.filter(pk=version.config.get(key)).first()
+        for role, key in (("recommender", "base_version_id"), ("reward model", "reward_version_id"))
+        if version.config.get(key)
+    }
+    reward = version if version.algorithm == "reward" else built_on.get("reward model")
+    learned_from = None
+    if reward is not None and reward.run is not None and reward.run.started_at is not None:
+        comparisons = Comparison.objects.filter(
+            task__context_rater_id__in=reward.data_snapshot.get("learner_raters") or [],
+            created_at__lt=reward.run.started_at,
+        )
+        by_annotator = (
+            comparisons.values("annotator__username", "simulator").annotate(n=Count("id")).order_by("-n")[:20]
+        )
+        learned_from = {
+            "reward": reward,
+            "span": comparisons.aggregate(first=Min("created_at"), last=Max("created_at"), n=Count("id")),
+            "annotators": [
+                {"name": row["annotator__username"] or f"{row['simulator']} (simulated)", "n": row["n"]}
+                for row in by_annotator
+            ],
+        }
+    context = {
+        "version": version,
+        "built_on": built_on,
+        "learned_from": learned_from,
+        "decisions": version.serving_decisions.select_related("actor").order_by("-at")[:20],
+        "served": registry.served_decision(),
+    }
+    return render(request, "training/lineage.html", context)
+
+
+@staff_member_required
+@require_GET
 def training_run_progress(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(TrainingRun, pk=run_id)
     watching = request.GET.get("watching") == "1"  # a poll while the run was in flight

@@ -249,3 +249,25 @@ def test_for_you_shows_users_in_an_online_comparison_the_interleaved_list(with_f
     ]
     online.online_experiment_stop(experiment=experiment)
     assert recommendations_for_user(user=account, k=6).policy == served.algorithm
+
+
+def test_a_versions_lineage_names_its_run_what_it_was_built_on_and_the_feedback_it_learned_from(
+    with_feedback, sam
+):
+    from django.test import Client
+
+    from feedback.models import Comparison
+
+    run_pipeline("all")
+    ppo, reward = ModelVersion.objects.get(algorithm="ppo"), ModelVersion.objects.get(algorithm="reward")
+    client = Client()
+    client.force_login(sam)
+    page = client.get(f"/staff/versions/{ppo.pk}/lineage/").content.decode()
+    assert f"Run {ppo.run_id}" in page and f"/staff/versions/{reward.pk}/lineage/" in page
+    learned = Comparison.objects.filter(
+        task__context_rater_id__in=reward.data_snapshot["learner_raters"]
+    ).count()
+    assert 0 < learned < Comparison.objects.count()  # held-out users' comparisons are not among them
+    assert f"{learned} comparisons of the learner users" in page
+    assert "(simulated)" in page  # the simulated annotators, by name
+    assert client.get("/staff/versions/999/lineage/").status_code == 404
