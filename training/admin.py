@@ -15,7 +15,12 @@ from django.utils.html import format_html, format_html_join
 from . import registry
 from .exceptions import TrainingError
 from .models import ModelEvent, ModelVersion, OnlineExperiment, ServingDecision, TrainingRun
-from .online import online_experiment_results, online_experiment_start, online_experiment_stop
+from .online import (
+    online_experiment_results,
+    online_experiment_start,
+    online_experiment_stop,
+    reward_hacking_warning,
+)
 from .runs import ENQUEUE_GRACE, STALE_AFTER, training_run_cancel, training_run_start
 
 
@@ -530,10 +535,12 @@ class OnlineExperimentAdmin(admin.ModelAdmin):
         r = online_experiment_results(experiment)
         if not r["users"]:
             return "no users yet"
-        return (
+        line = (
             f"{r['wins']} wins, {r['ties']} ties, {r['losses']} losses over {r['users']} users; "
             f"win share {r['share']:.3f} [{r['low']:.3f}, {r['high']:.3f}], sign test p = {r['p_value']:.3g}"
         )
+        warning = reward_hacking_warning(experiment, r)
+        return f"{line}. {warning}" if warning else line
 
     @admin.display(description="results")
     def results(self, experiment: OnlineExperiment) -> str:

@@ -139,3 +139,22 @@ def online_experiment_results(experiment: OnlineExperiment) -> dict:
         count(rater, movie, at, 1 if kind == ItemFeedback.Kind.UP else -1)
     outcomes = [int(np.sign(candidate - control)) for control, candidate in credit.values()]
     return {**summarise(outcomes, seed=experiment.pk), "shown_users": len(raters)}
+
+
+MIN_USERS_FOR_WARNING = 20
+
+
+def reward_hacking_warning(experiment: OnlineExperiment, results: dict) -> str:
+    """A warning when the offline judges expected the candidate to win and real users say it loses:
+    the gate's judge win rate (a reward model's prediction) above 0.5, and the online win share's
+    95% interval below 0.5 (the proxy up, reality down). Empty otherwise."""
+    predicted = (experiment.candidate.metrics or {}).get("gate/win_rate")
+    if predicted is None or predicted <= 0.5 or results["users"] < MIN_USERS_FOR_WARNING:
+        return ""
+    if not results["high"] < 0.5:
+        return ""
+    return (
+        f"Reward hacking? The gate's judge expected {experiment.candidate.display_name} to win "
+        f"{predicted:.0%} of users against {experiment.control.display_name}; real users preferred it "
+        f"in {results['share']:.0%} [{results['low']:.0%}, {results['high']:.0%}] of {results['users']}."
+    )

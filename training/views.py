@@ -17,7 +17,7 @@ from movies.selectors import watchlist_movie_ids
 
 from . import registry
 from .models import ModelVersion, OnlineExperiment, TrainingRun
-from .online import online_experiment_results
+from .online import online_experiment_results, reward_hacking_warning
 from .serving import recommendations_for_user
 
 
@@ -46,8 +46,9 @@ def staff_dashboard(request: HttpRequest) -> HttpResponse:
         "counts": Rating.objects.aggregate(total=Count("id")),
         "served": registry.served_decision(),
         "online": [
-            (experiment, online_experiment_results(experiment))
+            (experiment, results, reward_hacking_warning(experiment, results))
             for experiment in OnlineExperiment.objects.select_related("control", "candidate")[:5]
+            for results in [online_experiment_results(experiment)]
         ],
     }
     return render(request, "training/dashboard.html", context)

@@ -118,3 +118,17 @@ def test_the_dashboard_and_the_promote_page_show_online_results(pair, sam, clien
         "/admin/training/modelversion/", {"action": "promote", "_selected_action": [pair[1].pk]}
     )
     assert b"Online comparison with Base v1 (running)" in page.content
+
+
+def test_the_watch_warns_when_the_judge_expected_a_win_and_real_users_say_it_loses(pair, sam):
+    ppo = pair[1]
+    ppo.metrics = {"gate/win_rate": 0.7}
+    ppo.save(update_fields=["metrics"])
+    experiment = online.online_experiment_start(candidate=ppo, actor=sam)
+    losing = {"users": 40, "wins": 8, "losses": 24, "ties": 8, "share": 0.3, "low": 0.2, "high": 0.42}
+    assert "Reward hacking?" in online.reward_hacking_warning(experiment, losing)
+    assert "70%" in online.reward_hacking_warning(experiment, losing)
+    assert online.reward_hacking_warning(experiment, {**losing, "high": 0.55}) == ""  # not clearly losing
+    assert online.reward_hacking_warning(experiment, {**losing, "users": 5}) == ""  # too few users
+    ppo.metrics = {"gate/win_rate": 0.45}  # the judge did not expect a win: nothing to warn about
+    assert online.reward_hacking_warning(experiment, losing) == ""
