@@ -319,6 +319,7 @@ ARTIFACTS_DIR = Path(env_str("ARTIFACTS_DIR", str(VAR_DIR / "artifacts")))
 BUNDLED_DATASET_DIR = BASE_DIR / "data" / "ml-latest-small"
 ONBOARDING_MIN_RATINGS = env_int("ONBOARDING_MIN_RATINGS", 5)
 RETRAIN_MIN_NEW_FEEDBACK = env_int("RETRAIN_MIN_NEW_FEEDBACK", 50)
+IMPRESSIONS_KEEP_DAYS = env_int("IMPRESSIONS_KEEP_DAYS", 90)  # shown lists older than this are deleted daily
 INTERLEAVING_SHARE = env_float("INTERLEAVING_SHARE", 0.5)  # users who see an online comparison's list
 RETRAIN_MIN_NEW_RATINGS = env_int("RETRAIN_MIN_NEW_RATINGS", 500)  # newer than the recommender's data
 ANNOTATOR_DAILY_TARGET = env_int("ANNOTATOR_DAILY_TARGET", 40)  # judgments a day the progress bar aims at

@@ -247,6 +247,27 @@ class InterleavedImpression(models.Model):
         return f"movie {self.movie_id} for rater {self.rater_id} ({self.team}, position {self.position + 1})"
 
 
+class ShownList(models.Model):
+    """A list "For you" showed a user: which policy and version made it and the movies in order
+    (``propensities``: each movie's probability under a stochastic policy; empty for the
+    deterministic ones served today). Kept IMPRESSIONS_KEEP_DAYS days."""
+
+    rater = models.ForeignKey("movies.Rater", on_delete=models.CASCADE, related_name="+")
+    policy = models.CharField(max_length=16)
+    version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    movies = models.JSONField(help_text="Movie ids, best position first.")
+    propensities = models.JSONField(default=list, blank=True)
+    shown_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-shown_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.policy} list of {len(self.movies)} for rater {self.rater_id}"
+
+
 class ModelEvent(models.Model):
     """Audit trail of the serving lifecycle: who activated, promoted or rolled back what, and when."""
 

@@ -12,12 +12,14 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 from django.conf import settings
 from django.db import connection
 from django.db.models import Count, F, Q, prefetch_related_objects
+from django.utils import timezone
 
 from feedback.models import ItemFeedback
 from movies.models import Movie, Rating
@@ -27,7 +29,7 @@ from training.ml.data import History
 from training.ml.rerankers import RERANKER_KINDS
 from training.ml.scoring import Scorer
 
-from .models import ModelVersion, ServingDecision
+from .models import ModelVersion, ServingDecision, ShownList
 from .snapshots import epoch_sql
 
 logger = logging.getLogger(__name__)
@@ -342,11 +344,78 @@ def recommendations_for_user(*, user, k: int = 20, policy: str = "active") -> Re
     interleaved list for the users in its share."""
     rater = rater_for_user(user)
     rater_id = rater.pk if rater else None
-    if policy == "active" and rater_id is not None:
-        interleaved = interleaved_for(rater_id=rater_id, k=k)
-        if interleaved is not None:
-            return interleaved
-    return recommend(rater_id=rater_id, policy=policy, k=k, with_genres=True)
+    recs = interleaved_for(rater_id=rater_id, k=k) if policy == "active" and rater_id is not None else None
+    if recs is None:
+        recs = recommend(rater_id=rater_id, policy=policy, k=k, with_genres=True)
+    if rater_id is not None and policy == "active" and recs.items:
+        log_shown_list(rater_id=rater_id, recs=recs)
+    return recs
+
+
+def log_shown_list(*, rater_id: int, recs: RecommendationList) -> None:
+    """Record what the user was shown (``ShownList``): the policy, its version, the movies in order."""
+    version_id = None
+    if recs.version is not None:
+        version_id = (
+            ModelVersion.objects.filter(algorithm=recs.policy, version=recs.version)
+            .values_list("id", flat=True)
+            .first()
+        )
+    ShownList.objects.create(
+        rater_id=rater_id,
+        policy=recs.policy,
+        version_id=version_id,
+        movies=[item.movie.pk for item in recs.items],
+    )
+
+
+def shown_list_outcomes(*, since=None) -> list[dict]:
+    """Per policy and version: lists shown, and what the users later did with the shown movies
+    (rated 4 or more, rated 2 or less), per shown movie. The realised side of the reward-hacking watch."""
+    lists = ShownList.objects.all()
+    if since is not None:
+        lists = lists.filter(shown_at__gte=since)
+    first_shown: dict[tuple, dict[tuple[int, int], object]] = {}
+    counts: dict[tuple, list[int]] = {}
+    for rater, policy, version, movies, shown_at in lists.order_by("shown_at").values_list(
+        "rater_id", "policy", "version_id", "movies", "shown_at"
+    ):
+        key = (policy, version)
+        counts.setdefault(key, [0, 0])[0] += 1
+        seen = first_shown.setdefault(key, {})
+        for movie in movies:
+            seen.setdefault((rater, movie), shown_at)
+    rows = []
+    for key, seen in first_shown.items():
+        raters = {rater for rater, _ in seen}
+        good = bad = 0
+        for rater, movie, rating, at in Rating.objects.filter(rater_id__in=raters).values_list(
+            "rater_id", "movie_id", "rating", "rated_at"
+        ):
+            shown_at = seen.get((rater, movie))
+            if shown_at is None or at < shown_at:
+                continue
+            good += rating >= 4.0
+            bad += rating <= 2.0
+        rows.append(
+            {
+                "policy": key[0],
+                "version_id": key[1],
+                "lists": counts[key][0],
+                "shown_movies": len(seen),
+                "rated_high": good,
+                "rated_low": bad,
+                "high_share": good / len(seen) if seen else 0.0,
+            }
+        )
+    return sorted(rows, key=lambda row: -row["lists"])
+
+
+def shown_lists_prune(*, keep_days: int) -> int:
+    """Delete shown lists older than ``keep_days`` days; returns how many."""
+    cutoff = timezone.now() - timedelta(days=keep_days)
+    deleted, _ = ShownList.objects.filter(shown_at__lt=cutoff).delete()
+    return deleted
 
 
 def interleaved_for(*, rater_id: int, k: int) -> RecommendationList | None:

@@ -64,3 +64,11 @@ def retrain_if_enough_feedback() -> str:
     except (RunAlreadyInFlight, BrokerUnavailable) as error:
         return str(error)
     return f"started run {run.pk} after {new} new feedback items"
+
+
+@shared_task(name="training.tasks.impressions_prune")
+def impressions_prune() -> str:
+    """The daily clean-up: shown lists older than IMPRESSIONS_KEEP_DAYS go."""
+    from .serving import shown_lists_prune
+
+    return f"deleted {shown_lists_prune(keep_days=settings.IMPRESSIONS_KEEP_DAYS)} shown lists"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import numpy as np
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
 from django.views.decorators.cache import cache_page
 from django.views.decorators.http import require_GET
 
@@ -18,7 +21,7 @@ from movies.selectors import watchlist_movie_ids
 from . import registry
 from .models import ModelVersion, OnlineExperiment, TrainingRun
 from .online import online_experiment_results, reward_hacking_warning
-from .serving import recommendations_for_user
+from .serving import recommendations_for_user, shown_list_outcomes
 
 
 @login_required
@@ -45,6 +48,7 @@ def staff_dashboard(request: HttpRequest) -> HttpResponse:
         )[:10],
         "counts": Rating.objects.aggregate(total=Count("id")),
         "served": registry.served_decision(),
+        "outcomes": shown_list_outcomes(since=timezone.now() - timedelta(days=30)),
         "online": [
             (experiment, results, reward_hacking_warning(experiment, results))
             for experiment in OnlineExperiment.objects.select_related("control", "candidate")[:5]

@@ -132,3 +132,25 @@ def test_the_watch_warns_when_the_judge_expected_a_win_and_real_users_say_it_los
     assert online.reward_hacking_warning(experiment, {**losing, "users": 5}) == ""  # too few users
     ppo.metrics = {"gate/win_rate": 0.45}  # the judge did not expect a win: nothing to warn about
     assert online.reward_hacking_warning(experiment, losing) == ""
+
+
+def test_every_for_you_list_is_recorded_and_what_users_did_next_is_counted(catalogue, client):
+    from datetime import timedelta
+
+    from movies.services import account_create
+    from training.models import ShownList
+    from training.serving import shown_list_outcomes, shown_lists_prune
+
+    account = account_create(username="viewer", password="viewer-pass-123")
+    client.force_login(account)
+    assert client.get("/for-you/").status_code == 200
+    shown = ShownList.objects.get()
+    assert shown.policy == "popularity" and shown.rater.user == account and len(shown.movies) > 2
+    first, second = shown.movies[:2]
+    Rating.objects.create(rater=shown.rater, movie_id=first, rating=4.5, rated_at=timezone.now())
+    Rating.objects.create(rater=shown.rater, movie_id=second, rating=1.0, rated_at=timezone.now())
+    (row,) = shown_list_outcomes()
+    assert (row["policy"], row["lists"], row["rated_high"], row["rated_low"]) == ("popularity", 1, 1, 1)
+    assert row["shown_movies"] == len(shown.movies)
+    ShownList.objects.filter(pk=shown.pk).update(shown_at=timezone.now() - timedelta(days=100))
+    assert shown_lists_prune(keep_days=90) == 1 and not ShownList.objects.exists()
