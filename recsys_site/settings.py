@@ -343,6 +343,7 @@ GATE_NDCG_MIN_RATINGS = env_int("GATE_NDCG_MIN_RATINGS", 10)  # a gate user's ra
 GATE_BOOTSTRAP_ROUNDS = env_int("GATE_BOOTSTRAP_ROUNDS", 1000)
 GATE_MIN_REWARD_ACCURACY = env_float("GATE_MIN_REWARD_ACCURACY", 0.6)  # a reward model is activated above it
 GATE_MIN_HELDOUT_COMPARISONS = env_int("GATE_MIN_HELDOUT_COMPARISONS", 10)  # ... on at least this many
-RERANK_QUALITY_WEIGHT = env_float("RERANK_QUALITY_WEIGHT", 0.25)  # quality_rerank's a
-RERANK_REWARD_WEIGHT = env_float("RERANK_REWARD_WEIGHT", 0.5)  # rm_rerank's b
-RERANK_BEST_OF_N = env_int("RERANK_BEST_OF_N", 16)  # best_of_n's n
+# The settings the experiment chose most often on validation users (docs/experiment.md, 20 seed-splits).
+RERANK_QUALITY_WEIGHT = env_float("RERANK_QUALITY_WEIGHT", 0.25)  # quality_rerank's a (7 of 20)
+RERANK_REWARD_WEIGHT = env_float("RERANK_REWARD_WEIGHT", 0.5)  # rm_rerank's b (7 of 20)
+RERANK_BEST_OF_N = env_int("RERANK_BEST_OF_N", 32)  # best_of_n's n (6 of 20)
