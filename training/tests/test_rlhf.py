@@ -70,7 +70,8 @@ def test_the_full_pipeline_gates_every_policy_kind_with_a_full_report(with_feedb
     assert sum(versions[a].gate["chosen"] for a in CANDIDATES) == (served in CANDIDATES)
     kl = {entry["name"]: entry["kl"] for entry in versions["ppo"].gate["candidates"]}
     assert kl["quality_rerank"] is None and kl["rm_rerank"] is None
-    assert kl["best_of_n"] == pytest.approx(np.log(16) - 15 / 16) and kl["ppo"] is not None
+    n = settings.RERANK_BEST_OF_N
+    assert kl["best_of_n"] == pytest.approx(np.log(n) - (n - 1) / n) and kl["ppo"] is not None
     ppo_history = run.history["ppo"]
     assert len(ppo_history) == 4
     for key in (
