@@ -131,7 +131,7 @@ class BestOfN:
     """Of n lists sampled from the reference policy, the one the reward model scores best."""
 
     reward_model: RewardModel
-    n: int = 16  # lists sampled per user (4 to 64)
+    n: int = 32  # lists sampled per user (4 to 64)
     temperature: float = 0.31  # the reference policy's temperature (PPO's ``ref_temperature``)
     n_candidates: int = 50
     seed: int = 0  # with the user's key, fixes the samples: a user's list does not change per request

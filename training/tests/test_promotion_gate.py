@@ -146,16 +146,23 @@ def planted(with_feedback, settings):
         if movielens_id
     }
     genre_of_item = (np.asarray(base.item_ids) - 100) // MOVIES_PER_GENRE
+    movielens_of = dict(Rater.objects.values_list("pk", "movielens_id"))
 
     def loved(user, item):
         return float(genre_of_item[item] == genre_of_rater[user])
 
     sources = {
         "oracle": Planted(loved),
-        "half": Planted(lambda user, item: 0.5 * loved(user, item) + 0.5 * (item % 2 == 0)),
+        # the oracle's list for half of the users (even dataset ids), the anti list for the others
+        "half": Planted(
+            lambda user, item: loved(user, item) if movielens_of[user] % 2 == 0 else 1.0 - loved(user, item)
+        ),
         "anti": Planted(lambda user, item: 1.0 - loved(user, item)),
         # the served policy: the oracle's list for a quarter of the users, the anti list for the rest
-        "mixed": Planted(lambda user, item: loved(user, item) if user % 4 == 0 else 1.0 - loved(user, item)),
+        # (by the rater's dataset id, not the row id: row ids run on across tests on PostgreSQL)
+        "mixed": Planted(
+            lambda user, item: loved(user, item) if movielens_of[user] % 4 == 0 else 1.0 - loved(user, item)
+        ),
     }
     return base, snapshot, sources, TasteJudge(loved)
 
