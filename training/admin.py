@@ -553,12 +553,9 @@ class OnlineExperimentAdmin(admin.ModelAdmin):
             self.message_user(request, f"Stopped: {experiment}.", messages.SUCCESS)
 
 
-@admin.register(ServingDecision)
-class ServingDecisionAdmin(admin.ModelAdmin):
-    """Every decision about what end users get: the latest one whose version is active is in force."""
+class AuditTrailAdmin(admin.ModelAdmin):
+    """A record of who decided what: listed and searched, never added, changed or deleted here."""
 
-    list_display = ["at", "version", "action", "actor", "overrode_gate", "note"]
-    list_filter = ["action", "overrode_gate", "version__algorithm"]
     search_fields = ["note", "actor__username"]
     list_select_related = ["version", "actor"]
 
@@ -572,18 +569,18 @@ class ServingDecisionAdmin(admin.ModelAdmin):
         return False
 
 
+@admin.register(ServingDecision)
+class ServingDecisionAdmin(AuditTrailAdmin):
+    """Every decision about what end users get: the latest one whose version is active is in force."""
+
+    list_display = ["at", "version", "action", "actor", "overrode_gate", "note"]
+    list_filter = ["action", "overrode_gate", "version__algorithm"]
+
+
 @admin.register(ModelEvent)
-class ModelEventAdmin(admin.ModelAdmin):
+class ModelEventAdmin(AuditTrailAdmin):
     list_display = ["at", "version_label", "action", "actor", "note"]
     list_filter = ["action", "version__algorithm"]
-    search_fields = ["note", "actor__username"]
-    list_select_related = ["version", "actor"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="version", ordering="version")
     def version_label(self, event: ModelEvent) -> str:
