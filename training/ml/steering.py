@@ -26,7 +26,9 @@ class Steering:
     popularity: int = 0  # -1 fewer well-known titles, +1 more; 0 leaves the policy's order
     recency: int = 0  # -1 older films, +1 newer ones
     genre: str = ""  # a genre name to focus on; "" for no focus
-    focus_boost: float = 3.0  # z units added to movies of the focus genre: they lead unless the pool lacks them
+    focus_boost: float = (
+        3.0  # z units added to movies of the focus genre: they lead unless the pool lacks them
+    )
 
     @property
     def active(self) -> bool:
