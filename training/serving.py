@@ -244,7 +244,11 @@ def popular_diverse(*, exclude: set[int], k: int, pool_factor: int = 8) -> list[
             shown[name] = shown.get(name, 0) + 1
     prefetch_related_objects(chosen, "genres")  # pages show them; 2 queries for the k chosen
     return [
-        Recommendation(movie, float(movie.num_ratings), f"Popular: {movie.num_ratings:,} ratings")
+        Recommendation(
+            movie,
+            float(movie.num_ratings),
+            f"Popular: {movie.num_ratings:,} rating{'s' if movie.num_ratings != 1 else ''}",
+        )
         for movie in chosen
     ]
 
