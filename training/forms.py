@@ -23,6 +23,11 @@ class SteeringForm(FilterForm):
         """The valid controls: a wrong field is left as is, and reported, while the others still apply."""
         self.is_valid()
         data = getattr(self, "cleaned_data", {})
+        if self.errors:  # show a wrong control as "as is", which is what the list used
+            self.data = self.data.copy()
+            for name in self.errors:
+                if name in self.fields:
+                    self.data[name] = ""
         return Steering(
             popularity=STEPS[data.get("popularity") or ""],
             recency=STEPS[data.get("recency") or ""],

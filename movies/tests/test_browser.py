@@ -54,6 +54,14 @@ def test_a_visitor_signs_up_rates_a_movie_wants_another_and_steers_for_you(
     page.reload()  # the controls survive a reload
     expect(page.locator("#id_genre")).to_have_value("Horror")
     expect(page.locator("#id_recency")).to_have_value("more")
+    page.goto(f"{live_server.url}/for-you/?popularity=lots&genre=Horror")  # a hand-edited URL
+    expect(page.locator("#recommendations .filter-errors li")).to_have_text(
+        ["Popular: Select a valid choice. lots is not one of the available choices."]
+    )
+    expect(items.first.locator(".chip", has_text="Horror")).to_have_count(
+        1
+    )  # the valid control still applies
+    page.screenshot(path=str(tmp_path / "for-you-bad-control.png"))
     assert page.request.get(f"{live_server.url}/favicon.ico").ok
 
 

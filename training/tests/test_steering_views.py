@@ -63,6 +63,7 @@ def test_a_bad_control_is_named_and_the_others_still_apply(catalogue, alice):
     html = response.content.decode()
     assert "filter-errors" in html and "<strong>Popular</strong>" in html
     assert "Horror" in genres_of(shown_movies(response)[0])
+    assert response.context["form"]["popularity"].value() == ""  # the select shows "As is", as applied
 
 
 def test_an_htmx_request_returns_the_list_partial(catalogue, alice):
