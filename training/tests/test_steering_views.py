@@ -88,3 +88,18 @@ def test_the_api_refuses_bad_controls_with_the_field_named(catalogue, alice, que
     response = client.get(f"/api/recommendations/?{query}")
     assert response.status_code == 400
     assert query.split("=")[0] in response.json()
+
+
+def test_a_steered_list_stays_out_of_an_online_comparison(catalogue, alice, monkeypatch):
+    from training import serving
+    from training.ml.steering import Steering
+
+    asked = []
+    monkeypatch.setattr(serving, "interleaved_for", lambda **kwargs: asked.append(kwargs))  # None: not in it
+    serving.recommendations_for_user(user=alice, k=5)
+    assert len(asked) == 1  # as is: the user may be in the comparison's share
+    steered = serving.recommendations_for_user(user=alice, k=5, steering=Steering(genre="Horror"))
+    assert len(asked) == 1 and len(steered.items) == 5
+    assert list(ShownList.objects.order_by("id").values_list("movies", flat=True))[-1] == [
+        item.movie.pk for item in steered.items
+    ]
