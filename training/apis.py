@@ -11,14 +11,21 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from movies.models import Movie, Rater
-from movies.selectors import rater_for_user
+from movies.selectors import genre_list, rater_for_user
 
 from . import registry
 from .exceptions import BrokerUnavailable, InvalidRunConfig, RunAlreadyInFlight, VersionStateError
+from .ml.steering import STEPS, Steering
 from .models import ModelVersion, OnlineExperiment, ServingDecision, TrainingRun
 from .online import online_experiment_results, online_experiment_start, online_experiment_stop
 from .runs import BROKER_RETRY_AFTER_SECONDS, json_safe, training_run_start
-from .serving import POLICY_CHOICES, SERVABLE_ALGORITHMS, recommend, served_version_ids, similar_movies
+from .serving import (
+    POLICY_CHOICES,
+    SERVABLE_ALGORITHMS,
+    recommend_steered,
+    served_version_ids,
+    similar_movies,
+)
 
 
 class RecommendationQuerySerializer(serializers.Serializer):
@@ -27,6 +34,21 @@ class RecommendationQuerySerializer(serializers.Serializer):
     user = serializers.IntegerField(
         min_value=1, required=False, help_text="A dataset (MovieLens) user id; staff only."
     )
+    popularity = serializers.ChoiceField(choices=["less", "more"], default="", allow_blank=True)
+    recency = serializers.ChoiceField(choices=["less", "more"], default="", allow_blank=True)
+    genre = serializers.CharField(max_length=64, default="", allow_blank=True)
+
+    def validate_genre(self, value: str) -> str:
+        if value and not genre_list().filter(name=value).exists():
+            names = ", ".join(genre_list().values_list("name", flat=True))
+            raise serializers.ValidationError(f"Unknown genre {value!r}; choose one of {names}.")
+        return value
+
+    def steering(self) -> Steering:
+        data = self.validated_data
+        return Steering(
+            popularity=STEPS[data["popularity"]], recency=STEPS[data["recency"]], genre=data["genre"]
+        )
 
 
 class RecommendationItemSerializer(serializers.Serializer):
@@ -71,6 +93,23 @@ class RecommendationApi(APIView):
             OpenApiParameter(
                 "user", int, description="Staff only: a MovieLens user id of the imported dataset."
             ),
+            OpenApiParameter(
+                "popularity",
+                str,
+                enum=["less", "more"],
+                description="Re-rank towards less or more popular titles; omit for the policy's order.",
+            ),
+            OpenApiParameter(
+                "recency",
+                str,
+                enum=["less", "more"],
+                description="Re-rank towards older ('less') or newer ('more') titles; omit for as is.",
+            ),
+            OpenApiParameter(
+                "genre",
+                str,
+                description="A genre name (e.g. 'Comedy') to put first; 400 for a genre the catalogue lacks.",
+            ),
         ],
         responses=RecommendationListSerializer,
     )
@@ -88,7 +127,9 @@ class RecommendationApi(APIView):
         else:
             rater = rater_for_user(request.user)
             rater_id = rater.pk if rater is not None else None
-        recs = recommend(rater_id=rater_id, policy=params["policy"], k=params["k"])
+        recs = recommend_steered(
+            rater_id=rater_id, policy=params["policy"], k=params["k"], steering=query.steering()
+        )
         return Response(RecommendationListSerializer(recs).data)
 
 

@@ -28,6 +28,7 @@ from training.ml.artifacts import ArtifactError, load_scorer
 from training.ml.data import History
 from training.ml.rerankers import RERANKER_KINDS
 from training.ml.scoring import Scorer
+from training.ml.steering import POOL_FACTOR, Steering, steer
 
 from .models import ModelVersion, ServingDecision, ShownList
 from .snapshots import epoch_sql
@@ -243,7 +244,11 @@ def popular_diverse(*, exclude: set[int], k: int, pool_factor: int = 8) -> list[
             shown[name] = shown.get(name, 0) + 1
     prefetch_related_objects(chosen, "genres")  # pages show them; 2 queries for the k chosen
     return [
-        Recommendation(movie, float(movie.num_ratings), f"Popular: {movie.num_ratings:,} ratings")
+        Recommendation(
+            movie,
+            float(movie.num_ratings),
+            f"Popular: {movie.num_ratings:,} rating{'s' if movie.num_ratings != 1 else ''}",
+        )
         for movie in chosen
     ]
 
@@ -339,17 +344,64 @@ def recommend_from(
     return RecommendationList(loaded.algorithm, loaded.version, items)
 
 
-def recommendations_for_user(*, user, k: int = 20, policy: str = "active") -> RecommendationList:
+def recommendations_for_user(
+    *, user, k: int = 20, policy: str = "active", steering: Steering | None = None
+) -> RecommendationList:
     """For pages: the list with each movie's genres loaded; while an online comparison runs, the
-    interleaved list for the users in its share."""
+    interleaved list for the users in its share. A user who steers the list (``steering``) gets the
+    served policy's list re-ranked, not the interleaved one: a steered list says nothing fair about
+    which of two policies the user prefers, so it stays out of the comparison."""
     rater = rater_for_user(user)
     rater_id = rater.pk if rater else None
-    recs = interleaved_for(rater_id=rater_id, k=k) if policy == "active" and rater_id is not None else None
+    steering = steering or Steering()
+    recs = None
+    if policy == "active" and rater_id is not None and not steering.active:
+        recs = interleaved_for(rater_id=rater_id, k=k)
     if recs is None:
-        recs = recommend(rater_id=rater_id, policy=policy, k=k, with_genres=True)
+        recs = recommend_steered(rater_id=rater_id, policy=policy, k=k, steering=steering, with_genres=True)
     if rater_id is not None and policy == "active" and recs.items:
         log_shown_list(rater_id=rater_id, recs=recs)
     return recs
+
+
+def recommend_steered(
+    *,
+    rater_id: int | None,
+    policy: str = "active",
+    k: int = 20,
+    steering: Steering,
+    with_genres: bool = False,
+) -> RecommendationList:
+    """``recommend``, re-ranked at request time as the user asked (``training.ml.steering``): the
+    policy recommends ``k * POOL_FACTOR`` movies and the k best after steering are shown."""
+    if not steering.active:
+        return recommend(rater_id=rater_id, policy=policy, k=k, with_genres=with_genres)
+    pool = recommend(rater_id=rater_id, policy=policy, k=k * POOL_FACTOR, with_genres=with_genres)
+    return steer_list(pool, steering=steering, k=k)
+
+
+def steer_list(recs: RecommendationList, *, steering: Steering, k: int) -> RecommendationList:
+    """The k movies of ``recs`` to show after steering, best first."""
+    if not recs.items:
+        return recs
+    movies = [item.movie for item in recs.items]
+    in_genre = np.zeros(len(movies), bool)
+    if steering.genre:
+        focused = set(
+            Movie.genres.through.objects.filter(
+                movie_id__in=[movie.pk for movie in movies], genre__name=steering.genre
+            ).values_list("movie_id", flat=True)
+        )
+        in_genre = np.array([movie.pk in focused for movie in movies])
+    chosen = steer(
+        rank_scores=-np.arange(len(movies), dtype=np.float64),
+        num_ratings=np.array([movie.num_ratings for movie in movies], dtype=np.float64),
+        years=np.array([movie.year if movie.year else np.nan for movie in movies], dtype=np.float64),
+        in_genre=in_genre,
+        steering=steering,
+        k=k,
+    )
+    return RecommendationList(recs.policy, recs.version, [recs.items[i] for i in chosen.tolist()])
 
 
 def log_shown_list(*, rater_id: int, recs: RecommendationList) -> None:

@@ -16,9 +16,10 @@ from django.views.decorators.http import require_GET
 
 from feedback.selectors import item_feedback_kinds
 from movies.models import Movie, Rating
-from movies.selectors import watchlist_movie_ids
+from movies.selectors import genre_list, watchlist_movie_ids
 
 from . import registry
+from .forms import SteeringForm
 from .models import ModelVersion, OnlineExperiment, TrainingRun
 from .online import online_experiment_results, reward_hacking_warning
 from .serving import recommendations_for_user, shown_list_outcomes
@@ -27,14 +28,16 @@ from .serving import recommendations_for_user, shown_list_outcomes
 @login_required
 @require_GET
 def recommendations(request: HttpRequest) -> HttpResponse:
-    recs = recommendations_for_user(user=request.user, k=20)
+    genres = list(genre_list().values_list("name", flat=True))
+    form = SteeringForm(request.GET, genres=genres)
+    recs = recommendations_for_user(user=request.user, k=20, steering=form.steering())
     feedback = item_feedback_kinds(user=request.user, movie_ids=[rec.movie.pk for rec in recs.items])
     watchlisted = watchlist_movie_ids(user=request.user, movie_ids=[rec.movie.pk for rec in recs.items])
     for rec in recs.items:  # the thumbs shown by feedback/_item_feedback.html, the "want to watch" button
         rec.feedback = feedback.get(rec.movie.pk, "")
         rec.movie.on_watchlist = rec.movie.pk in watchlisted
     template = "training/_recommendations.html" if request.htmx else "training/recommendations.html"
-    return render(request, template, {"recs": recs})
+    return render(request, template, {"recs": recs, "form": form})
 
 
 @staff_member_required

@@ -8,7 +8,9 @@ from feedback.models import Comparison
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_an_annotator_judges_three_comparisons_with_the_keyboard_only(page, live_server, base_model, annie):
+def test_an_annotator_judges_five_comparisons_with_the_keyboard_only_and_undoes_the_last(
+    page, live_server, base_model, annie
+):
     page.goto(f"{live_server.url}/accounts/login/?next=/compare/")
     page.fill("#id_username", "annie")
     page.fill("#id_password", "annie-pass-123")
@@ -33,10 +35,22 @@ def test_an_annotator_judges_three_comparisons_with_the_keyboard_only(page, live
         expect(page.locator("#compare-task .done-today")).to_have_text(str(number))
         expect(page.locator("#compare-task")).not_to_have_attribute("data-task", shown)
 
+    for number, (key, choice) in enumerate([("2", "right"), ("ArrowLeft", "left")], start=4):
+        shown = task.get_attribute("data-task")
+        page.keyboard.press(key)
+        expect(page.locator(f"input[name=choice][value={choice}]")).to_be_checked()
+        page.keyboard.press("Enter")
+        expect(page.locator("#compare-task .done-today")).to_have_text(str(number))
+        expect(page.locator("#compare-task")).not_to_have_attribute("data-task", shown)
+    page.keyboard.press("u")  # the fifth comes back, with its choice, and no longer counts
+    expect(task).to_have_attribute("data-task", shown)
+    expect(page.locator("input[name=choice][value=left]")).to_be_checked()
+    expect(page.locator("#compare-task .done-today")).to_have_text("4")
+
     judgments = list(Comparison.objects.filter(annotator=annie).order_by("created_at"))
-    assert [j.choice for j in judgments] == ["left", "right", "tie"]
-    assert [j.confidence for j in judgments] == [None, 3, None]
-    assert [j.reason for j in judgments] == ["", "", "both lists 2 similar"]
+    assert [j.choice for j in judgments] == ["left", "right", "tie", "right"]
+    assert [j.confidence for j in judgments] == [None, 3, None, None]
+    assert [j.reason for j in judgments] == ["", "", "both lists 2 similar", ""]
     assert all(j.decision_ms is not None and j.decision_ms < 60_000 for j in judgments)
 
 

@@ -8,9 +8,10 @@ from playwright.sync_api import expect
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_a_visitor_signs_up_rates_a_movie_from_the_list_and_sees_it_on_my_ratings(
-    page, live_server, catalogue
+def test_a_visitor_signs_up_rates_a_movie_wants_another_and_steers_for_you(
+    page, live_server, catalogue, tmp_path
 ):
+    """The end user's main path: sign up, rate, add to the watchlist, use the controls on "For you"."""
     page.goto(f"{live_server.url}/accounts/signup/")
     page.fill("#id_username", "newcomer")
     page.fill("#id_password1", "correct-horse-77")
@@ -29,6 +30,39 @@ def test_a_visitor_signs_up_rates_a_movie_from_the_list_and_sees_it_on_my_rating
     page.wait_for_url("**/my/ratings/")
     expect(page.locator("li.movie .title")).to_have_text(["The Matrix"])
     expect(page.locator("#stars-4 .your-rating")).to_have_text("Your rating: 4.5")
+    expect(page.locator("li.movie .rated-at")).to_have_text("rated just now")
+
+    # The header's search is on every page.
+    page.fill("#site-search-q", "heat")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/movies/?q=heat")
+    page.click("#watchlist-3 button")
+    expect(page.locator("#watchlist-3 button")).to_have_text("✓ Want to watch")
+
+    page.goto(f"{live_server.url}/for-you/")
+    expect(page.locator("form.steering")).to_be_visible()
+    items = page.locator("#recommendation-items li.movie")
+    as_is = items.locator(".title").all_inner_texts()
+    page.select_option("#id_genre", "Horror")  # the list reloads in place; the URL says what was asked
+    expect(page).to_have_url(re.compile(r"/for-you/\?.*genre=Horror"))
+    expect(items.first.locator(".chip", has_text="Horror")).to_have_count(1)
+    page.select_option("#id_recency", "more")
+    expect(page).to_have_url(re.compile(r"recency=more"))
+    expect(items.first.locator(".chip", has_text="Horror")).to_have_count(1)
+    assert items.locator(".title").all_inner_texts() != as_is
+    page.screenshot(path=str(tmp_path / "for-you-steered.png"), full_page=True)
+    page.reload()  # the controls survive a reload
+    expect(page.locator("#id_genre")).to_have_value("Horror")
+    expect(page.locator("#id_recency")).to_have_value("more")
+    page.goto(f"{live_server.url}/for-you/?popularity=lots&genre=Horror")  # a hand-edited URL
+    expect(page.locator("#recommendations .filter-errors li")).to_have_text(
+        ["Popular: Select a valid choice. lots is not one of the available choices."]
+    )
+    expect(items.first.locator(".chip", has_text="Horror")).to_have_count(
+        1
+    )  # the valid control still applies
+    page.screenshot(path=str(tmp_path / "for-you-bad-control.png"))
+    assert page.request.get(f"{live_server.url}/favicon.ico").ok
 
 
 def test_sign_up_errors_are_red_and_help_text_is_not(page, live_server, bob):
