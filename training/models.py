@@ -259,6 +259,7 @@ class ShownList(models.Model):
     )
     movies = models.JSONField(help_text="Movie ids, best position first.")
     propensities = models.JSONField(default=list, blank=True)
+    steered = models.BooleanField(default=False, help_text="Re-ranked by the user's For-you controls.")
     shown_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

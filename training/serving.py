@@ -360,7 +360,7 @@ def recommendations_for_user(
     if recs is None:
         recs = recommend_steered(rater_id=rater_id, policy=policy, k=k, steering=steering, with_genres=True)
     if rater_id is not None and policy == "active" and recs.items:
-        log_shown_list(rater_id=rater_id, recs=recs)
+        log_shown_list(rater_id=rater_id, recs=recs, steered=steering.active)
     return recs
 
 
@@ -404,7 +404,7 @@ def steer_list(recs: RecommendationList, *, steering: Steering, k: int) -> Recom
     return RecommendationList(recs.policy, recs.version, [recs.items[i] for i in chosen.tolist()])
 
 
-def log_shown_list(*, rater_id: int, recs: RecommendationList) -> None:
+def log_shown_list(*, rater_id: int, recs: RecommendationList, steered: bool = False) -> None:
     """Record what the user was shown (``ShownList``): the policy, its version, the movies in order."""
     version_id = None
     if recs.version is not None:
@@ -418,6 +418,7 @@ def log_shown_list(*, rater_id: int, recs: RecommendationList) -> None:
         policy=recs.policy,
         version_id=version_id,
         movies=[item.movie.pk for item in recs.items],
+        steered=steered,
     )
 
 
@@ -429,10 +430,10 @@ def shown_list_outcomes(*, since=None) -> list[dict]:
         lists = lists.filter(shown_at__gte=since)
     first_shown: dict[tuple, dict[tuple[int, int], object]] = {}
     counts: dict[tuple, list[int]] = {}
-    for rater, policy, version, movies, shown_at in lists.order_by("shown_at").values_list(
-        "rater_id", "policy", "version_id", "movies", "shown_at"
+    for rater, policy, version, steered, movies, shown_at in lists.order_by("shown_at").values_list(
+        "rater_id", "policy", "version_id", "steered", "movies", "shown_at"
     ):
-        key = (policy, version)
+        key = (policy, version, steered)
         counts.setdefault(key, [0, 0])[0] += 1
         seen = first_shown.setdefault(key, {})
         for movie in movies:
@@ -453,6 +454,7 @@ def shown_list_outcomes(*, since=None) -> list[dict]:
             {
                 "policy": key[0],
                 "version_id": key[1],
+                "steered": key[2],
                 "lists": counts[key][0],
                 "shown_movies": len(seen),
                 "rated_high": good,

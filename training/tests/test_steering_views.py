@@ -38,7 +38,8 @@ def test_a_genre_focus_puts_that_genre_first_and_the_shown_list_is_logged_as_sho
     response = client_for(alice).get("/for-you/?genre=Horror")
     movies = shown_movies(response)
     assert "Horror" in genres_of(movies[0]) and "Horror" in genres_of(movies[1])
-    assert ShownList.objects.get().movies == movies
+    shown = ShownList.objects.get()
+    assert shown.movies == movies and shown.steered
 
 
 def test_more_recent_leads_with_newer_movies_than_less_recent(catalogue, alice):
