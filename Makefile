@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 PORT ?= 8000
 
-.PHONY: demo serve install install-dev test test-fast lint format migrate import worker training-worker beat bench browser-deps clean
+.PHONY: demo serve install install-dev test test-fast lint format migrate import worker training-worker beat bench browser-deps notebooks clean
 
 $(BIN)/activate:
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 1; }
@@ -58,7 +58,11 @@ test: install-dev browser-deps
 	DB_CONN_MAX_AGE=0 $(PY) -m pytest
 
 test-fast: install-dev
-	DB_CONN_MAX_AGE=0 $(PY) -m pytest -m "not slow and not browser"
+	DB_CONN_MAX_AGE=0 $(PY) -m pytest -m "not slow and not browser" --ignore=notebooks
+
+## notebooks: open the analysis notebooks (notebooks/) in JupyterLab.
+notebooks: install-dev
+	$(BIN)/jupyter lab notebooks
 
 lint: install-dev
 	$(BIN)/ruff check .
