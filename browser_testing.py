@@ -38,3 +38,16 @@ def page():
         connections.close_all()
         context.close()
         browser.close()
+
+
+def settled(page) -> None:
+    """Wait until the page's scripts have run and htmx has finished its last swap.
+
+    A key pressed in the milliseconds between a swap (or a full page load) and htmx setting the new
+    content up reaches no handler, or submits a form the browser's own way. People are not that
+    quick; a test is, so it waits here before acting on what it has just seen appear.
+    """
+    page.wait_for_function(
+        "() => document.readyState === 'complete' && window.htmx !== undefined"
+        " && !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')"
+    )

@@ -79,6 +79,9 @@ def _safe_next(request: HttpRequest, fallback: str) -> str:
 # --- Annotators: the comparison queue -------------------------------------------------------
 
 
+_UNDONE_ANSWERS = "compare_undone_answers"
+
+
 def _require_annotator(request: HttpRequest) -> None:
     if not is_annotator(request.user):
         raise PermissionDenied("Only annotators compare recommendation lists.")
@@ -134,7 +137,13 @@ def _render_task(request: HttpRequest, context: dict, *, status: int = 200) -> H
 @require_GET
 def compare(request: HttpRequest) -> HttpResponse:
     _require_annotator(request)
-    return _render_task(request, _task_context(request))
+    context = _task_context(request)
+    # An undo without htmx (no JavaScript, or a click before htmx set the new form up) redirects
+    # here; its answers wait in the session and fill the form when its task is the one shown.
+    undone = request.session.pop(_UNDONE_ANSWERS, None)
+    if undone and context["view"] is not None and context["view"].task.pk == undone.pop("task", None):
+        context["form"] = JudgmentForm(undone)
+    return _render_task(request, context)
 
 
 @login_required
@@ -195,13 +204,12 @@ def compare_undo(request: HttpRequest, comparison_id: int) -> HttpResponse:
         messages.error(request, str(error))
         return redirect("compare")
     flash = f"Undone: {undone.get_choice_display()}. Judge it again."
+    answers = {"choice": undone.choice, "confidence": str(undone.confidence or ""), "reason": undone.reason}
     if not request.htmx:
         messages.info(request, flash)
+        request.session[_UNDONE_ANSWERS] = {**answers, "task": undone.task_id}
         return redirect("compare")
-    answers = JudgmentForm(
-        {"choice": undone.choice, "confidence": str(undone.confidence or ""), "reason": undone.reason}
-    )
-    return _render_task(request, _task_context(request, form=answers, flash=flash))
+    return _render_task(request, _task_context(request, form=JudgmentForm(answers), flash=flash))
 
 
 # --- End users: feedback on their recommendations -------------------------------------------

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from browser_testing import settled
 from feedback.models import Comparison
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -21,6 +22,7 @@ def test_an_annotator_judges_five_comparisons_with_the_keyboard_only_and_undoes_
 
     task = page.locator("#compare-task")
     for number, (key, choice) in enumerate([("1", "left"), ("ArrowRight", "right"), ("t", "tie")], start=1):
+        settled(page)
         shown = task.get_attribute("data-task")
         page.keyboard.press(key)
         expect(page.locator(f"input[name=choice][value={choice}]")).to_be_checked()
@@ -36,12 +38,14 @@ def test_an_annotator_judges_five_comparisons_with_the_keyboard_only_and_undoes_
         expect(page.locator("#compare-task")).not_to_have_attribute("data-task", shown)
 
     for number, (key, choice) in enumerate([("2", "right"), ("ArrowLeft", "left")], start=4):
+        settled(page)
         shown = task.get_attribute("data-task")
         page.keyboard.press(key)
         expect(page.locator(f"input[name=choice][value={choice}]")).to_be_checked()
         page.keyboard.press("Enter")
         expect(page.locator("#compare-task .done-today")).to_have_text(str(number))
         expect(page.locator("#compare-task")).not_to_have_attribute("data-task", shown)
+    settled(page)
     page.keyboard.press("u")  # the fifth comes back, with its choice, and no longer counts
     expect(task).to_have_attribute("data-task", shown)
     expect(page.locator("input[name=choice][value=left]")).to_be_checked()
@@ -80,6 +84,7 @@ def log_in_to_compare(page, live_server, username: str) -> None:
     page.fill("#id_password", f"{username}-pass-123")
     page.keyboard.press("Enter")
     page.wait_for_url(f"{live_server.url}/compare/")
+    settled(page)
 
 
 def test_after_ctrl_enter_from_the_reason_box_keys_choose_again_on_the_next_task(
@@ -94,6 +99,7 @@ def test_after_ctrl_enter_from_the_reason_box_keys_choose_again_on_the_next_task
     page.keyboard.press("Control+Enter")
     expect(task).not_to_have_attribute("data-task", shown)
     expect(task).to_be_focused()  # the task, not the next task's reason box
+    settled(page)
     page.keyboard.press("t")
     expect(page.locator("input[name=choice][value=tie]")).to_be_checked()
     expect(page.locator("#compare-reason")).to_have_value("")
@@ -110,6 +116,7 @@ def test_progress_shows_today_against_the_daily_target(page, live_server, base_m
     log_in_to_compare(page, live_server, "annie")
     expect(page.locator("#compare-task .today")).to_contain_text("Today: 0 of 2")
     for done, key in enumerate(["1", "2"], start=1):
+        settled(page)
         page.keyboard.press(key)
         page.keyboard.press("Enter")
         # The next task replaces this one before the next key counts: wait for it, not for a fixed time.
@@ -126,10 +133,12 @@ def test_u_undoes_the_last_judgment_and_brings_its_task_back(page, live_server, 
     page.keyboard.press("Enter")
     expect(task).not_to_have_attribute("data-task", first)
     expect(page.locator("#compare-undo")).to_contain_text("Undo last (right better)")
+    settled(page)
     page.keyboard.press("u")
     expect(task).to_have_attribute("data-task", first)
     expect(page.locator("input[name=choice][value=right]")).to_be_checked()
     expect(page.locator("#compare-task .done-today")).to_have_text("0")
+    settled(page)
     page.keyboard.press("1")
     page.keyboard.press("Enter")
     expect(task).not_to_have_attribute("data-task", first)

@@ -190,6 +190,20 @@ def test_undo_from_the_page_shows_the_task_again_with_the_answers_given(base_mod
     assert late.status_code == 302 and not Comparison.objects.exists()
 
 
+def test_undo_without_htmx_keeps_the_answers_across_the_redirect_once(base_model, annie):
+    client = client_for(annie)
+    first = client.get("/compare/").context["view"].task
+    client.post(f"/compare/{first.pk}/", {"choice": "left", "confidence": "1", "reason": "funnier"})
+    judgment = Comparison.objects.get()
+    page = client.post(f"/compare/undo/{judgment.pk}/", follow=True)
+    html = page.content.decode()
+    assert page.context["view"].task.pk == first.pk and not Comparison.objects.exists()
+    assert "Undone: left better. Judge it again." in html
+    assert 'value="left" checked' in html and 'value="1" checked' in html and "funnier</textarea>" in html
+    again = client.get("/compare/").content.decode()  # shown once: a reload starts from a clean form
+    assert 'value="left" checked' not in again
+
+
 # --- End users: feedback on the recommendations page ----------------------------------------
 
 

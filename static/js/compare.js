@@ -62,9 +62,11 @@
 
   // htmx keeps focus on an element whose id survives the swap, so after Ctrl+Enter from the reason
   // box the next task's reason box would have it and "t" would type a letter instead of choosing a
-  // tie. A new task takes the focus back; a task shown again (with form errors) keeps it.
+  // tie. A new task takes the focus back; a task shown again (with form errors) keeps it. This runs
+  // on afterSwap, in the same task as the swap: on afterSettle (20 ms later) it would take the focus
+  // from a reason box a quick annotator had already opened with "r".
   let shownTask = document.getElementById("compare-task")?.dataset.task;
-  document.addEventListener("htmx:afterSettle", (event) => {
+  document.addEventListener("htmx:afterSwap", (event) => {
     if (event.target.id !== "compare-task" && !event.target.querySelector?.("#compare-form")) return;
     shownAt = performance.now();
     const task = document.getElementById("compare-task");
