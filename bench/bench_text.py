@@ -16,7 +16,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from feedback.text import TextAnalyzer  # noqa: E402
+from training.ml.text import TextAnalyzer  # noqa: E402
 
 DATA = ROOT / "data" / "ml-latest-small"
 TEXT = (

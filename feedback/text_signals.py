@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from django.db.models import Count, Max
 
-from feedback.text import TextAnalyzer
 from movies.models import Movie, Tag
+from training.ml.text import TextAnalyzer
 
 MAX_TAGS = 5000  # the most used tags make the vocabulary; the long tail is mostly one-off typos
 

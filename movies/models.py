@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from .titles import natural_title
+from training.ml.text.movielens_titles import natural_title
 
 RATING_MIN = 0.5
 RATING_MAX = 5.0
@@ -46,7 +46,7 @@ class Movie(models.Model):
 
     @property
     def name(self) -> str:
-        """The title as people write it: MovieLens's "Matrix, The" is "The Matrix" (``movies.titles``)."""
+        """The title as people write it: MovieLens's "Matrix, The" is "The Matrix" (``training.ml.text.movielens_titles``)."""
         return natural_title(self.title)
 
     @property

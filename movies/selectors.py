@@ -8,8 +8,9 @@ from datetime import datetime
 
 from django.db.models import F, Prefetch, Q, QuerySet
 
+from training.ml.text.movielens_titles import article_last
+
 from .models import Genre, Movie, Rater, Rating, Tag, WatchlistEntry
-from .titles import article_last
 
 SORTS = {
     "popularity": (F("num_ratings").desc(), "id"),

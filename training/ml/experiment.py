@@ -10,7 +10,7 @@ Each user's ratings are cut by time into three periods (``split_periods``):
    period does not. Lists come from the current policies: the recommender sampled twice
    (round 1), then also the current PPO policy against the reference policy it is held to
    (on-policy feedback).
-   Each judgement's templated reason goes through the project's NLP (``feedback.text``) and its
+   Each judgement's templated reason goes through the project's NLP (``training.ml.text``) and its
    signals are attached to that user's context. Comparisons accumulate over rounds.
 3. Every round the reward model, PPO and Q-learning are retrained *from scratch* on everything
    collected so far. The comparisons of a fixed 20% of users never train the reward model; its
@@ -684,7 +684,7 @@ class ClosedLoop:
     feedback_oracle: OracleTaste  # taste from feedback-period ratings: the annotators' truth
     test_oracle: OracleTaste  # taste from test-period ratings: only the test judge reads it
     annotators: list[SimulatedAnnotator]
-    analyzer: Any  # feedback.text.TextAnalyzer
+    analyzer: Any  # training.ml.text.TextAnalyzer
     eligible: np.ndarray  # loop users: train and feedback ratings (annotators judge lists for them)
     heldout_users: set[int]  # validation users: none of their comparisons or signals train anything
     reward_users: set[int]  # training users: the only ones whose comparisons and contexts train models
@@ -703,7 +703,7 @@ class ClosedLoop:
     @classmethod
     def prepare(cls, ratings: pd.DataFrame, movies: pd.DataFrame, config: ExperimentConfig) -> ClosedLoop:
         """Split into periods, train the recommender on the train period, build oracles and annotators."""
-        from feedback.text import TextAnalyzer  # plain Python (VADER); imported here to keep import light
+        from training.ml.text import TextAnalyzer  # plain Python (VADER); imported here to keep import light
 
         config = seeded(config)
         rng = np.random.default_rng(config.seed)

@@ -10,7 +10,7 @@ Plain Python (VADER, no Django); the rules are documented in `analyzer`.
 
 from __future__ import annotations
 
-from feedback.text.analyzer import Signal, TextAnalysis, TextAnalyzer
-from feedback.text.normalise import clean, normalise, tokenise, words
+from training.ml.text.analyzer import Signal, TextAnalysis, TextAnalyzer
+from training.ml.text.normalise import clean, normalise, tokenise, words
 
 __all__ = ["Signal", "TextAnalysis", "TextAnalyzer", "clean", "normalise", "tokenise", "words"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Generic, TypeVar
 
-from feedback.text.normalise import word_keys
+from training.ml.text.normalise import word_keys
 
 Payload = TypeVar("Payload")
 Key = tuple[str, ...]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from feedback.text.lexicon import CUES, GENRE_ALIASES, POPULARITY_ALIASES
-from feedback.text.phrases import phrase_key
+from training.ml.text.lexicon import CUES, GENRE_ALIASES, POPULARITY_ALIASES
+from training.ml.text.phrases import phrase_key
 from training.ml.user_features import GENRES, NO_GENRE
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from feedback.text import Signal, TextAnalysis, TextAnalyzer
+from training.ml.text import Signal, TextAnalysis, TextAnalyzer
 
 CATALOGUE = [
     (1, "Toy Story (1995)"),

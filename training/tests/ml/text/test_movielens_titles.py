@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from movies.titles import article_last, natural_title
+from training.ml.text.movielens_titles import article_last, natural_title
 
 
 @pytest.mark.parametrize(

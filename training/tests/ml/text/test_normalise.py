@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from feedback.text.normalise import MAX_CHARS, clean, match_key, normalise, tokenise, words
+from training.ml.text.normalise import MAX_CHARS, clean, match_key, normalise, tokenise, words
 
 
 def test_it_applies_nfkc_so_fullwidth_letters_and_ligatures_become_plain():

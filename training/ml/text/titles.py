@@ -27,10 +27,10 @@ import re
 from collections.abc import Collection, Iterable, Sequence
 from typing import NamedTuple
 
-from feedback.text.lexicon import FUNCTION_WORDS
-from feedback.text.normalise import Token, clean
-from feedback.text.phrases import Key, PhraseIndex, key_variants, phrase_key
-from movies.titles import front_article
+from training.ml.text.lexicon import FUNCTION_WORDS
+from training.ml.text.movielens_titles import front_article
+from training.ml.text.normalise import Token, clean
+from training.ml.text.phrases import Key, PhraseIndex, key_variants, phrase_key
 
 MIN_UNGUARDED_CHARS = 4
 """Keys shorter than this (spaces excluded) need quotes or capitals to match."""

@@ -65,7 +65,7 @@ from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 from typing import TYPE_CHECKING
 
-from feedback.text.lexicon import (
+from training.ml.text.lexicon import (
     CONJUNCTIONS,
     CONTRAST_WORDS,
     COPULAS,
@@ -91,9 +91,9 @@ from feedback.text.lexicon import (
     POPULARITY_ALIASES,
     VADER_DOMAIN_WORDS,
 )
-from feedback.text.normalise import Token, clean, tokenise
-from feedback.text.phrases import Key, PhraseIndex, key_variants, phrase_key
-from feedback.text.titles import TitleIndex
+from training.ml.text.normalise import Token, clean, tokenise
+from training.ml.text.phrases import Key, PhraseIndex, key_variants, phrase_key
+from training.ml.text.titles import TitleIndex
 
 if TYPE_CHECKING:
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer

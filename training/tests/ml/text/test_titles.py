@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from feedback.text import TextAnalyzer
-from feedback.text.titles import title_names
+from training.ml.text import TextAnalyzer
+from training.ml.text.titles import title_names
 
 
 @pytest.mark.parametrize(
