@@ -145,6 +145,14 @@ def user_watchlist(*, user) -> QuerySet[WatchlistEntry]:
     )
 
 
+def watchlist_mark(*, user, movies) -> None:
+    """Set ``on_watchlist`` on each movie, for the cards' "want to watch" buttons (one query)."""
+    movies = list(movies)
+    listed = watchlist_movie_ids(user=user, movie_ids=[movie.pk for movie in movies])
+    for movie in movies:
+        movie.on_watchlist = movie.pk in listed
+
+
 def watchlist_movie_ids(*, user, movie_ids) -> set[int]:
     """Which of the given movies are on the user's watchlist, in one query."""
     if not user.is_authenticated:

@@ -3,7 +3,6 @@ from django.urls import path
 from . import views
 
 urlpatterns = [
-    path("", views.home, name="home"),
     path("movies/", views.movie_list, name="movie-list"),
     path("movies/<int:movie_id>/", views.movie_detail, name="movie-detail"),
     path("movies/<int:movie_id>/rate/", views.movie_rate, name="movie-rate"),

@@ -19,10 +19,9 @@ from . import selectors, services
 from .exceptions import MoviesError
 from .forms import MovieFilterForm, MyRatingsFilterForm, RatingForm, SignupForm
 from .models import RATING_MAX, RATING_MIN, RATING_STEP
-from .roles import is_annotator, landing_url_name
+from .roles import landing_url_name
 
 PAGE_SIZE = 24
-SIMILAR_COUNT = 8  # "More like this" on a movie's page
 STAR_VALUES = [
     {"value": value, "half": value % 1 != 0}
     for value in (
@@ -52,27 +51,6 @@ class LoginView(auth_views.LoginView):
 
 
 @require_GET
-def home(request: HttpRequest) -> HttpResponse:
-    user = request.user
-    if (
-        user.is_authenticated
-        and not is_annotator(user)  # staff are annotators too; they have their own pages to go to
-        and selectors.user_rating_count(user=user) < settings.ONBOARDING_MIN_RATINGS
-    ):
-        return redirect("onboarding")
-    context: dict = {}
-    if user.is_authenticated:
-        from training.serving import recommendations_for_user
-
-        context["recommendations"] = recommendations_for_user(user=user, k=12)
-        _mark_watchlisted(request, [rec.movie for rec in context["recommendations"].items])
-        context["recent_ratings"] = selectors.user_ratings(user=user)[:6]
-    else:
-        context["popular"] = selectors.movie_list(filters=selectors.MovieFilters(sort="popularity"))[:12]
-    return render(request, "movies/home.html", context)
-
-
-@require_GET
 def movie_list(request: HttpRequest) -> HttpResponse:
     genres = list(selectors.genre_list().values_list("name", flat=True))
     form = MovieFilterForm(request.GET or None, genres=genres)
@@ -83,7 +61,7 @@ def movie_list(request: HttpRequest) -> HttpResponse:
     own = selectors.user_ratings_for_movies(user=request.user, movie_ids=[movie.pk for movie in page])
     for movie in page:
         movie.user_rating = own.get(movie.pk)
-    _mark_watchlisted(request, page)
+    selectors.watchlist_mark(user=request.user, movies=page)
     context = {"form": form, "page": page, "query": query.urlencode(), "stars": STAR_VALUES}
     if request.htmx and request.htmx.target == "movie-results":
         return render(request, "movies/_movie_results.html", context)
@@ -92,23 +70,16 @@ def movie_list(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def movie_detail(request: HttpRequest, movie_id: int) -> HttpResponse:
+    """A movie's page. Its "more like this" list comes as a fragment from the floor that owns lists
+    (``training``), so the catalogue never imports serving."""
     movie = selectors.movie_get(movie_id=movie_id)
     if movie is None:
         raise Http404("No such movie.")
-    from training.serving import SIMILAR_MIN_RATINGS, similar_movies
-
-    similar = similar_movies(movie=movie, k=SIMILAR_COUNT)
-    own = selectors.user_ratings_for_movies(
-        user=request.user, movie_ids=[movie.pk, *(item.movie.pk for item in similar.items)]
-    )
-    for item in similar.items:
-        item.movie.user_rating = own.get(item.movie.pk)
-    _mark_watchlisted(request, [movie, *(item.movie for item in similar.items)])
+    own = selectors.user_ratings_for_movies(user=request.user, movie_ids=[movie.pk])
+    selectors.watchlist_mark(user=request.user, movies=[movie])
     context = {
         "movie": movie,
         "tags": selectors.movie_top_tags(movie=movie),
-        "similar": similar,
-        "similar_min_ratings": SIMILAR_MIN_RATINGS,
         **star_context(movie_id=movie.pk, rating=own.get(movie.pk), next_url=request.get_full_path()),
     }
     return render(request, "movies/movie_detail.html", context)
@@ -212,14 +183,6 @@ def my_watchlist(request: HttpRequest) -> HttpResponse:
     return render(request, "movies/my_watchlist.html", {"page": page, "stars": STAR_VALUES})
 
 
-def _mark_watchlisted(request: HttpRequest, movies) -> None:
-    """Set ``on_watchlist`` on each movie, for the cards' "want to watch" buttons (one query)."""
-    movies = list(movies)
-    listed = selectors.watchlist_movie_ids(user=request.user, movie_ids=[movie.pk for movie in movies])
-    for movie in movies:
-        movie.on_watchlist = movie.pk in listed
-
-
 @login_required
 @require_GET
 def my_ratings(request: HttpRequest) -> HttpResponse:
@@ -248,7 +211,7 @@ def onboarding(request: HttpRequest) -> HttpResponse:
     count = selectors.user_rating_count(user=request.user)
     needed = settings.ONBOARDING_MIN_RATINGS
     movies = selectors.onboarding_movies(user=request.user)
-    _mark_watchlisted(request, movies)
+    selectors.watchlist_mark(user=request.user, movies=movies)
     context = {
         "movies": movies,
         "count": count,

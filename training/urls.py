@@ -3,7 +3,9 @@ from django.urls import path
 from . import views
 
 urlpatterns = [
+    path("", views.home, name="home"),
     path("for-you/", views.recommendations, name="recommendations"),
+    path("movies/<int:movie_id>/similar/", views.movie_similar, name="movie-similar"),
     path("staff/dashboard/", views.staff_dashboard, name="staff-dashboard"),
     path("staff/versions/<int:version_id>/lineage/", views.version_lineage, name="version-lineage"),
     path("staff/runs/<int:run_id>/progress/", views.training_run_progress, name="training-run-progress"),

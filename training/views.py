@@ -5,24 +5,70 @@ from __future__ import annotations
 from datetime import timedelta
 
 import numpy as np
+from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import cache_page
 from django.views.decorators.http import require_GET
 
 from feedback.selectors import item_feedback_kinds
+from movies import selectors as movie_selectors
 from movies.models import Movie, Rating
+from movies.roles import is_annotator
 from movies.selectors import genre_list, watchlist_movie_ids
 
 from . import registry
 from .forms import SteeringForm
 from .models import ModelVersion, OnlineExperiment, TrainingRun
 from .online import online_experiment_results, reward_hacking_warning
-from .serving import recommendations_for_user, shown_list_outcomes
+from .serving import SIMILAR_MIN_RATINGS, recommendations_for_user, shown_list_outcomes, similar_movies
+
+SIMILAR_COUNT = 8  # "More like this" on a movie's page
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    """The start page: a first look at one's recommendations and latest ratings, or what is popular."""
+    user = request.user
+    if (
+        user.is_authenticated
+        and not is_annotator(user)  # staff are annotators too; they have their own pages to go to
+        and movie_selectors.user_rating_count(user=user) < settings.ONBOARDING_MIN_RATINGS
+    ):
+        return redirect("onboarding")
+    context: dict = {}
+    if user.is_authenticated:
+        context["recommendations"] = recommendations_for_user(user=user, k=12)
+        movie_selectors.watchlist_mark(
+            user=user, movies=[rec.movie for rec in context["recommendations"].items]
+        )
+        context["recent_ratings"] = movie_selectors.user_ratings(user=user)[:6]
+    else:
+        filters = movie_selectors.MovieFilters(sort="popularity")
+        context["popular"] = movie_selectors.movie_list(filters=filters)[:12]
+    return render(request, "training/home.html", context)
+
+
+@require_GET
+def movie_similar(request: HttpRequest, movie_id: int) -> HttpResponse:
+    """A movie's "more like this": the fragment its page loads, or a page of its own without htmx."""
+    movie = movie_selectors.movie_get(movie_id=movie_id)
+    if movie is None:
+        raise Http404("No such movie.")
+    similar = similar_movies(movie=movie, k=SIMILAR_COUNT)
+    own = movie_selectors.user_ratings_for_movies(
+        user=request.user, movie_ids=[item.movie.pk for item in similar.items]
+    )
+    for item in similar.items:
+        item.movie.user_rating = own.get(item.movie.pk)
+    movie_selectors.watchlist_mark(user=request.user, movies=[item.movie for item in similar.items])
+    context = {"movie": movie, "similar": similar, "similar_min_ratings": SIMILAR_MIN_RATINGS}
+    template = "training/_similar.html" if request.htmx else "training/similar.html"
+    return render(request, template, context)
 
 
 @login_required

@@ -9,9 +9,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_visitor_signs_up_rates_a_movie_wants_another_and_steers_for_you(
-    page, live_server, catalogue, tmp_path
+    page, live_server, catalogue, tmp_path, monkeypatch
 ):
     """The end user's main path: sign up, rate, add to the watchlist, use the controls on "For you"."""
+    monkeypatch.setattr("training.serving.SIMILAR_MIN_RATINGS", 1)  # the catalogue's movies have 5 ratings
     page.goto(f"{live_server.url}/accounts/signup/")
     page.fill("#id_username", "newcomer")
     page.fill("#id_password1", "correct-horse-77")
@@ -38,6 +39,10 @@ def test_a_visitor_signs_up_rates_a_movie_wants_another_and_steers_for_you(
     page.wait_for_url("**/movies/?q=heat")
     page.click("#watchlist-3 button")
     expect(page.locator("#watchlist-3 button")).to_have_text("✓ Want to watch")
+
+    page.goto(f"{live_server.url}/movies/3/")  # its page loads "more like this" on its own
+    expect(page.locator("#similar h2")).to_have_text("More like this")
+    expect(page.locator("#similar li.movie").first).to_be_visible()
 
     page.goto(f"{live_server.url}/for-you/")
     expect(page.locator("form.steering")).to_be_visible()

@@ -117,17 +117,23 @@ def test_nothing_for_a_movie_without_genres(recommender):
     assert similar_movies(7).items == []
 
 
-def test_the_movie_page_shows_more_like_this(client, recommender) -> None:
+def test_the_movie_page_loads_more_like_this_from_its_own_url(client, recommender) -> None:
     page = client.get("/movies/1/").content.decode()
-    assert "More like this" in page and "often liked by the same people" in page
-    assert page.index("/movies/2/") < page.index("/movies/3/")
-    page = client.get("/movies/5/").content.decode()
-    assert "in the same genres: too few people rated this one" in page
+    assert 'hx-get="/movies/1/similar/" hx-trigger="load"' in page and 'href="/movies/1/similar/"' in page
+    fragment = client.get("/movies/1/similar/", HTTP_HX_REQUEST="true").content.decode()
+    assert fragment.lstrip().startswith('<section id="similar"') and "<html" not in fragment
+    assert "More like this" in fragment and "often liked by the same people" in fragment
+    assert fragment.index("/movies/2/") < fragment.index("/movies/3/")
+    fragment = client.get("/movies/5/similar/", HTTP_HX_REQUEST="true").content.decode()
+    assert "in the same genres: too few people rated this one" in fragment
+    page = client.get("/movies/1/similar/").content.decode()  # without htmx: a page of its own
+    assert "<html" in page and "often liked by the same people" in page and 'href="/movies/1/"' in page
+    assert client.get("/movies/999/similar/").status_code == 404
 
 
 def test_the_movie_page_falls_back_to_genres_without_a_model(client, catalogue) -> None:
     served_models.clear()
-    page = client.get("/movies/1/").content.decode()
+    page = client.get("/movies/1/similar/", HTTP_HX_REQUEST="true").content.decode()
     assert "More like this" in page and "Well-known movies in the same genres." in page
     assert page.index("/movies/6/") < page.index("/movies/2/") < page.index("/movies/3/")
 
