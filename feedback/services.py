@@ -7,17 +7,9 @@ site rater, once they have ``ONBOARDING_MIN_RATINGS`` ratings) or a persona (a d
 history the page summarises). The two lists come from two sources (`SourceSpec`), left and right
 in random order, and each side's source is stored with the list's probability under it.
 
-Default sources, when the caller names none (`comparison_sources_default`):
-- two or more servable models (the active version of base / ppo / qlearning, and the newest
-  candidate of each that is newer than its active version): two of them at random, except that a
-  share ``EXPLORE_PAIR_SHARE`` of tasks compares the served policy with itself, sampled twice;
-- one servable model: that model sampled twice with exploration (Plackett-Luce, see
-  `training.serving.slate_for`);
-- no model at all: uniformly "random" against "popularity" (most-rated movies, genre-interleaved,
-  the same list end users get before any model is trained).
-Gold tasks pit the served policy's deterministic top-k (popularity without a model) against
-"worst" (the model's lowest-scored popular movies for the context rater) or "random"; the side
-of the bad list is ``gold_worse``.
+The lists come from the configured `feedback.lists.ListSource` (the served models, see
+``training.comparison_lists``): its default pair for an ordinary task, its (good, bad) pair for a
+gold task; the side of the bad list is ``gold_worse``.
 
 Simulated annotators (the ``simulate_feedback`` command) create tasks with
 ``comparison_task_create(..., simulated=True)`` and answer them with
@@ -32,21 +24,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
-from movies.models import Movie, Rater, Rating
+from movies.models import Movie, Rater
 from movies.roles import is_annotator
 from movies.services import rater_get_or_create
-from training.models import ModelVersion
-from training.serving import (
-    SERVABLE_ALGORITHMS,
-    Slate,
-    UnknownPolicy,
-    popular_diverse,
-    slate_for,
-)
-from training.serving import models as served_models
 
 from . import selectors
 from .exceptions import (
@@ -56,109 +38,20 @@ from .exceptions import (
     TaskAlreadyJudged,
     UndoUnavailable,
 )
+from .lists import Slate, SourceSpec, list_source
 from .models import AnnotatorStatus, Comparison, ComparisonTask, ItemFeedback, ListFeedback, TaskAssignment
 from .text_signals import parse_text
 
 LIST_LENGTH = 10  # movies per side
 MAX_TEXT_CHARS = 2000  # reasons and list comments
 MAX_DECISION_MS = 24 * 3600 * 1000  # longer is a tab left open, not a decision time
-EXPLORE_PAIR_SHARE = 0.25  # of default-source tasks with several models: the served one against itself
 IDENTICAL_RETRIES = 3  # resample a side with exploration when both lists came out the same
 PERSONA_TRIES = 5  # personas tried before giving up when lists come out empty
 OVERLAP_CANDIDATES = 5  # waiting overlap tasks tried (others may fill them meanwhile) before a new task
 SIMULATOR_MAX_CHARS = 64
 
 
-# --- Sources --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    """Where one list comes from.
-
-    ``policy``: "active" (what end users get), "base", "ppo", "qlearning", "random", "worst" or
-    "popularity"; ``version_id`` pins a ModelVersion (e.g. a candidate) instead of the active one;
-    ``explore`` samples the list (Plackett-Luce) instead of taking the top k.
-    """
-
-    policy: str
-    version_id: int | None = None
-    explore: bool = False
-
-    @classmethod
-    def of(cls, value: SourceSpec | str | ModelVersion) -> SourceSpec:
-        if isinstance(value, SourceSpec):
-            return value
-        if isinstance(value, ModelVersion):
-            return cls(policy=value.algorithm, version_id=value.pk)
-        return cls(policy=str(value))
-
-
-def servable_sources() -> list[SourceSpec]:
-    """Active versions that load, served policy first, then newer candidates that load."""
-    versions = ModelVersion.objects.filter(
-        status__in=(ModelVersion.Status.ACTIVE, ModelVersion.Status.CANDIDATE),
-        algorithm__in=SERVABLE_ALGORITHMS,
-    ).order_by(F("activated_at").desc(nulls_last=True), "-id")
-    actives: dict[str, ModelVersion] = {}  # most recently activated first: the served policy leads
-    newest: dict[str, ModelVersion] = {}
-    for version in versions:
-        if version.status == ModelVersion.Status.ACTIVE:
-            actives[version.algorithm] = version
-        elif version.algorithm not in newest or version.version > newest[version.algorithm].version:
-            newest[version.algorithm] = version
-    sources: list[SourceSpec] = []
-    for algorithm in actives:
-        if served_models.active(algorithm) is not None:
-            sources.append(SourceSpec(policy=algorithm))
-    for algorithm, version in sorted(newest.items()):
-        active = actives.get(algorithm)
-        if active is not None and version.version <= active.version:
-            continue
-        if served_models.version(version) is not None:
-            sources.append(SourceSpec(policy=algorithm, version_id=version.pk))
-    return sources
-
-
-def comparison_sources_default(*, rng: np.random.Generator) -> tuple[SourceSpec, SourceSpec]:
-    """Two sources for an ordinary task (rules in the module docstring)."""
-    sources = servable_sources()
-    if len(sources) >= 2 and rng.random() >= EXPLORE_PAIR_SHARE:
-        first, second = rng.choice(len(sources), size=2, replace=False)
-        return sources[int(first)], sources[int(second)]
-    if sources:
-        return replace(sources[0], explore=True), replace(sources[0], explore=True)
-    return SourceSpec(policy="random"), SourceSpec(policy="popularity")
-
-
-def comparison_sources_gold(*, rng: np.random.Generator) -> tuple[SourceSpec, SourceSpec]:
-    """(good, bad): the served policy's top k against "worst" or "random"."""
-    served = served_models.served()
-    if served is None:
-        return SourceSpec(policy="popularity"), SourceSpec(policy="random")
-    has_base = served_models.active("base") is not None
-    bad = SourceSpec(policy="worst") if has_base and rng.random() < 0.5 else SourceSpec(policy="random")
-    return SourceSpec(policy=served.algorithm), bad
-
-
-def _slate(spec: SourceSpec, *, rater_id: int, k: int, rng: np.random.Generator) -> Slate:
-    if spec.policy == "popularity":
-        rated = set(Rating.objects.filter(rater_id=rater_id).values_list("movie_id", flat=True))
-        movie_ids = [rec.movie.pk for rec in popular_diverse(exclude=rated, k=k)]
-        return Slate(movie_ids, "popularity", None, None, False, 1.0)
-    version = None
-    policy = spec.policy
-    if spec.version_id is not None:
-        version = ModelVersion.objects.filter(pk=spec.version_id).first()
-        if version is None:
-            raise NoComparisonAvailable(f"There is no model version {spec.version_id}.")
-        policy = version.algorithm
-    try:
-        return slate_for(
-            rater_id=rater_id, policy=policy, k=k, explore=spec.explore, rng=rng, version=version
-        )
-    except UnknownPolicy as error:
-        raise NoComparisonAvailable(str(error)) from None
+# --- Tasks ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -171,8 +64,9 @@ class _Lists:
 def _two_lists(
     *, rater_id: int, sources: tuple[SourceSpec, SourceSpec], k: int, is_gold: bool, rng: np.random.Generator
 ) -> _Lists:
-    first = _slate(sources[0], rater_id=rater_id, k=k, rng=rng)
-    second = _slate(sources[1], rater_id=rater_id, k=k, rng=rng)
+    lists = list_source()
+    first = lists.slate(sources[0], rater_id=rater_id, k=k, rng=rng)
+    second = lists.slate(sources[1], rater_id=rater_id, k=k, rng=rng)
     tries = 0
     while (
         not is_gold
@@ -182,7 +76,7 @@ def _two_lists(
     ):
         if sources[1].policy in ("popularity", "worst"):
             break  # deterministic by nature; an identical pair is still a valid (tie) comparison
-        second = _slate(replace(sources[1], explore=True), rater_id=rater_id, k=k, rng=rng)
+        second = lists.slate(replace(sources[1], explore=True), rater_id=rater_id, k=k, rng=rng)
         tries += 1
     if rng.random() < 0.5:
         return _Lists(left=first, right=second, gold_worse="right" if is_gold else "")
@@ -192,7 +86,7 @@ def _two_lists(
 def comparison_task_create(
     *,
     context_rater: Rater,
-    sources: tuple[SourceSpec | str | ModelVersion, SourceSpec | str | ModelVersion] | None = None,
+    sources: tuple[SourceSpec | str, SourceSpec | str] | None = None,
     k: int = LIST_LENGTH,
     simulated: bool = False,
     is_gold: bool = False,
@@ -201,15 +95,16 @@ def comparison_task_create(
 ) -> ComparisonTask:
     """A task comparing two lists for ``context_rater``.
 
-    ``sources`` defaults to `comparison_sources_default` (or `comparison_sources_gold` when
-    ``is_gold``); for a gold task given explicit sources, the second one is the worse.
+    ``sources`` (specs, policy names or model versions) default to the list source's default pair
+    (its gold pair when ``is_gold``); for a gold task given explicit sources, the second one is the worse.
     The context is "persona" for a dataset user and "own" for a site account. Raises
     NoComparisonAvailable when a source has no servable model or a list comes out empty.
     Scoring happens before the one INSERT, outside any transaction.
     """
     rng = rng if rng is not None else np.random.default_rng()
     if sources is None:
-        pair = comparison_sources_gold(rng=rng) if is_gold else comparison_sources_default(rng=rng)
+        lists = list_source()
+        pair = lists.gold_pair(rng=rng) if is_gold else lists.default_pair(rng=rng)
     else:
         pair = (SourceSpec.of(sources[0]), SourceSpec.of(sources[1]))
     lists = _two_lists(rater_id=context_rater.pk, sources=pair, k=k, is_gold=is_gold, rng=rng)

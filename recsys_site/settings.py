@@ -329,6 +329,8 @@ COMPARISON_GOLD_SHARE = env_float("COMPARISON_GOLD_SHARE", 0.1)
 COMPARISON_PERSONA_SHARE = env_float(
     "COMPARISON_PERSONA_SHARE", 0.5
 )  # of new tasks, when own taste is possible
+# Who makes the two lists of a comparison task (feedback.lists.ListSource): the served models.
+COMPARISON_LIST_SOURCE = "training.comparison_lists.ServedLists"
 
 # --- The promotion gate and the reranker baselines --------------------------------------------
 # Defaults are the closed-loop experiment's (training.ml.experiment.ExperimentConfig and the

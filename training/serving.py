@@ -21,6 +21,7 @@ from django.db import connection
 from django.db.models import Count, F, Q, prefetch_related_objects
 from django.utils import timezone
 
+from feedback.lists import Slate
 from feedback.models import ItemFeedback
 from movies.models import Movie, Rating
 from movies.selectors import rater_for_user
@@ -559,27 +560,6 @@ def _same_genres(source: Movie, k: int) -> list[Recommendation]:
         )
         for movie in movies
     ]
-
-
-@dataclass
-class Slate:
-    """An ordered list from one source, with what off-policy evaluation needs to know about it."""
-
-    movie_ids: list[int]
-    policy: str
-    version: int | None
-    version_id: int | None
-    explore: bool
-    probability: float | None  # of this exact ordered list under the source; None when undefined
-
-    def source(self) -> dict:
-        return {
-            "policy": self.policy,
-            "version": self.version,
-            "version_id": self.version_id,
-            "explore": self.explore,
-            "probability": self.probability,
-        }
 
 
 def _plackett_luce_sample(

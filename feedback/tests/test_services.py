@@ -15,8 +15,8 @@ from feedback.exceptions import (
     TaskAlreadyJudged,
     UndoUnavailable,
 )
+from feedback.lists import SourceSpec
 from feedback.models import Comparison, ComparisonTask, ItemFeedback, ListFeedback, TaskAssignment
-from feedback.services import SourceSpec
 from movies.models import Rater, Rating
 from movies.services import rating_set
 from training.serving import recommend

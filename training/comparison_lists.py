@@ -1,0 +1,98 @@
+"""The lists annotators compare, made from the served models (`feedback.lists.ListSource`).
+
+``settings.COMPARISON_LIST_SOURCE`` names `ServedLists`; feedback asks it for a task's two sources
+and for one list per source, and never imports this app.
+
+Default sources, when the caller names none:
+- two or more servable models (the active version of each servable algorithm, and the newest
+  candidate of each that is newer than its active version): two of them at random, except that a
+  share ``EXPLORE_PAIR_SHARE`` of tasks compares the served policy with itself, sampled twice;
+- one servable model: that model sampled twice with exploration (Plackett-Luce, see
+  `training.serving.slate_for`);
+- no model at all: uniformly "random" against "popularity" (most-rated movies, genre-interleaved,
+  the same list end users get before any model is trained).
+Gold tasks pit the served policy's deterministic top-k (popularity without a model) against
+"worst" (the model's lowest-scored popular movies for the context rater) or "random".
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+from django.db.models import F
+
+from feedback.exceptions import NoComparisonAvailable
+from feedback.lists import Slate, SourceSpec
+from movies.models import Rating
+
+from .models import ModelVersion
+from .serving import SERVABLE_ALGORITHMS, UnknownPolicy, models, popular_diverse, slate_for
+
+EXPLORE_PAIR_SHARE = 0.25  # of default-source tasks with several models: the served one against itself
+
+
+def servable_sources() -> list[SourceSpec]:
+    """Active versions that load, served policy first, then newer candidates that load."""
+    versions = ModelVersion.objects.filter(
+        status__in=(ModelVersion.Status.ACTIVE, ModelVersion.Status.CANDIDATE),
+        algorithm__in=SERVABLE_ALGORITHMS,
+    ).order_by(F("activated_at").desc(nulls_last=True), "-id")
+    actives: dict[str, ModelVersion] = {}  # most recently activated first: the served policy leads
+    newest: dict[str, ModelVersion] = {}
+    for version in versions:
+        if version.status == ModelVersion.Status.ACTIVE:
+            actives[version.algorithm] = version
+        elif version.algorithm not in newest or version.version > newest[version.algorithm].version:
+            newest[version.algorithm] = version
+    sources: list[SourceSpec] = []
+    for algorithm in actives:
+        if models.active(algorithm) is not None:
+            sources.append(SourceSpec(policy=algorithm))
+    for algorithm, version in sorted(newest.items()):
+        active = actives.get(algorithm)
+        if active is not None and version.version <= active.version:
+            continue
+        if models.version(version) is not None:
+            sources.append(SourceSpec(policy=algorithm, version_id=version.pk))
+    return sources
+
+
+class ServedLists:
+    """`feedback.lists.ListSource` over the models this app serves (rules in the module docstring)."""
+
+    def default_pair(self, *, rng: np.random.Generator) -> tuple[SourceSpec, SourceSpec]:
+        sources = servable_sources()
+        if len(sources) >= 2 and rng.random() >= EXPLORE_PAIR_SHARE:
+            first, second = rng.choice(len(sources), size=2, replace=False)
+            return sources[int(first)], sources[int(second)]
+        if sources:
+            return replace(sources[0], explore=True), replace(sources[0], explore=True)
+        return SourceSpec(policy="random"), SourceSpec(policy="popularity")
+
+    def gold_pair(self, *, rng: np.random.Generator) -> tuple[SourceSpec, SourceSpec]:
+        served = models.served()
+        if served is None:
+            return SourceSpec(policy="popularity"), SourceSpec(policy="random")
+        has_base = models.active("base") is not None
+        bad = SourceSpec(policy="worst") if has_base and rng.random() < 0.5 else SourceSpec(policy="random")
+        return SourceSpec(policy=served.algorithm), bad
+
+    def slate(self, spec: SourceSpec, *, rater_id: int, k: int, rng: np.random.Generator) -> Slate:
+        if spec.policy == "popularity":
+            rated = set(Rating.objects.filter(rater_id=rater_id).values_list("movie_id", flat=True))
+            movie_ids = [rec.movie.pk for rec in popular_diverse(exclude=rated, k=k)]
+            return Slate(movie_ids, "popularity", None, None, False, 1.0)
+        version = None
+        policy = spec.policy
+        if spec.version_id is not None:
+            version = ModelVersion.objects.filter(pk=spec.version_id).first()
+            if version is None:
+                raise NoComparisonAvailable(f"There is no model version {spec.version_id}.")
+            policy = version.algorithm
+        try:
+            return slate_for(
+                rater_id=rater_id, policy=policy, k=k, explore=spec.explore, rng=rng, version=version
+            )
+        except UnknownPolicy as error:
+            raise NoComparisonAvailable(str(error)) from None
