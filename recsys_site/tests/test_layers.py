@@ -1,0 +1,112 @@
+"""The house is one-way: each module imports only from its own floor's app or from floors below.
+
+Floors (docs/architecture.md), lowest first:
+1. ``recsys_site`` helpers (settings, cache, throttling, pagination, CSV safety) and ``training.ml``
+   (the ML core: plain Python, never Django);
+2. ``movies``: catalogue, ratings, accounts;
+3. ``feedback``: comparisons, annotators, item and list feedback;
+4. ``training``: runs, registry, gate, serving, dashboards;
+5. management commands and URL confs, which wire everything together.
+Imports are read with ``ast``, function-level ones included, so a lazy import does not hide an edge.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+APPS = ("recsys_site", "movies", "feedback", "training")
+DJANGO_WORLD = ("django", "rest_framework", "drf_spectacular", "celery", "django_celery_beat", "axes", "csp")
+
+
+def project_modules() -> dict[str, Path]:
+    """Every module of the apps, by dotted name; tests and migrations are left out."""
+    modules = {}
+    for app in APPS:
+        for path in (ROOT / app).rglob("*.py"):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            if "tests" in parts or "migrations" in parts:
+                continue
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            modules[name] = path
+    return modules
+
+
+def imported_names(name: str, path: Path) -> set[str]:
+    """Dotted names a module imports (relative imports resolved), wherever the import statement is."""
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = ".".join(
+                    package[: len(package) - node.level + 1] + ([node.module] if node.module else [])
+                )
+            else:
+                base = node.module or ""
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def import_graph() -> dict[str, set[str]]:
+    """{module: the project modules it imports}; a name resolves to its longest module prefix."""
+    modules = project_modules()
+    graph = {}
+    for name, path in modules.items():
+        edges = set()
+        for imported in imported_names(name, path):
+            target = imported
+            while target and target not in modules:
+                target = target.rpartition(".")[0]
+            if target and target != name and target not in APPS:  # an app's __init__ holds nothing
+                edges.add(target)
+        graph[name] = edges
+    return graph
+
+
+def floor(module: str) -> tuple[int, str]:
+    """(floor, the app that owns the floor there) for a module."""
+    parts = module.split(".")
+    if "management" in parts or parts[-1] in ("urls", "api_urls", "account_urls"):
+        return 5, "wiring"
+    if module.startswith("training.ml"):
+        return 1, "training.ml"
+    if parts[0] == "recsys_site":
+        return (5, "wiring") if parts[-1] in ("asgi", "wsgi") else (1, "recsys_site")
+    return {"movies": 2, "feedback": 3, "training": 4}[parts[0]], parts[0]
+
+
+def test_no_module_imports_a_floor_above_it_or_another_app_on_its_own_floor():
+    upward = [
+        f"{module} (floor {floor(module)[0]}) imports {target} (floor {floor(target)[0]})"
+        for module, targets in sorted(import_graph().items())
+        for target in sorted(targets)
+        if floor(target)[0] > floor(module)[0]
+        or (floor(target)[0] == floor(module)[0] and floor(target)[1] != floor(module)[1])
+    ]
+    assert upward == [], "imports that point up:\n" + "\n".join(upward)
+
+
+def test_the_ml_core_imports_nothing_from_django_or_the_apps():
+    modules = project_modules()
+    leaks = [
+        f"{name} imports {imported}"
+        for name, path in sorted(modules.items())
+        if name.startswith("training.ml")
+        for imported in sorted(imported_names(name, path))
+        if imported.split(".")[0] in DJANGO_WORLD
+        or (imported.split(".")[0] in APPS and not imported.startswith("training.ml"))
+    ]
+    assert leaks == [], "\n".join(leaks)
+
+
+def test_the_floor_check_sees_lazy_and_relative_imports(tmp_path):
+    """The reader itself: a function-level import and a relative one are both edges."""
+    module = tmp_path / "views.py"
+    module.write_text("from . import selectors\n\ndef page():\n    from training.serving import recommend\n")
+    assert imported_names("movies.views", module) >= {"movies.selectors", "training.serving.recommend"}
+    assert floor("movies.views") == (2, "movies") and floor("training.serving") == (4, "training")
