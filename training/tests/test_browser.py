@@ -73,3 +73,24 @@ def test_an_admin_retrains_reads_the_run_and_promotes_the_new_version_with_a_not
     assert candidate.status == ModelVersion.Status.ACTIVE
     event = ModelEvent.objects.filter(version=candidate).order_by("-id").first()
     assert event.actor == sam and "Better NDCG" in event.note
+
+
+def test_the_run_and_version_lists_fit_1400_pixels_with_the_sidebar_open(page, live_server, sam):
+    registry.model_version_activate(version=make_version(number=1))
+    for _ in range(3):
+        TrainingRun.objects.create(
+            kind="all", trigger="admin", status="failed", in_flight=None, step="reward model", created_by=sam
+        )
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/training/trainingrun/")
+    page.fill("#id_username", "sam")
+    page.fill("#id_password", "sam-pass-123")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{live_server.url}/admin/training/trainingrun/")
+    for url in ("/admin/training/trainingrun/", "/admin/training/modelversion/"):
+        page.goto(f"{live_server.url}{url}")
+        table, frame = (
+            page.locator(selector).evaluate("element => element.getBoundingClientRect().right")
+            for selector in ("#result_list", "#changelist-form .results")
+        )
+        assert table <= frame + 1, f"{url}: the last columns are cut off ({table:.0f} > {frame:.0f} px)"
