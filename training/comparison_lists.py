@@ -3,14 +3,16 @@
 ``settings.COMPARISON_LIST_SOURCE`` names `ServedLists`; feedback asks it for a task's two sources
 and for one list per source, and never imports this app.
 
-Default sources, when the caller names none:
+Default sources, when the caller names none, are always two different ones, so that every
+judgment ranks one source against another:
 - two or more servable models (the active version of each servable algorithm, and the newest
-  candidate of each that is newer than its active version): two of them at random, except that a
-  share ``EXPLORE_PAIR_SHARE`` of tasks compares the served policy with itself, sampled twice;
-- one servable model: that model sampled twice with exploration (Plackett-Luce, see
-  `training.serving.slate_for`);
-- no model at all: uniformly "random" against "popularity" (most-rated movies, genre-interleaved,
-  the same list end users get before any model is trained).
+  candidate of each that is newer than its active version): two of them at random;
+- one servable model: that model against "popularity" (most-rated movies, genre-interleaved, the
+  list end users get before any model is trained), the baseline that needs no model;
+- no model at all: "random" against "popularity".
+In a share ``EXPLORE_SHARE`` of tasks the first model's list is sampled (Plackett-Luce, see
+`training.serving.slate_for`) rather than its top k, so the reward model sees more than one list
+per model and persona.
 Gold tasks pit the served policy's deterministic top-k (popularity without a model) against
 "worst" (the model's lowest-scored popular movies for the context rater) or "random".
 """
@@ -29,7 +31,7 @@ from movies.models import Rating
 from .models import ModelVersion
 from .serving import SERVABLE_ALGORITHMS, UnknownPolicy, models, popular_diverse, slate_for
 
-EXPLORE_PAIR_SHARE = 0.25  # of default-source tasks with several models: the served one against itself
+EXPLORE_SHARE = 0.25  # of default-source tasks with a model: its list sampled rather than its top k
 
 
 def servable_sources() -> list[SourceSpec]:
@@ -63,12 +65,16 @@ class ServedLists:
 
     def default_pair(self, *, rng: np.random.Generator) -> tuple[SourceSpec, SourceSpec]:
         sources = servable_sources()
-        if len(sources) >= 2 and rng.random() >= EXPLORE_PAIR_SHARE:
+        if not sources:
+            return SourceSpec(policy="random"), SourceSpec(policy="popularity")
+        if len(sources) >= 2:
             first, second = rng.choice(len(sources), size=2, replace=False)
-            return sources[int(first)], sources[int(second)]
-        if sources:
-            return replace(sources[0], explore=True), replace(sources[0], explore=True)
-        return SourceSpec(policy="random"), SourceSpec(policy="popularity")
+            model, other = sources[int(first)], sources[int(second)]
+        else:
+            model, other = sources[0], SourceSpec(policy="popularity")
+        if rng.random() < EXPLORE_SHARE:
+            model = replace(model, explore=True)
+        return model, other
 
     def gold_pair(self, *, rng: np.random.Generator) -> tuple[SourceSpec, SourceSpec]:
         served = models.served()

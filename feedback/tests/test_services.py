@@ -70,11 +70,18 @@ def test_left_and_right_are_shuffled(base_model):
     assert left_sources == {"base", "random"}
 
 
-def test_with_one_model_the_default_is_that_model_sampled_twice_with_exploration(base_model):
-    task = services.comparison_task_create(context_rater=persona(2), rng=np.random.default_rng(0))
-    for source in (task.left_source, task.right_source):
-        assert source["policy"] == "base" and source["explore"] is True and source["probability"] < 1
-    assert task.left_items != task.right_items
+def test_with_one_model_the_default_compares_it_with_popularity_never_with_itself(base_model):
+    explored = []
+    for seed in range(16):
+        task = services.comparison_task_create(context_rater=persona(2), rng=np.random.default_rng(seed))
+        sources = {
+            task.left_source["policy"]: task.left_source,
+            task.right_source["policy"]: task.right_source,
+        }
+        assert set(sources) == {"base", "popularity"}
+        explored.append(sources["base"]["explore"])
+        assert (sources["base"]["probability"] < 1) == sources["base"]["explore"]
+    assert any(explored) and not all(explored)  # a share of the model's lists are sampled
 
 
 def test_without_any_model_the_default_is_random_against_popularity(wide_catalogue, no_model):
@@ -88,7 +95,7 @@ def test_with_two_models_the_default_compares_the_active_version_with_a_newer_ca
     for seed in range(20):
         task = services.comparison_task_create(context_rater=persona(), rng=np.random.default_rng(seed))
         policies.add(tuple(sorted((task.left_source["version"], task.right_source["version"]))))
-    assert (1, 2) in policies
+    assert policies == {(1, 2)}  # two different sources every time
     assert candidate.status == "candidate"
 
 
