@@ -21,6 +21,7 @@ from .online import (
     online_experiment_stop,
     reward_hacking_warning,
 )
+from .readiness import feedback_readiness
 from .runs import ENQUEUE_GRACE, STALE_AFTER, training_run_cancel, training_run_start
 
 
@@ -269,7 +270,13 @@ class TrainingRunAdmin(ReadOnlyRecordAdmin):
             self.message_user(request, str(error), messages.ERROR)
             return changelist
         self.message_user(request, f"Training run {run.pk} queued.", messages.SUCCESS)
+        if run.kind != TrainingRun.Kind.BASE and (readiness := feedback_readiness()).warning:
+            self.message_user(request, readiness.warning, messages.WARNING)
         return HttpResponseRedirect(reverse("admin:training_trainingrun_change", args=[run.pk]))
+
+    def changelist_view(self, request, extra_context=None):
+        """The retrain form says, before anyone clicks, how much feedback an RLHF run would have."""
+        return super().changelist_view(request, {**(extra_context or {}), "readiness": feedback_readiness()})
 
     @admin.display(description="progress")
     def progress_bar(self, run: TrainingRun) -> str:

@@ -150,7 +150,9 @@ class ModelVersion(models.Model):
         """The one number that matters most for this kind of model."""
         for key in ("ndcg@10", "heldout/accuracy", "gate/win_rate"):
             if self.metrics.get(key) is not None:
-                return f"{key} {self.metrics[key]:.4f}"
+                low, high = self.metrics.get(f"{key}_low"), self.metrics.get(f"{key}_high")
+                interval = f" [{low:.2f}, {high:.2f}]" if low is not None and high is not None else ""
+                return f"{key} {self.metrics[key]:.4f}{interval}"
         return ""
 
 

@@ -37,6 +37,7 @@ from training.ml.gate import (
     replay_outcomes,
     summarise,
 )
+from training.ml.metrics import wilson_interval
 from training.ml.overrides import settings_apply
 from training.ml.policy import NumpySlatePolicy
 from training.ml.ppo import PPOConfig, train_ppo
@@ -417,7 +418,16 @@ def stage_reward(
     metrics.update({f"heldout/{k}": float(v) for k, v in evaluation.items()})
     metrics["heldout/n"] = len(heldout)
     accuracy = evaluation.get("accuracy")
-    reporter.log(f"Reward model held-out accuracy: {accuracy if accuracy is not None else 'n/a'}")
+    strict = int(evaluation.get("n_strict", 0))
+    if accuracy is not None and strict:
+        low, high = wilson_interval(accuracy * strict, strict)
+        metrics["heldout/accuracy_low"], metrics["heldout/accuracy_high"] = low, high
+        reporter.log(
+            f"Reward model held-out accuracy: {accuracy:.3f} [{low:.3f}, {high:.3f}] on {strict} strict "
+            f"comparison{'s' if strict != 1 else ''}"
+        )
+    else:
+        reporter.log("Reward model held-out accuracy: n/a (no held-out comparison with a strict choice)")
     number = registry.next_version_number(algorithm="reward")
     name = _artifact_name("reward", number, run.pk)
     write_artifact(

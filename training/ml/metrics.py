@@ -12,6 +12,7 @@ Conventions, stated once:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -161,3 +162,15 @@ def bootstrap_mean(values: Sequence[float], *, rounds: int = 1000, seed: int = 0
         "high": float(np.percentile(means, 97.5)),
         "n": len(values),
     }
+
+
+def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (95% by default): honest at small n, where
+    1 right out of 1 is [0.21, 1.0], not 1.0. ``successes`` may be fractional (ties count half).
+    (nan, nan) when n is 0."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
