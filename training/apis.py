@@ -15,17 +15,13 @@ from movies.selectors import genre_list, rater_for_user
 
 from . import registry
 from .exceptions import BrokerUnavailable, InvalidRunConfig, RunAlreadyInFlight, VersionStateError
+from .jsonsafe import json_safe
 from .ml.steering import STEPS, Steering
 from .models import ModelVersion, OnlineExperiment, ServingDecision, TrainingRun
 from .online import online_experiment_results, online_experiment_start, online_experiment_stop
-from .runs import BROKER_RETRY_AFTER_SECONDS, json_safe, training_run_start
-from .serving import (
-    POLICY_CHOICES,
-    SERVABLE_ALGORITHMS,
-    recommend_steered,
-    served_version_ids,
-    similar_movies,
-)
+from .runs import BROKER_RETRY_AFTER_SECONDS, training_run_start
+from .serving import POLICY_CHOICES, recommend_steered, similar_movies
+from .store import SERVABLE_ALGORITHMS, served_version_ids
 
 
 class RecommendationQuerySerializer(serializers.Serializer):

@@ -19,9 +19,9 @@ from training.ml.scoring import Scorer
 
 from . import registry
 from .pipeline import load_split
-from .serving import SERVABLE_ALGORITHMS, served_algorithm
-from .serving import models as served_models
 from .snapshots import movies_frame, ratings_frame
+from .store import SERVABLE_ALGORITHMS, served_algorithm
+from .store import models as served_models
 
 EXPORT_POLICIES = ("popularity", "ease", *SERVABLE_ALGORITHMS, "active")
 METRIC_COLUMNS = [

@@ -25,8 +25,8 @@ from . import registry
 from .exceptions import NotEnoughData
 from .models import ModelVersion, TrainingRun
 from .runs import RunReporter
-from .serving import models as served_models
 from .snapshots import movies_frame, ratings_frame, snapshot_summary
+from .store import models as served_models
 
 logger = logging.getLogger(__name__)
 

@@ -3,8 +3,10 @@ PPO or Q-learning NumpySlatePolicy, and over the reranker baselines (quality_rer
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -13,6 +15,9 @@ from training.ml.data import History
 from training.ml.policy import NumpySlatePolicy
 from training.ml.rerankers import RERANKER_KINDS, reranker_from_export
 from training.ml.user_features import UserContext
+
+# The model store's loader of a recommender version by id (a ``LoadedModel``, or None if unavailable).
+ReferenceLoader = Callable[[int | None], Any]
 
 
 class SlatePolicyScorer:
@@ -72,13 +77,9 @@ class SlatePolicyScorer:
         return self.reference.explain_many(history, item_idx)
 
 
-def _reference(path: Path, meta: dict, item_ids: np.ndarray):
+def _reference(path: Path, meta: dict, item_ids: np.ndarray, reference_version: ReferenceLoader):
     """The loaded recommender version a policy artifact was built over; its catalogue must match."""
-    from .models import ModelVersion
-    from .serving import models as cache
-
-    reference_version = ModelVersion.objects.filter(pk=meta.get("base_version_id")).first()
-    reference = cache.version(reference_version) if reference_version else None
+    reference = reference_version(meta.get("base_version_id"))
     if reference is None:
         raise ArtifactError(
             f"{path}: its reference recommender (version id {meta.get('base_version_id')}) is unavailable"
@@ -88,13 +89,14 @@ def _reference(path: Path, meta: dict, item_ids: np.ndarray):
     return reference
 
 
-def load_slate_policy(path: Path, algorithm: str):
-    """Load a PPO or Q-learning artifact with the recommender version it was trained against."""
+def load_slate_policy(path: Path, algorithm: str, *, reference_version: ReferenceLoader):
+    """Load a PPO or Q-learning artifact with the recommender version it was trained against
+    (``reference_version``: the model store's loader of a version by id)."""
     arrays, meta = load_artifact(path)
     if meta.get("kind") != algorithm or "item_ids" not in arrays or "item_features" not in arrays:
         raise ArtifactError(f"{path} is not a {algorithm} policy artifact")
     item_ids = np.asarray(arrays.pop("item_ids"))
-    reference = _reference(path, meta, item_ids)
+    reference = _reference(path, meta, item_ids, reference_version)
     item_features = arrays.pop("item_features")
     policy = NumpySlatePolicy.from_arrays(arrays, kind=algorithm)
     scorer = SlatePolicyScorer(
@@ -156,13 +158,14 @@ class RerankerScorer:
         return self.reference.explain_many(history, item_idx)
 
 
-def load_reranker(path: Path, algorithm: str):
-    """Load a reranker artifact (``training.ml.rerankers.reranker_export``) over its recommender version."""
+def load_reranker(path: Path, algorithm: str, *, reference_version: ReferenceLoader):
+    """Load a reranker artifact (``training.ml.rerankers.reranker_export``) over its recommender version
+    (``reference_version``: the model store's loader of a version by id)."""
     arrays, meta = load_artifact(path)
     if algorithm not in RERANKER_KINDS or meta.get("kind") != algorithm or "item_ids" not in arrays:
         raise ArtifactError(f"{path} is not a {algorithm} artifact")
     item_ids = np.asarray(arrays.pop("item_ids"))
-    reference = _reference(path, meta, item_ids)
+    reference = _reference(path, meta, item_ids, reference_version)
     try:
         reranker = reranker_from_export(arrays, meta)
     except (KeyError, ValueError) as error:

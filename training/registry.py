@@ -9,11 +9,13 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from training.ml.artifacts import ArtifactError, load_artifact
 from training.ml.rerankers import RERANKER_KINDS
 
 from .exceptions import ArtifactInvalid, VersionStateError
+from .jsonsafe import json_safe
 from .models import ModelEvent, ModelVersion, ServingDecision, TrainingRun
-from .runs import json_safe
+from .store import SERVABLE_ALGORITHMS, artifact_path, load_policy
 
 KIND_OF_ALGORITHM = {
     "base": ModelVersion.Kind.RECOMMENDER,
@@ -112,10 +114,6 @@ def model_version_verify(*, version: ModelVersion) -> None:
     activations come straight from a freshly written artifact; people's promotions and roll-backs
     may reach for an old one, whose files may have changed on disk since.
     """
-    from training.ml.artifacts import ArtifactError, load_artifact
-
-    from .serving import SERVABLE_ALGORITHMS, artifact_path, load_policy
-
     path = artifact_path(version.artifact)
     try:
         if version.algorithm in SERVABLE_ALGORITHMS:

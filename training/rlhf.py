@@ -62,11 +62,12 @@ from training.ml.user_features import UserContext, make_user_context
 
 from . import registry
 from .exceptions import GateLeak, NotEnoughData
+from .jsonsafe import json_safe
 from .models import ModelVersion
-from .runs import RunReporter, json_safe
-from .serving import POLICY_ALGORITHMS, LoadedModel
-from .serving import models as served_models
+from .runs import RunReporter
 from .snapshots import movies_frame, ratings_frame
+from .store import POLICY_ALGORITHMS, LoadedModel
+from .store import models as served_models
 
 MAX_CONTEXT_USERS = 1500  # raters sampled for rating pairs and RL episodes, besides comparison contexts
 GATE_USERS = 200  # at most this many gate users; beyond it more users cost time and add little

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
 from datetime import timedelta
 
+from celery import current_app, signature
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from .exceptions import BrokerUnavailable, InvalidRunConfig, RunAlreadyInFlight
+from .jsonsafe import json_safe
 from .models import TrainingRun
 from .overrides import overrides_clean
 
@@ -26,19 +27,8 @@ ENQUEUE_GRACE = timedelta(seconds=30)
 # What a client is told to wait before retrying when the broker cannot take a task.
 BROKER_RETRY_AFTER_SECONDS = 30
 MAX_LOG_CHARS = 200_000
-
-
-def json_safe(value):
-    """JSON columns reject NaN and infinity: they become null, numpy scalars become Python numbers."""
-    if isinstance(value, dict):
-        return {str(key): json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(item) for item in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+# The Celery task that runs a queued run, by its registered name: tasks are the layer above this one.
+EXECUTE_TASK = "training.tasks.execute_training_run"
 
 
 def training_run_reap_stale(*, now=None) -> int:
@@ -191,6 +181,16 @@ class RunReporter:
         )
 
 
+def enqueue_run(run_id: int):
+    """Hand a run to the training queue (``CELERY_TASK_ROUTES``) and return the task's result handle.
+
+    The one call that reaches the broker; tests replace it. Sent by the task's name, with the same
+    routing as ``execute_training_run.delay``: a process that has imported ``training.tasks`` (a
+    worker) applies the registered task, so only there does ``CELERY_TASK_ALWAYS_EAGER`` run it in place.
+    """
+    return signature(EXECUTE_TASK, args=(run_id,)).delay()
+
+
 def training_run_start(
     *, kind: str, trigger: str, user=None, seed: int = 0, config: dict | None = None
 ) -> TrainingRun:
@@ -201,14 +201,12 @@ def training_run_start(
     an outer transaction the enqueue happens at its commit, after this returns: a failure then
     only marks the run failed (and logs it).
     """
-    from .tasks import execute_training_run
-
     run = training_run_create(kind=kind, trigger=trigger, user=user, seed=seed, config=config)
     failure: list[Exception] = []
 
     def enqueue() -> None:
         try:
-            result = execute_training_run.delay(run.pk)
+            result = enqueue_run(run.pk)
         except Exception as error:  # kombu's OperationalError, redis' ConnectionError, ...
             logger.error("Could not queue training run %s: %s: %s", run.pk, type(error).__name__, error)
             training_run_fail(
@@ -246,10 +244,8 @@ def training_run_cancel(*, run: TrainingRun, actor=None, now=None) -> bool:
     if not training_run_fail(run_id=run.pk, error=f"Cancelled by {who}.", now=now):
         return False
     if run.celery_task_id:
-        from .tasks import execute_training_run
-
         try:
-            execute_training_run.app.control.revoke(run.celery_task_id)
+            current_app.control.revoke(run.celery_task_id)
         except Exception as error:  # the broker is down: the worker-side check still skips it
             logger.warning("Could not revoke task %s of run %s: %s", run.celery_task_id, run.pk, error)
     logger.info("Training run %s cancelled by %s", run.pk, who)

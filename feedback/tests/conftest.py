@@ -87,7 +87,7 @@ def register_recommender(*, algorithm: str = "base", version: int = 1, seed: int
 @pytest.fixture
 def base_model(wide_catalogue):
     """An active "base" recommender over the wide catalogue (no TensorFlow)."""
-    from training.serving import models
+    from training.store import models
 
     models.clear()
     yield register_recommender()
@@ -97,7 +97,7 @@ def base_model(wide_catalogue):
 @pytest.fixture
 def no_model():
     """Make sure the process's model cache does not remember another test's versions."""
-    from training.serving import models
+    from training.store import models
 
     models.clear()
     yield

@@ -17,7 +17,7 @@ from django.urls import get_resolver
 from django.contrib import admin
 get_resolver().url_patterns  # import every view module
 admin.autodiscover()
-import training.serving, training.policies, training.admin, training.apis, training.views, feedback.views
+import training.serving, training.store, training.policies, training.admin, training.apis, training.views, feedback.views
 from django.test import Client
 client = Client(HTTP_HOST="localhost")
 for url in ["/", "/movies/", "/api/movies/", "/api/schema/"]:

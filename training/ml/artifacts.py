@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from training.ml.scoring import Scorer, scorer_from_arrays
+from training.ml.baselines import EASE, Popularity
+from training.ml.scoring import NumpyRecommender, Scorer
 
 FORMAT_VERSION = 1  # bump when the folder layout or manifest keys change incompatibly
 MANIFEST_NAME = "manifest.json"
@@ -20,6 +21,14 @@ MANIFEST_NAME = "manifest.json"
 
 class ArtifactError(Exception):
     """An artifact is missing, incomplete, corrupt or of an unknown format."""
+
+
+def scorer_from_arrays(kind: str, arrays: dict[str, np.ndarray]) -> Scorer:
+    """Rebuild any exported policy from its ``kind`` (as stored in the artifact manifest)."""
+    classes: dict[str, type[Scorer]] = {cls.kind: cls for cls in (NumpyRecommender, Popularity, EASE)}
+    if kind not in classes:
+        raise ValueError(f"unknown scorer kind {kind!r}; expected one of {sorted(classes)}")
+    return classes[kind].from_arrays(arrays)
 
 
 def _sha256(path: Path) -> str:

@@ -9,6 +9,7 @@ import numpy as np
 import scipy.linalg
 
 from training.ml.data import History, Snapshot, temporal_split
+from training.ml.evaluation import evaluate_model
 from training.ml.scoring import Scorer, best_rated_recent
 
 UNSCORED = np.float32(-1e9)  # score of movies EASE does not model: ranked after every modelled one
@@ -169,8 +170,6 @@ def tune_ease(
     validation users; the best lambda is refitted on all of ``train``. Returns the model and the
     validation score of each lambda.
     """
-    from training.ml.evaluation import evaluate_model  # evaluation imports this module
-
     config = config or EASEConfig()
     # On ml-25m-sized data scoring every validation user is minutes per lambda; 5,000 users put
     # NDCG@10's standard error near 0.003 while keeping the search to seconds.

@@ -309,13 +309,3 @@ def _neighbour_arrays(
     ):
         raise ValueError("neighbour items must be catalogue indices")
     return items.astype(np.int32, copy=False), weights
-
-
-def scorer_from_arrays(kind: str, arrays: dict[str, np.ndarray]) -> Scorer:
-    """Rebuild any exported policy from its ``kind`` (as stored in the artifact manifest)."""
-    from training.ml.baselines import EASE, Popularity  # numpy/scipy only; lazy to avoid a cycle
-
-    classes: dict[str, type[Scorer]] = {cls.kind: cls for cls in (NumpyRecommender, Popularity, EASE)}
-    if kind not in classes:
-        raise ValueError(f"unknown scorer kind {kind!r}; expected one of {sorted(classes)}")
-    return classes[kind].from_arrays(arrays)

@@ -100,8 +100,8 @@ def make_version(algorithm: str = "base", number: int = 1):
 
 def gate_report(candidate: str = "ppo") -> dict:
     """A gate report as ``training.rlhf.stage_gate`` stores it: ppo passes, quality_rerank does not."""
+    from training.jsonsafe import json_safe
     from training.ml.gate import CandidateEvidence, GateRules, gate_decide
-    from training.runs import json_safe
 
     summary = {"mean": 0.8, "low": 0.7, "high": 0.9, "n": 40}
     evidence = [
@@ -143,7 +143,7 @@ def with_feedback(taste_world, oracle_file):
     """A recommender trained on the taste world and 60 comparisons answered by simulated annotators."""
     from django.core.management import call_command
 
-    from training.serving import models as served_models
+    from training.store import models as served_models
 
     served_models.clear()
     train_base_now(epochs=20)

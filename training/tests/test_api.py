@@ -9,8 +9,8 @@ from rest_framework.test import APIClient
 from movies import services
 from movies.models import Rater, Rating
 from training.apis import RecommendationListSerializer
-from training.serving import models as served_models
 from training.serving import recommend
+from training.store import models as served_models
 
 from .conftest import train_base_now
 

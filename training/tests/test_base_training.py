@@ -9,8 +9,8 @@ from django.core.management import call_command
 
 from movies import services
 from training.models import ModelEvent, ModelVersion, TrainingRun
-from training.serving import models as served_models
 from training.serving import recommend, recommendations_for_user
+from training.store import models as served_models
 
 from .conftest import GENRES, train_base_now
 

@@ -33,7 +33,7 @@ def instant_worker(monkeypatch):
         )
         return type("AsyncResult", (), {"id": f"stub-{run_id}"})()
 
-    monkeypatch.setattr("training.tasks.execute_training_run.delay", finish)
+    monkeypatch.setattr("training.runs.enqueue_run", finish)
 
 
 def test_an_admin_retrains_reads_the_run_and_promotes_the_new_version_with_a_note(

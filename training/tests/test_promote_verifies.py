@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 
 from training import registry
 from training.models import ModelEvent, ModelVersion
-from training.serving import models as served_models
+from training.store import models as served_models
 
 from .conftest import make_version
 

@@ -9,9 +9,10 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError
 from rest_framework.test import APIClient
 
+from recsys_site.celery import app as celery_app
 from training.models import TrainingRun
 from training.pipeline import training_run_execute
-from training.runs import training_run_create, training_run_reap_stale
+from training.runs import enqueue_run, training_run_create, training_run_reap_stale
 
 # The enqueue runs when the run's row is committed: these tests need real commits.
 transactional = pytest.mark.django_db(transaction=True)
@@ -27,7 +28,7 @@ def broker_up(run_id):
 
 @transactional
 def test_retrain_now_during_a_broker_outage_says_so_and_the_next_retrain_works(client, sam, monkeypatch):
-    monkeypatch.setattr("training.tasks.execute_training_run.delay", broker_down)
+    monkeypatch.setattr("training.runs.enqueue_run", broker_down)
     client.force_login(sam)
     response = client.post("/admin/training/trainingrun/retrain/", {"kind": "base"}, follow=True)
     assert response.status_code == 200
@@ -36,7 +37,7 @@ def test_retrain_now_during_a_broker_outage_says_so_and_the_next_retrain_works(c
     assert lost.status == TrainingRun.Status.FAILED and lost.in_flight is None
     assert "nothing was trained" in lost.error
 
-    monkeypatch.setattr("training.tasks.execute_training_run.delay", broker_up)
+    monkeypatch.setattr("training.runs.enqueue_run", broker_up)
     client.post("/admin/training/trainingrun/retrain/", {"kind": "base"})
     run = TrainingRun.objects.exclude(pk=lost.pk).get()
     assert run.status == TrainingRun.Status.QUEUED and run.celery_task_id == f"task-{run.pk}"
@@ -44,7 +45,7 @@ def test_retrain_now_during_a_broker_outage_says_so_and_the_next_retrain_works(c
 
 @transactional
 def test_the_api_answers_503_with_retry_after_when_the_broker_is_down(sam, monkeypatch):
-    monkeypatch.setattr("training.tasks.execute_training_run.delay", broker_down)
+    monkeypatch.setattr("training.runs.enqueue_run", broker_down)
     api = APIClient()
     api.force_authenticate(sam)
     refused = api.post("/api/training/runs/", {"kind": "base"}, format="json")
@@ -52,7 +53,7 @@ def test_the_api_answers_503_with_retry_after_when_the_broker_is_down(sam, monke
     assert "Try again in a minute" in refused.json()["detail"]
     assert TrainingRun.objects.get().status == TrainingRun.Status.FAILED
 
-    monkeypatch.setattr("training.tasks.execute_training_run.delay", broker_up)
+    monkeypatch.setattr("training.runs.enqueue_run", broker_up)
     assert api.post("/api/training/runs/", {"kind": "base"}, format="json").status_code == 202
 
 
@@ -62,9 +63,22 @@ def test_the_schedule_reports_a_broker_outage_instead_of_crashing(settings, monk
 
     settings.RETRAIN_MIN_NEW_FEEDBACK = 1
     monkeypatch.setattr("training.rlhf.new_feedback_since_last_run", lambda: 5)
-    monkeypatch.setattr("training.tasks.execute_training_run.delay", broker_down)
+    monkeypatch.setattr("training.runs.enqueue_run", broker_down)
     assert "task broker is unreachable" in retrain_if_enough_feedback()
     assert not TrainingRun.objects.filter(in_flight=True).exists()
+
+
+def test_a_run_is_sent_by_the_tasks_registered_name_to_the_training_queue(monkeypatch):
+    from training.tasks import execute_training_run
+
+    sent = []
+    monkeypatch.setattr(
+        celery_app, "send_task", lambda name, args=None, *rest, **options: sent.append((name, args)) or "r"
+    )
+    assert enqueue_run(7) == "r"
+    assert sent == [(execute_training_run.name, (7,))]
+    route = celery_app.amqp.router.route({}, execute_training_run.name, (7,), {})
+    assert route["queue"].name == "training"
 
 
 def age(run: TrainingRun, seconds: float) -> None:
@@ -106,9 +120,7 @@ def test_the_minute_check_reaps_a_lost_run_but_not_a_waiting_or_foreground_one()
 @pytest.mark.django_db
 def test_the_admin_shows_a_stuck_run_and_cancels_it_and_a_late_worker_does_nothing(client, sam, monkeypatch):
     revoked = []
-    from training.tasks import execute_training_run
-
-    monkeypatch.setattr(execute_training_run.app.control, "revoke", lambda task_id: revoked.append(task_id))
+    monkeypatch.setattr(celery_app.control, "revoke", lambda task_id: revoked.append(task_id))
     stuck = training_run_create(kind="all", trigger="admin")
     TrainingRun.objects.filter(pk=stuck.pk).update(celery_task_id="task-9")
     client.force_login(sam)

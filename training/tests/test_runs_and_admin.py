@@ -64,7 +64,7 @@ def test_the_admin_retrain_button_queues_a_run_and_shows_its_progress(
 ):
     sent = []
     monkeypatch.setattr(
-        "training.tasks.execute_training_run.delay",
+        "training.runs.enqueue_run",
         lambda run_id: sent.append(run_id) or type("R", (), {"id": "t-1"})(),
     )
     client.force_login(sam)
@@ -140,9 +140,7 @@ def test_periodic_retraining_waits_for_enough_new_feedback(settings, monkeypatch
     assert "waiting" in retrain_if_enough_feedback()
     assert not TrainingRun.objects.exists()
     monkeypatch.setattr("training.rlhf.new_feedback_since_last_run", lambda: 5)
-    monkeypatch.setattr(
-        "training.tasks.execute_training_run.delay", lambda run_id: type("R", (), {"id": "x"})()
-    )
+    monkeypatch.setattr("training.runs.enqueue_run", lambda run_id: type("R", (), {"id": "x"})())
     assert "started run" in retrain_if_enough_feedback()
     assert TrainingRun.objects.get().trigger == "schedule"
 
@@ -255,9 +253,7 @@ def test_retrain_now_refuses_an_unknown_kind(client, sam):
 def test_retrain_now_queues_a_run_with_its_settings(
     client, sam, monkeypatch, django_capture_on_commit_callbacks
 ):
-    monkeypatch.setattr(
-        "training.tasks.execute_training_run.delay", lambda run_id: type("R", (), {"id": "t-2"})()
-    )
+    monkeypatch.setattr("training.runs.enqueue_run", lambda run_id: type("R", (), {"id": "t-2"})())
     client.force_login(sam)
     with django_capture_on_commit_callbacks(execute=True):
         client.post(
@@ -405,8 +401,6 @@ def test_the_schedule_retrains_the_recommender_once_enough_new_ratings_arrived(s
     Rating.objects.create(rater=rater, movie=movies[1], rating=4.0, rated_at=datetime(2021, 6, 1, tzinfo=UTC))
     assert "waiting" in retrain_if_enough_feedback()  # one rating is newer than the recommender's data
     Rating.objects.filter(movie=movies[0]).update(rated_at=datetime(2021, 7, 1, tzinfo=UTC))  # re-rated
-    monkeypatch.setattr(
-        "training.tasks.execute_training_run.delay", lambda run_id: type("R", (), {"id": "x"})()
-    )
+    monkeypatch.setattr("training.runs.enqueue_run", lambda run_id: type("R", (), {"id": "x"})())
     assert "the recommender" in retrain_if_enough_feedback()
     assert TrainingRun.objects.get().kind == TrainingRun.Kind.BASE

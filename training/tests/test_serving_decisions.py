@@ -10,7 +10,7 @@ import pytest
 from training import registry
 from training.exceptions import VersionStateError
 from training.models import ModelVersion, ServingDecision
-from training.serving import served_algorithm
+from training.store import served_algorithm
 
 from .conftest import make_version
 

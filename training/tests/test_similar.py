@@ -13,8 +13,8 @@ from movies.models import Genre, Movie
 from training import registry
 from training.ml.artifacts import save_scorer
 from training.ml.scoring import NumpyRecommender
-from training.serving import models as served_models
 from training.serving import similar_movies as similar_to
+from training.store import models as served_models
 
 pytestmark = pytest.mark.django_db
 

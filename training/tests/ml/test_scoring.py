@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from training.ml.artifacts import scorer_from_arrays
 from training.ml.baselines import EASE, EASEConfig, Popularity
 from training.ml.data import History
-from training.ml.scoring import NumpyRecommender, input_weights, recency_ranks, scorer_from_arrays
+from training.ml.scoring import NumpyRecommender, input_weights, recency_ranks
 
 
 def random_recommender(n_items: int = 50, dim: int = 8, seed: int = 0) -> NumpyRecommender:
