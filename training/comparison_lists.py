@@ -29,7 +29,8 @@ from feedback.lists import Slate, SourceSpec
 from movies.models import Rating
 
 from .models import ModelVersion
-from .serving import SERVABLE_ALGORITHMS, UnknownPolicy, models, popular_diverse, slate_for
+from .serving import UnknownPolicy, popular_diverse, slate_for
+from .store import SERVABLE_ALGORITHMS, models
 
 EXPLORE_SHARE = 0.25  # of default-source tasks with a model: its list sampled rather than its top k
 

@@ -1,4 +1,4 @@
-"""The house is one-way: each module imports only from its own floor's app or from floors below.
+"""The house is one-way: no import cycles, and each module imports only from its own floor's app or from floors below.
 
 Floors (docs/architecture.md), lowest first:
 1. ``recsys_site`` helpers (settings, cache, throttling, pagination, CSV safety) and ``training.ml``
@@ -68,6 +68,47 @@ def import_graph() -> dict[str, set[str]]:
     return graph
 
 
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The graph's cycles, one per strongly connected component of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    lowlink: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = lowlink[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph.get(node, ())):
+            if target not in index:
+                visit(target)
+                lowlink[node] = min(lowlink[node], lowlink[target])
+            elif target in on_stack:
+                lowlink[node] = min(lowlink[node], index[target])
+        if lowlink[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                components.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return components
+
+
+def _describe(component: list[str], graph: dict[str, set[str]]) -> str:
+    members = set(component)
+    edges = [f"    {source} -> {', '.join(sorted(graph[source] & members))}" for source in component]
+    return "\n".join([f"  cycle of {len(component)} modules:", *edges])
+
+
 def floor(module: str) -> tuple[int, str]:
     """(floor, the app that owns the floor there) for a module."""
     parts = module.split(".")
@@ -110,3 +151,16 @@ def test_the_floor_check_sees_lazy_and_relative_imports(tmp_path):
     module.write_text("from . import selectors\n\ndef page():\n    from training.serving import recommend\n")
     assert imported_names("movies.views", module) >= {"movies.selectors", "training.serving.recommend"}
     assert floor("movies.views") == (2, "movies") and floor("training.serving") == (4, "training")
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert import_cycles(graph) == [["a", "b", "c"]]
+
+
+def test_the_project_has_no_import_cycles():
+    graph = import_graph()
+    cycles = import_cycles(graph)
+    for component in cycles:
+        print(_describe(component, graph))
+    assert not cycles, "import cycles:\n" + "\n".join(_describe(c, graph) for c in cycles)
