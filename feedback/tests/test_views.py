@@ -150,7 +150,8 @@ def test_titles_in_a_task_open_their_movie_page_in_a_new_tab_with_a_summary_on_h
     movie = Movie.objects.get(pk=shown.movie_id)
     html = response.content.decode()
     genres = ", ".join(movie.genres.order_by("name").values_list("name", flat=True)) or "no genres"
-    hover = f"{movie.year} · {genres} · average {movie.avg_rating:.2f} from {movie.num_ratings} ratings"
+    ratings = f"{movie.num_ratings} rating{'s' if movie.num_ratings != 1 else ''}"
+    hover = f"{movie.year} · {genres} · average {movie.avg_rating:.2f} from {ratings}"
     assert (
         f'<a class="title" href="/movies/{movie.pk}/" target="_blank" rel="noopener" title="{hover}">' in html
     )
