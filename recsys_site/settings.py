@@ -321,6 +321,9 @@ ONBOARDING_MIN_RATINGS = env_int("ONBOARDING_MIN_RATINGS", 5)
 RETRAIN_MIN_NEW_FEEDBACK = env_int("RETRAIN_MIN_NEW_FEEDBACK", 50)
 IMPRESSIONS_KEEP_DAYS = env_int("IMPRESSIONS_KEEP_DAYS", 90)  # shown lists older than this are deleted daily
 INTERLEAVING_SHARE = env_float("INTERLEAVING_SHARE", 0.5)  # users who see an online comparison's list
+# A thumb on a recommended movie counts in the user's profile at once, as this rating would.
+THUMB_UP_RATING = env_float("THUMB_UP_RATING", 4.5)
+THUMB_DOWN_RATING = env_float("THUMB_DOWN_RATING", 1.5)
 RETRAIN_MIN_NEW_RATINGS = env_int("RETRAIN_MIN_NEW_RATINGS", 500)  # newer than the recommender's data
 ANNOTATOR_DAILY_TARGET = env_int("ANNOTATOR_DAILY_TARGET", 40)  # judgments a day the progress bar aims at
 COMPARISON_UNDO_SECONDS = env_int("COMPARISON_UNDO_SECONDS", 60)  # how long an annotator may take one back

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import NamedTuple
 
 import numpy as np
+from django.conf import settings
 from django.db import connection
 from django.db.models import Count, F, Q, prefetch_related_objects
 from django.utils import timezone
@@ -47,22 +49,46 @@ class RecommendationList:
     items: list[Recommendation]
 
 
-def rater_history(*, rater_id: int | None, loaded: LoadedModel) -> tuple[History, np.ndarray]:
-    """The rater's history in the model's catalogue indices, and every movie id they rated."""
+class Profile(NamedTuple):
+    """What a rater's list is built from at request time."""
+
+    history: History  # ratings, and thumbs on movies not rated, in the model's catalogue indices
+    seen: np.ndarray  # every movie id rated or given a thumb: not recommended again
+    thumbs: dict[int, str]  # movie id -> "up" or "down", for the thumbs in the history
+
+
+def rater_history(*, rater_id: int | None, loaded: LoadedModel) -> Profile:
+    """The rater's ratings, and the thumbs their account gave movies it has not rated.
+
+    A thumb counts at once, as a rating would (``THUMB_UP_RATING``, ``THUMB_DOWN_RATING``): the
+    next list already reflects it, without retraining. A rating of the same movie wins over a thumb.
+    """
     if rater_id is None:
-        return History.empty(), np.zeros(0, np.int64)
+        return Profile(History.empty(), np.zeros(0, np.int64), {})
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT movie_id, rating, {epoch_sql('rated_at')} FROM {Rating._meta.db_table} WHERE rater_id = %s",
             [rater_id],
         )
         rows = cursor.fetchall()
+    rated = {row[0] for row in rows}
+    thumbs: dict[int, str] = {}
+    value = {
+        ItemFeedback.Kind.UP: settings.THUMB_UP_RATING,
+        ItemFeedback.Kind.DOWN: settings.THUMB_DOWN_RATING,
+    }
+    for movie_id, kind, at in ItemFeedback.objects.filter(
+        user__rater__id=rater_id, kind__in=list(value)
+    ).values_list("movie_id", "kind", "created_at"):
+        if movie_id not in rated:
+            thumbs[movie_id] = kind
+            rows.append((movie_id, value[kind], at.timestamp()))
     if not rows:
-        return History.empty(), np.zeros(0, np.int64)
+        return Profile(History.empty(), np.zeros(0, np.int64), {})
     data = np.array(rows, dtype=np.float64)
     movie_ids = data[:, 0].astype(np.int64)
     index, known = loaded.indices(movie_ids)
-    return History(index, data[known, 1], data[known, 2].astype(np.int64)), movie_ids
+    return Profile(History(index, data[known, 1], data[known, 2].astype(np.int64)), movie_ids, thumbs)
 
 
 def popular_diverse(*, exclude: set[int], k: int, pool_factor: int = 8) -> list[Recommendation]:
@@ -167,7 +193,7 @@ def recommend_from(
             else set()
         )
         return RecommendationList("popularity", None, popular_diverse(exclude=rated | hidden, k=k))
-    history, rated_ids = rater_history(rater_id=rater_id, loaded=loaded)
+    history, rated_ids, thumbs = rater_history(rater_id=rater_id, loaded=loaded)
     if not len(history):
         return RecommendationList(
             "popularity", None, popular_diverse(exclude=set(rated_ids.tolist()) | hidden, k=k)
@@ -192,7 +218,10 @@ def recommend_from(
         if movie_id not in movies:
             continue  # removed from the catalogue since the model was trained
         reason_movie = movies.get(reason_id)
-        reason = f"Because you rated {reason_movie.display_title}" if reason_movie else ""
+        reason = ""
+        if reason_movie is not None:
+            verb = "liked" if thumbs.get(reason_id) == ItemFeedback.Kind.UP else "rated"
+            reason = f"Because you {verb} {reason_movie.display_title}"
         items.append(Recommendation(movies[movie_id], float(score), reason))
     return RecommendationList(loaded.algorithm, loaded.version, items)
 
@@ -470,7 +499,7 @@ def slate_for(
         loaded = models.active("base" if policy == "worst" else policy)
     if loaded is None:
         raise UnknownPolicy(f"No servable model for {policy!r}.")
-    history, rated_ids = rater_history(rater_id=rater_id, loaded=loaded)
+    history, rated_ids, _ = rater_history(rater_id=rater_id, loaded=loaded)
     scores = loaded.scorer.score(history).astype(np.float64)
     scores[history.item_idx] = -np.inf
     scores[np.isin(loaded.item_ids, rated_ids)] = -np.inf
