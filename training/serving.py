@@ -153,13 +153,38 @@ def rater_signals(rater_id: int) -> list[dict]:
     return signals
 
 
-def rater_signal_vector(rater_id: int | None, loaded: LoadedModel) -> np.ndarray | None:
+def rater_signal_vector(
+    rater_id: int | None, loaded: LoadedModel, signals: list[dict] | None = None
+) -> np.ndarray | None:
+    """The signal vector a policy with text-signal inputs reads (``signals``: the rater's, when known)."""
     if rater_id is None or not getattr(loaded.scorer, "signal_dim", 0):
         return None
     from training.ml.user_features import GENRES, signal_features
 
-    signals = rater_signals(rater_id)
+    signals = rater_signals(rater_id) if signals is None else signals
     return signal_features(signals, GENRES) if signals else None
+
+
+def signal_reason(movie: Movie, signals: list[dict]) -> str:
+    """Why what the user said moved ``movie`` up: the latest of their positive signals it answers
+    (a genre it has, the decade or age it is from), in the user's own words; else their comments."""
+    genres = {genre.name.lower() for genre in movie.genres.all()}
+    year = movie.year
+    for signal in reversed(signals):
+        if float(signal.get("polarity", 0.0)) <= 0:
+            continue
+        aspect, value = str(signal.get("aspect", "")), str(signal.get("value", "")).lower()
+        words = str(signal.get("span") or value)
+        decade = value[:-1] if value.endswith("s") and value[:-1].isdigit() else ""
+        answers = (
+            (aspect == "genre" and value in genres)
+            or (aspect == "decade" and year is not None and decade and int(decade) <= year < int(decade) + 10)
+            or (aspect == "decade" and year is not None and value == "old" and year < 2000)
+            or (aspect == "decade" and year is not None and value == "recent" and year >= 2000)
+        )
+        if answers:
+            return f"Moved up by what you said: “{words}”"
+    return "Moved up by your comments on earlier lists"
 
 
 def recommend(
@@ -201,17 +226,28 @@ def recommend_from(
     excluded = np.union1d(rated_ids, np.fromiter(hidden, np.int64, len(hidden)))
     # Rated movies in the history are excluded by the scorer; the others need spare slots.
     spare = len(np.setdiff1d(excluded, loaded.item_ids[history.item_idx]))
+    moved_up: set[int] = set()  # by what the user said: ranked higher with their signals than without
+    signals: list[dict] = []
     if algorithm in POLICY_ALGORITHMS:
-        best, scores = loaded.scorer.top_k(
-            history, k=k + spare, signals=rater_signal_vector(rater_id, loaded), key=rater_id
-        )
+        signals = rater_signals(rater_id) if rater_id and getattr(loaded.scorer, "signal_dim", 0) else []
+        vector = rater_signal_vector(rater_id, loaded, signals)
+        best, scores = loaded.scorer.top_k(history, k=k + spare, signals=vector, key=rater_id)
+        if vector is not None:
+            plain, _ = loaded.scorer.top_k(history, k=k + spare, signals=None, key=rater_id)
+            rank_without = {int(index): rank for rank, index in enumerate(plain)}
+            moved_up = {
+                int(index)
+                for rank, index in enumerate(best)
+                if rank_without.get(int(index), len(plain)) > rank
+            }
     else:
         best, scores = loaded.scorer.top_k(history, k=k + spare, exclude_rated=True)
     movie_ids = loaded.item_ids[best]
     keep = ~np.isin(movie_ids, excluded)  # also drop rated movies the model's catalogue lacks
     best, scores, movie_ids = best[keep][:k], scores[keep][:k], movie_ids[keep][:k]
     because = loaded.item_ids[loaded.scorer.explain_many(history, best)].tolist()
-    queryset = Movie.objects.prefetch_related("genres") if with_genres else Movie.objects.all()
+    moved = {int(loaded.item_ids[index]) for index in moved_up}
+    queryset = Movie.objects.prefetch_related("genres") if with_genres or moved else Movie.objects.all()
     movies = queryset.in_bulk([*movie_ids.tolist(), *because])
     items = []
     for movie_id, score, reason_id in zip(movie_ids.tolist(), scores.tolist(), because, strict=True):
@@ -219,7 +255,9 @@ def recommend_from(
             continue  # removed from the catalogue since the model was trained
         reason_movie = movies.get(reason_id)
         reason = ""
-        if reason_movie is not None:
+        if movie_id in moved:
+            reason = signal_reason(movies[movie_id], signals)
+        elif reason_movie is not None:
             verb = "liked" if thumbs.get(reason_id) == ItemFeedback.Kind.UP else "rated"
             reason = f"Because you {verb} {reason_movie.display_title}"
         items.append(Recommendation(movies[movie_id], float(score), reason))

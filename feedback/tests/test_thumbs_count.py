@@ -3,6 +3,8 @@ says so, and does not offer the movie again."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from feedback import services
 from movies.services import rating_set
 from training.serving import recommendations_for_user
@@ -37,3 +39,71 @@ def test_a_rating_of_the_same_movie_wins_over_its_thumb(base_model, alice, setti
     settings.THUMB_DOWN_RATING = 5.0  # the thumb no longer matters once the movie is rated
     assert [item.movie.pk for item in recommendations_for_user(user=alice, k=10).items] == rated
     assert 6 not in disliked and 6 not in rated
+
+
+class SignalMinded:
+    """A policy scorer that ranks movies by id, except that a text signal lifts Horror movies first."""
+
+    signal_dim = 3
+
+    def __init__(self, horror_index: set[int], n_items: int):
+        self.horror, self.n = horror_index, n_items
+
+    def top_k(self, history, k, signals=None, key=None):
+        rated = set(history.item_idx.tolist())
+        lifted = signals is not None and float(np.asarray(signals).sum()) != 0.0
+        order = sorted(
+            (i for i in range(self.n) if i not in rated), key=lambda i: (not (lifted and i in self.horror), i)
+        )[:k]
+        return np.asarray(order, np.int64), -np.arange(len(order), dtype=np.float32)
+
+    def explain_many(self, history, item_idx):
+        return np.full(len(item_idx), history.item_idx[0], np.int64)
+
+
+def test_a_movie_moved_up_by_what_the_user_said_says_so_in_their_words(base_model, alice):
+    from feedback.models import ListFeedback
+    from movies.models import Movie
+    from training.serving import recommend_from
+    from training.store import LoadedModel
+
+    for movie_id in (1, 3, 4, 5):
+        rating_set(user=alice, movie_id=movie_id, value=4.0)
+    item_ids = np.array(sorted(Movie.objects.values_list("id", flat=True)), np.int64)
+    horror = {
+        int(np.searchsorted(item_ids, m))
+        for m in Movie.objects.filter(genres__name="Horror").values_list("id", flat=True)
+    }
+    loaded = LoadedModel(99, "ppo", 1, SignalMinded(horror, len(item_ids)), item_ids)
+    rater = alice.rater.pk
+
+    plain = recommend_from(loaded, rater_id=rater, k=5)
+    assert not any(item.reason.startswith("Moved up") for item in plain.items)
+    ListFeedback.objects.create(
+        user=alice,
+        text="more horror please",
+        signals=[{"aspect": "genre", "value": "Horror", "polarity": 0.8, "span": "horror"}],
+    )
+    steered = recommend_from(loaded, rater_id=rater, k=5)
+    reasons = {item.movie.pk: item.reason for item in steered.items}
+    before = [item.movie.pk for item in plain.items]
+    entered = [movie_id for movie_id in reasons if movie_id not in before]  # Horror movies the signal lifted
+    assert entered and all(reasons[movie_id] == "Moved up by what you said: “horror”" for movie_id in entered)
+    kept = [
+        movie_id for rank, movie_id in enumerate(reasons) if rank < len(before) and before[rank] == movie_id
+    ]
+    assert kept and all(reasons[movie_id].startswith("Because you rated") for movie_id in kept)  # not moved
+
+
+def test_the_signal_a_movie_answers_is_named_else_the_comments_are(catalogue):
+    from movies.models import Movie
+    from training.serving import signal_reason
+
+    aliens = Movie.objects.get(pk=9)  # 1986, Action, Horror, Sci-Fi
+    said = [
+        {"aspect": "decade", "value": "1980s", "polarity": 0.7, "span": "eighties films"},
+        {"aspect": "genre", "value": "Comedy", "polarity": 0.9, "span": "comedies"},
+        {"aspect": "genre", "value": "Horror", "polarity": -0.5, "span": "horror"},
+    ]
+    assert signal_reason(aliens, said) == "Moved up by what you said: “eighties films”"
+    assert signal_reason(aliens, said[1:]) == "Moved up by your comments on earlier lists"
