@@ -19,6 +19,12 @@ def _isolated_artifacts(settings, tmp_path):
     settings.ARTIFACTS_DIR = tmp_path / "artifacts"
 
 
+@pytest.fixture(autouse=True)
+def _no_exploration(settings):
+    """Lists are the served policy's top k in tests; the exploration tests turn sampling on."""
+    settings.FOR_YOU_EXPLORE_SHARE = 0.0
+
+
 @pytest.fixture
 def alice(db):
     """An end user."""

@@ -319,6 +319,12 @@ ARTIFACTS_DIR = Path(env_str("ARTIFACTS_DIR", str(VAR_DIR / "artifacts")))
 BUNDLED_DATASET_DIR = BASE_DIR / "data" / "ml-latest-small"
 ONBOARDING_MIN_RATINGS = env_int("ONBOARDING_MIN_RATINGS", 5)
 RETRAIN_MIN_NEW_FEEDBACK = env_int("RETRAIN_MIN_NEW_FEEDBACK", 50)
+# A share of "For you" lists is sampled from the served policy's best candidates rather than its
+# top k, with each movie's propensity logged, so candidates can be evaluated off-policy.
+FOR_YOU_EXPLORE_SHARE = env_float("FOR_YOU_EXPLORE_SHARE", 0.05)
+FOR_YOU_EXPLORE_CANDIDATES = env_int("FOR_YOU_EXPLORE_CANDIDATES", 40)
+FOR_YOU_EXPLORE_TEMPERATURE = env_float("FOR_YOU_EXPLORE_TEMPERATURE", 0.5)
+OPE_MIN_LISTS = env_int("OPE_MIN_LISTS", 200)  # explored lists an off-policy estimate needs to be relied on
 IMPRESSIONS_KEEP_DAYS = env_int("IMPRESSIONS_KEEP_DAYS", 90)  # shown lists older than this are deleted daily
 INTERLEAVING_SHARE = env_float("INTERLEAVING_SHARE", 0.5)  # users who see an online comparison's list
 # A thumb on a recommended movie counts in the user's profile at once, as this rating would.

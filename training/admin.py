@@ -21,6 +21,8 @@ from .online import (
     online_experiment_stop,
     reward_hacking_warning,
 )
+from .ope import describe as describe_off_policy
+from .ope import off_policy_estimate
 from .readiness import feedback_readiness
 from .runs import ENQUEUE_GRACE, STALE_AFTER, training_run_cancel, training_run_start
 
@@ -373,7 +375,7 @@ class ModelVersionAdmin(ReadOnlyRecordAdmin):
     ]
     exclude = ["metrics", "config", "data_snapshot", "gate"]
     inlines = [ModelEventInline]
-    actions = ["promote", "roll_back", "retire", "compare_online"]
+    actions = ["promote", "roll_back", "retire", "compare_online", "estimate_off_policy"]
 
     class Media:
         css = {"all": ["css/admin-training.css"]}
@@ -472,6 +474,9 @@ class ModelVersionAdmin(ReadOnlyRecordAdmin):
                 (experiment, online_experiment_results(experiment))
                 for experiment in version.online_experiments.select_related("control")[:3]
             ],
+            "off_policy": describe_off_policy(off_policy_estimate(version=version))
+            if version.algorithm in registry.SERVABLE
+            else "",
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/training/modelversion/promote_confirm.html", context)
@@ -494,6 +499,17 @@ class ModelVersionAdmin(ReadOnlyRecordAdmin):
             self.message_user(request, str(error), messages.ERROR)
         else:
             self.message_user(request, f"Rolled back: users get {version.display_name}.", messages.SUCCESS)
+
+    @admin.action(description="Estimate off-policy on the lists users were shown (explored lists)")
+    def estimate_off_policy(self, request, queryset) -> None:
+        for version in queryset:
+            if version.algorithm not in registry.SERVABLE:
+                self.message_user(request, f"{version.display_name} makes no lists.", messages.WARNING)
+                continue
+            result = off_policy_estimate(version=version)
+            self.message_user(
+                request, f"{version.display_name}: {describe_off_policy(result)}", messages.INFO
+            )
 
     @admin.action(description="Retire the selected versions (take them out of service)")
     def retire(self, request, queryset) -> None:

@@ -11,6 +11,7 @@ urlpatterns = [
     path("models/<int:pk>/", apis.ModelVersionDetailApi.as_view(), name="api-model-version"),
     path("models/<int:pk>/promote/", apis.ModelVersionPromoteApi.as_view(), name="api-model-promote"),
     path("models/<int:pk>/retire/", apis.ModelVersionRetireApi.as_view(), name="api-model-retire"),
+    path("models/<int:pk>/off-policy/", apis.ModelVersionOffPolicyApi.as_view(), name="api-model-off-policy"),
     path("models/rollback/", apis.ModelVersionRollbackApi.as_view(), name="api-model-rollback"),
     path("serving/", apis.ServingApi.as_view(), name="api-serving"),
     path("experiments/", apis.OnlineExperimentListApi.as_view(), name="api-online-experiments"),

@@ -19,6 +19,8 @@ from .jsonsafe import json_safe
 from .ml.steering import STEPS, Steering
 from .models import ModelVersion, OnlineExperiment, ServingDecision, TrainingRun
 from .online import online_experiment_results, online_experiment_start, online_experiment_stop
+from .ope import describe as describe_off_policy
+from .ope import off_policy_estimate
 from .runs import BROKER_RETRY_AFTER_SECONDS, training_run_start
 from .serving import POLICY_CHOICES, recommend_steered, similar_movies
 from .store import SERVABLE_ALGORITHMS, served_version_ids
@@ -394,6 +396,40 @@ class ServingApi(APIView):
                 "decision": ServingDecisionSerializer(decision).data if decision is not None else None,
                 "history": ServingDecisionSerializer(history, many=True).data,
             }
+        )
+
+
+class OffPolicySerializer(serializers.Serializer):
+    lists = serializers.IntegerField(help_text="Explored lists the estimate used.")
+    enough = serializers.BooleanField(help_text="At least OPE_MIN_LISTS lists, with matched positions.")
+    summary = serializers.CharField()
+    estimate = serializers.FloatField(required=False, allow_null=True)
+    estimate_low = serializers.FloatField(required=False, allow_null=True)
+    estimate_high = serializers.FloatField(required=False, allow_null=True)
+    logging = serializers.FloatField(
+        required=False, allow_null=True, help_text="The served policy's own value."
+    )
+    difference = serializers.FloatField(required=False, allow_null=True)
+    difference_low = serializers.FloatField(required=False, allow_null=True)
+    difference_high = serializers.FloatField(required=False, allow_null=True)
+    matches = serializers.IntegerField(required=False)
+    ess = serializers.FloatField(required=False, help_text="Effective sample size of the importance weights.")
+
+
+class ModelVersionOffPolicyApi(APIView):
+    """Staff: the version's off-policy estimate on the lists "For you" explored (SNIPS, item-position
+    model): DCG-weighted good outcomes per list against the served policy's, with 95% intervals."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(responses=OffPolicySerializer)
+    def get(self, request, pk: int):
+        version = get_object_or_404(ModelVersion, pk=pk)
+        if version.algorithm not in registry.SERVABLE:
+            raise Conflict(f"{version.display_name} makes no lists.")
+        result = off_policy_estimate(version=version)
+        return Response(
+            OffPolicySerializer({**json_safe(result), "summary": describe_off_policy(result)}).data
         )
 
 

@@ -21,6 +21,7 @@ from feedback.models import ItemFeedback
 from movies.models import Movie, Rating
 from movies.selectors import rater_for_user
 from training.ml.data import History
+from training.ml.ope import plackett_luce_sample, position_marginals
 from training.ml.steering import POOL_FACTOR, Steering, steer
 
 from .models import ModelVersion, ShownList
@@ -29,6 +30,7 @@ from .snapshots import epoch_sql
 from .store import POLICY_ALGORITHMS, SERVABLE_ALGORITHMS, LoadedModel, models
 
 POLICY_CHOICES = ("active", "popularity", *SERVABLE_ALGORITHMS)
+EXPLORE_DRAWS = 1000  # Gumbel-top-k draws that estimate an explored list's propensities
 
 
 class UnknownPolicy(Exception):
@@ -57,19 +59,25 @@ class Profile(NamedTuple):
     thumbs: dict[int, str]  # movie id -> "up" or "down", for the thumbs in the history
 
 
-def rater_history(*, rater_id: int | None, loaded: LoadedModel) -> Profile:
+def rater_history(*, rater_id: int | None, loaded: LoadedModel, before=None) -> Profile:
     """The rater's ratings, and the thumbs their account gave movies it has not rated.
 
     A thumb counts at once, as a rating would (``THUMB_UP_RATING``, ``THUMB_DOWN_RATING``): the
     next list already reflects it, without retraining. A rating of the same movie wins over a thumb.
+    ``before`` (a datetime) keeps only what the rater had done by then: the profile a logged list
+    was made from, for off-policy evaluation.
     """
     if rater_id is None:
         return Profile(History.empty(), np.zeros(0, np.int64), {})
+    query = (
+        f"SELECT movie_id, rating, {epoch_sql('rated_at')} FROM {Rating._meta.db_table} WHERE rater_id = %s"
+    )
+    params: list = [rater_id]
+    if before is not None:
+        query += " AND rated_at < %s"
+        params.append(before)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT movie_id, rating, {epoch_sql('rated_at')} FROM {Rating._meta.db_table} WHERE rater_id = %s",
-            [rater_id],
-        )
+        cursor.execute(query, params)
         rows = cursor.fetchall()
     rated = {row[0] for row in rows}
     thumbs: dict[int, str] = {}
@@ -77,9 +85,10 @@ def rater_history(*, rater_id: int | None, loaded: LoadedModel) -> Profile:
         ItemFeedback.Kind.UP: settings.THUMB_UP_RATING,
         ItemFeedback.Kind.DOWN: settings.THUMB_DOWN_RATING,
     }
-    for movie_id, kind, at in ItemFeedback.objects.filter(
-        user__rater__id=rater_id, kind__in=list(value)
-    ).values_list("movie_id", "kind", "created_at"):
+    reactions = ItemFeedback.objects.filter(user__rater__id=rater_id, kind__in=list(value))
+    if before is not None:
+        reactions = reactions.filter(created_at__lt=before)
+    for movie_id, kind, at in reactions.values_list("movie_id", "kind", "created_at"):
         if movie_id not in rated:
             thumbs[movie_id] = kind
             rows.append((movie_id, value[kind], at.timestamp()))
@@ -201,9 +210,10 @@ def recommend(
 
 
 def recommend_from(
-    loaded: LoadedModel | None, *, rater_id: int | None, k: int = 20, with_genres: bool = False
+    loaded: LoadedModel | None, *, rater_id: int | None, k: int = 20, with_genres: bool = False, before=None
 ) -> RecommendationList:
-    """Top-k of one loaded model (popularity without one), never a movie the rater rated or hid."""
+    """Top-k of one loaded model (popularity without one), never a movie the rater rated or hid;
+    with ``before``, from the rater's profile as it was then (`rater_history`)."""
     algorithm = loaded.algorithm if loaded is not None else None
     hidden: set[int] = set()
     if rater_id:  # movies the account marked "not interested" never come back
@@ -218,7 +228,7 @@ def recommend_from(
             else set()
         )
         return RecommendationList("popularity", None, popular_diverse(exclude=rated | hidden, k=k))
-    history, rated_ids, thumbs = rater_history(rater_id=rater_id, loaded=loaded)
+    history, rated_ids, thumbs = rater_history(rater_id=rater_id, loaded=loaded, before=before)
     if not len(history):
         return RecommendationList(
             "popularity", None, popular_diverse(exclude=set(rated_ids.tolist()) | hidden, k=k)
@@ -265,7 +275,12 @@ def recommend_from(
 
 
 def recommendations_for_user(
-    *, user, k: int = 20, policy: str = "active", steering: Steering | None = None
+    *,
+    user,
+    k: int = 20,
+    policy: str = "active",
+    steering: Steering | None = None,
+    rng: np.random.Generator | None = None,
 ) -> RecommendationList:
     """For pages: the list with each movie's genres loaded; while an online comparison runs, the
     interleaved list for the users in its share. A user who steers the list (``steering``) gets the
@@ -277,11 +292,36 @@ def recommendations_for_user(
     recs = None
     if policy == "active" and rater_id is not None and not steering.active:
         recs = interleaved_for(rater_id=rater_id, k=k)
+    propensities: list[float] = []
+    if recs is None and policy == "active" and rater_id is not None and not steering.active:
+        explored = _explored_list(rater_id=rater_id, k=k, rng=rng or np.random.default_rng())
+        if explored is not None:
+            recs, propensities = explored
     if recs is None:
         recs = recommend_steered(rater_id=rater_id, policy=policy, k=k, steering=steering, with_genres=True)
     if rater_id is not None and policy == "active" and recs.items:
-        log_shown_list(rater_id=rater_id, recs=recs, steered=steering.active)
+        log_shown_list(rater_id=rater_id, recs=recs, steered=steering.active, propensities=propensities)
     return recs
+
+
+def _explored_list(
+    *, rater_id: int, k: int, rng: np.random.Generator
+) -> tuple[RecommendationList, list[float]] | None:
+    """For a share ``FOR_YOU_EXPLORE_SHARE`` of lists: k of the served policy's best
+    ``FOR_YOU_EXPLORE_CANDIDATES``, sampled (Plackett-Luce, ``training.ml.ope``) instead of its top k,
+    with each shown movie's propensity at its position. The lists candidates are evaluated on
+    off-policy (``training.ope``); None for the other lists and for users without a model."""
+    if settings.FOR_YOU_EXPLORE_SHARE <= 0 or rng.random() >= settings.FOR_YOU_EXPLORE_SHARE:
+        return None
+    pool = recommend(rater_id=rater_id, k=max(k, settings.FOR_YOU_EXPLORE_CANDIDATES), with_genres=True)
+    if pool.version is None or len(pool.items) <= k:
+        return None
+    scores = np.array([item.score for item in pool.items], np.float64)
+    temperature = settings.FOR_YOU_EXPLORE_TEMPERATURE
+    picks = plackett_luce_sample(scores, k, temperature, rng)
+    marginals = position_marginals(scores, k, temperature, rng, draws=EXPLORE_DRAWS)
+    propensities = [float(marginals[movie, position]) for position, movie in enumerate(picks)]
+    return RecommendationList(pool.policy, pool.version, [pool.items[i] for i in picks]), propensities
 
 
 def recommend_steered(
@@ -324,8 +364,11 @@ def steer_list(recs: RecommendationList, *, steering: Steering, k: int) -> Recom
     return RecommendationList(recs.policy, recs.version, [recs.items[i] for i in chosen.tolist()])
 
 
-def log_shown_list(*, rater_id: int, recs: RecommendationList, steered: bool = False) -> None:
-    """Record what the user was shown (``ShownList``): the policy, its version, the movies in order."""
+def log_shown_list(
+    *, rater_id: int, recs: RecommendationList, steered: bool = False, propensities: list[float] | None = None
+) -> None:
+    """Record what the user was shown (``ShownList``): the policy, its version, the movies in order,
+    and for an explored list each movie's propensity at its position."""
     version_id = None
     if recs.version is not None:
         version_id = (
@@ -338,6 +381,7 @@ def log_shown_list(*, rater_id: int, recs: RecommendationList, steered: bool = F
         policy=recs.policy,
         version_id=version_id,
         movies=[item.movie.pk for item in recs.items],
+        propensities=propensities or [],
         steered=steered,
     )
 
