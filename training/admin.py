@@ -154,6 +154,18 @@ class ModelVersionInline(admin.TabularInline):
         return False
 
 
+def online_results_line(r: dict, experiment: OnlineExperiment | None = None) -> str:
+    """An online comparison's results in one line, with the reward-hacking warning when it applies."""
+    if not r["users"]:
+        return "no users yet"
+    line = (
+        f"{r['wins']} wins, {r['ties']} ties, {r['losses']} losses over {r['users']} users; "
+        f"win share {r['share']:.3f} [{r['low']:.3f}, {r['high']:.3f}], sign test p = {r['p_value']:.3g}"
+    )
+    warning = reward_hacking_warning(experiment, r) if experiment is not None else ""
+    return f"{line}. {warning}" if warning else line
+
+
 def _short_time(moment) -> str:
     """A list column's time, short enough that the run and version lists fit 1400 px with the sidebar."""
     if moment is None:
@@ -371,6 +383,7 @@ class ModelVersionAdmin(ReadOnlyRecordAdmin):
         "config_pretty",
         "snapshot_pretty",
         "gate_pretty",
+        "people_pretty",
         "lineage",
     ]
     exclude = ["metrics", "config", "data_snapshot", "gate"]
@@ -412,6 +425,24 @@ class ModelVersionAdmin(ReadOnlyRecordAdmin):
     @admin.display(description="promotion gate")
     def gate_pretty(self, version: ModelVersion) -> str:
         return gate_report_html(version.gate)
+
+    @admin.display(description="what people did")
+    def people_pretty(self, version: ModelVersion) -> str:
+        """The judges that share nothing with any reward model: online comparisons with real users
+        (interleaving) and, on the promote page and as an action, the off-policy estimate."""
+        if version.algorithm not in registry.SERVABLE:
+            return "—"
+        rows = [
+            (experiment.control.display_name, experiment.status, online_results_line(results, experiment))
+            for experiment in version.online_experiments.select_related("control")[:5]
+            for results in [online_experiment_results(experiment)]
+        ]
+        if not rows:
+            return "No online comparison yet (the action “Compare online with what users get”); the off-policy estimate is an action too."
+        return format_html(
+            "<table><thead><tr><th>against</th><th>status</th><th>what users did</th></tr></thead><tbody>{}</tbody></table>",
+            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
+        )
 
     def changelist_view(self, request, extra_context=None):
         self._served = registry.served_decision()
@@ -575,15 +606,7 @@ class OnlineExperimentAdmin(admin.ModelAdmin):
 
     @admin.display(description="results (candidate vs control)")
     def results_line(self, experiment: OnlineExperiment) -> str:
-        r = online_experiment_results(experiment)
-        if not r["users"]:
-            return "no users yet"
-        line = (
-            f"{r['wins']} wins, {r['ties']} ties, {r['losses']} losses over {r['users']} users; "
-            f"win share {r['share']:.3f} [{r['low']:.3f}, {r['high']:.3f}], sign test p = {r['p_value']:.3g}"
-        )
-        warning = reward_hacking_warning(experiment, r)
-        return f"{line}. {warning}" if warning else line
+        return online_results_line(online_experiment_results(experiment), experiment)
 
     @admin.display(description="results")
     def results(self, experiment: OnlineExperiment) -> str:

@@ -78,3 +78,20 @@ def test_staff_read_the_estimate_over_the_api(base_model, settings, client):
     assert body["lists"] == 3 and body["enough"] is False and "3 explored lists" in body["summary"]
     api.force_authenticate(account_create(username="ed", password="ed-pass-123"))
     assert api.get(f"/api/models/{base_model.pk}/off-policy/").status_code == 403
+
+
+def test_a_versions_page_shows_what_people_did_beside_the_gate(base_model, client):
+    staff = account_create(username="olga", password="olga-pass-123", staff=True)
+    client.force_login(staff)
+    page = client.get(f"/admin/training/modelversion/{base_model.pk}/change/").content.decode()
+    assert "What people did" in page and "No online comparison yet" in page
+    assert (
+        client.post(
+            "/admin/training/modelversion/",
+            {"action": "estimate_off_policy", "_selected_action": [base_model.pk]},
+            follow=True,
+        )
+        .content.decode()
+        .count("No explored lists are logged yet.")
+        == 1
+    )
