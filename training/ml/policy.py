@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from training.ml.algorithms import SLATE_POLICIES
 from training.ml.env import NEG_INF, candidate_set, user_state
 
-KINDS = ("ppo", "qlearning")
+KINDS = SLATE_POLICIES  # ppo, qlearning
 
 
 def relu(x: np.ndarray) -> np.ndarray:
