@@ -24,6 +24,7 @@ import pandas as pd
 from django.conf import settings
 
 from feedback.models import Comparison, ListFeedback
+from training.ml.algorithms import FEEDBACK_FREE_POLICIES
 from training.ml.algorithms import algorithm as algorithm_row
 from training.ml.artifacts import load_artifact
 from training.ml.data import History
@@ -646,7 +647,7 @@ def incumbent_source(base: LoadedModel) -> tuple[SlateSource, str]:
     return SlateSource("base"), f"base v{base.version}"
 
 
-FEEDBACK_FREE = ("quality_rerank",)  # candidates that learned nothing from comparisons
+FEEDBACK_FREE = FEEDBACK_FREE_POLICIES  # candidates that learned nothing from comparisons: quality_rerank
 
 
 def credentials_on_gate_users(*, snapshot: FeedbackSnapshot, model: Any) -> Judge:

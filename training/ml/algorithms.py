@@ -26,6 +26,7 @@ class Algorithm:
     loader: Loader  # what reads its artifact back: a scorer, a reward model, a slate network or a reranker
     config: str = ""  # "module:Class" of its hyperparameters, when it is trained by a stage of its own
     trainer: str = ""  # "module:function" that trains it, when it is trained by a stage of its own
+    learns_from_feedback: bool = True  # trained on annotators' comparisons (or on a reward model of them)
 
     @property
     def servable(self) -> bool:
@@ -66,6 +67,7 @@ ALGORITHMS: tuple[Algorithm, ...] = (
         "scorer",
         config="training.ml.recommender:RecommenderConfig",
         trainer="training.ml.recommender:train_recommender",
+        learns_from_feedback=False,
     ),
     Algorithm(
         "reward",
@@ -91,7 +93,7 @@ ALGORITHMS: tuple[Algorithm, ...] = (
         config="training.ml.dqn:DQNConfig",
         trainer="training.ml.dqn:train_dqn",
     ),
-    Algorithm("quality_rerank", "Quality re-rank", "policy", "reranker"),
+    Algorithm("quality_rerank", "Quality re-rank", "policy", "reranker", learns_from_feedback=False),
     Algorithm("rm_rerank", "Reward re-rank", "policy", "reranker"),
     Algorithm("best_of_n", "Best-of-n", "policy", "reranker"),
 )
@@ -103,6 +105,7 @@ POLICIES = tuple(a.name for a in ALGORITHMS if a.over_reference)  # lists built 
 SLATE_POLICIES = tuple(a.name for a in ALGORITHMS if a.loader == "slate_policy")  # PPO and Q-learning
 RERANKERS = tuple(a.name for a in ALGORITHMS if a.loader == "reranker")
 STAGES = tuple(a.name for a in ALGORITHMS if a.has_stage)  # base, reward, ppo, qlearning
+FEEDBACK_FREE_POLICIES = tuple(a.name for a in ALGORITHMS if a.over_reference and not a.learns_from_feedback)
 CHOICES = [(a.name, a.label) for a in ALGORITHMS]
 
 

@@ -22,6 +22,7 @@ def test_the_derived_lists_are_the_ones_the_project_used_to_spell_out():
     assert algorithms.SLATE_POLICIES == ("ppo", "qlearning")
     assert algorithms.RERANKERS == ("quality_rerank", "rm_rerank", "best_of_n")
     assert algorithms.STAGES == ("base", "reward", "ppo", "qlearning")
+    assert algorithms.FEEDBACK_FREE_POLICIES == ("quality_rerank",)
 
 
 def test_every_stage_names_a_config_dataclass_whose_fields_all_have_defaults():
