@@ -75,7 +75,8 @@ def main() -> None:
     cli = parser.parse_args()
 
     world = make_world(cli.users if cli.train else 8)
-    from training.ml.ppo import PPOConfig, build_scorer_for, scorer_arrays, train_ppo
+    from training.ml.ppo import PPOConfig, train_ppo
+    from training.ml.slate_scorer import build_scorer_for, scorer_arrays
 
     if cli.train:
         config = PPOConfig(

@@ -6,12 +6,12 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from training.ml.algorithms import ALGORITHMS
+from training.ml.algorithms import CHOICES as ALGORITHM_CHOICES
+
 # How people read each algorithm's name: in messages, on pages and in the admin.
 ALGORITHM_NAMES = {
-    "base": "Base",
-    "reward": "Reward model",
-    "ppo": "PPO",
-    "qlearning": "Q-learning",
+    **{algorithm.name: algorithm.label for algorithm in ALGORITHMS},
     "popularity": "Popularity",
     "interleaved": "Interleaved (online comparison)",
 }
@@ -106,6 +106,7 @@ class ModelVersion(models.Model):
     kind = models.CharField(max_length=16, choices=Kind.choices)
     algorithm = models.CharField(
         max_length=16,
+        choices=ALGORITHM_CHOICES,
         help_text="base, reward, or a policy: ppo, qlearning, quality_rerank, rm_rerank or best_of_n.",
     )
     version = models.PositiveIntegerField()

@@ -11,29 +11,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from training.ml.algorithms import STAGES, algorithm
 from training.ml.overrides import settings_check
-
-STAGES = ("base", "reward", "ppo", "qlearning")  # one per algorithm
 
 
 def stage_config_class(stage: str) -> type:
-    """The config dataclass of a stage; imported here, so the web process loads the trainers'
-    modules (and scipy.linalg with them) only when a run's settings are checked."""
-    from training.ml.dqn import DQNConfig
-    from training.ml.ppo import PPOConfig
-    from training.ml.recommender import RecommenderConfig
-    from training.ml.reward_model import RewardModelConfig
-
-    classes = {
-        "base": RecommenderConfig,
-        "reward": RewardModelConfig,
-        "ppo": PPOConfig,
-        "qlearning": DQNConfig,
-    }
-    return classes[stage]
+    """The config dataclass of a stage; imported when asked for, so the web process loads the
+    trainers' modules (and scipy.linalg with them) only when a run's settings are checked."""
+    return algorithm(stage).config_class()
 
 
-STAGES_OF_KIND = {**{stage: (stage,) for stage in STAGES}, "all": ("reward", "ppo", "qlearning")}
+RLHF_STAGES = tuple(stage for stage in STAGES if algorithm(stage).kind != "recommender")
+STAGES_OF_KIND = {**{stage: (stage,) for stage in STAGES}, "all": RLHF_STAGES}
 
 
 def overrides_clean(kind: str, overrides: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:

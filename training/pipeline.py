@@ -10,20 +10,18 @@ import logging
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict
-from pathlib import Path
 
-from django.conf import settings
-
-from training.ml.artifacts import save_scorer
 from training.ml.baselines import Popularity, tune_ease
 from training.ml.data import Snapshot, Split, temporal_split
 from training.ml.evaluation import evaluate_model
+from training.ml.gate import recommender_verdict
 from training.ml.overrides import settings_apply
 from training.ml.recommender import RecommenderConfig, train_recommender
 
 from . import registry
 from .exceptions import NotEnoughData
 from .models import ModelVersion, TrainingRun
+from .publish import model_version_publish
 from .runs import RunReporter
 from .snapshots import movies_frame, ratings_frame, snapshot_summary
 from .store import models as served_models
@@ -112,19 +110,17 @@ def train_base(
             )
             active_score = active.metrics.get(PRIMARY_METRIC)
 
-    number = registry.next_version_number(algorithm="base")
-    name = f"base-v{number}-run{run.pk}"
-    save_scorer(
-        Path(settings.ARTIFACTS_DIR),
-        name,
-        result.scorer,
-        snapshot.item_ids,
-        meta={"algorithm": "base", "version": number, **result.manifest(), "metrics": metrics},
+    verdict = recommender_verdict(
+        metric=PRIMARY_METRIC,
+        candidate=metrics[PRIMARY_METRIC],
+        active=active_score,
+        has_active=active is not None,
     )
-    version = registry.model_version_register(
+    version = model_version_publish(
         algorithm="base",
-        version=number,
-        artifact=name,
+        arrays=result.scorer.export_arrays(),
+        item_ids=snapshot.item_ids,
+        manifest={**result.manifest(), "metrics": metrics},
         metrics={**metrics, **{f"baseline/{name}_ndcg@10": score for name, score in baselines.items()}},
         config=asdict(config),
         seed=config.seed,
@@ -134,25 +130,12 @@ def train_base(
             "holdout_ratings": split.test.n_ratings,
         },
         run=run,
+        verdict=verdict,
     )
-    better = active_score is None or metrics[PRIMARY_METRIC] >= active_score
-    gate = {
-        "metric": PRIMARY_METRIC,
-        "candidate": metrics[PRIMARY_METRIC],
-        "active": active_score,
-        "passed": better,
-        "reason": "no active recommender"
-        if active is None
-        else ("better than or equal to the active version" if better else "worse than the active version"),
-    }
-    version.gate = gate
-    version.save(update_fields=["gate"])
-    if better:
-        registry.model_version_activate(version=version, actor=run.created_by, note=gate["reason"])
-        reporter.log(f"Activated base v{number}")
+    if verdict.serve:
+        reporter.log(f"Activated base v{version.version}")
     else:
-        registry.model_version_reject(version=version, gate=gate)
-        reporter.log(f"Kept base v{active.version}: the candidate is {gate['reason']}")
+        reporter.log(f"Kept base v{active.version}: the candidate is {verdict.note}")
     reporter.progress(step="Recommender done", percent=end, force=True)
     return version
 

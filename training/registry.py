@@ -9,23 +9,18 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from training.ml.algorithms import BY_NAME, NAMES
+from training.ml.algorithms import SERVABLE as SERVABLE_NAMES
 from training.ml.artifacts import ArtifactError, load_artifact
-from training.ml.rerankers import RERANKER_KINDS
 
 from .exceptions import ArtifactInvalid, VersionStateError
 from .jsonsafe import json_safe
 from .models import ModelEvent, ModelVersion, ServingDecision, TrainingRun
 from .store import SERVABLE_ALGORITHMS, artifact_path, load_policy
 
-KIND_OF_ALGORITHM = {
-    "base": ModelVersion.Kind.RECOMMENDER,
-    "reward": ModelVersion.Kind.REWARD_MODEL,
-    "ppo": ModelVersion.Kind.POLICY,
-    "qlearning": ModelVersion.Kind.POLICY,
-    **{kind: ModelVersion.Kind.POLICY for kind in RERANKER_KINDS},
-}
-ALGORITHMS = tuple(KIND_OF_ALGORITHM)
-SERVABLE = tuple(a for a, kind in KIND_OF_ALGORITHM.items() if kind != ModelVersion.Kind.REWARD_MODEL)
+KIND_OF_ALGORITHM = {name: ModelVersion.Kind(row.kind) for name, row in BY_NAME.items()}
+ALGORITHMS = NAMES
+SERVABLE = SERVABLE_NAMES
 
 
 def next_version_number(*, algorithm: str) -> int:

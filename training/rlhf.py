@@ -24,23 +24,27 @@ import pandas as pd
 from django.conf import settings
 
 from feedback.models import Comparison, ListFeedback
-from training.ml.artifacts import load_artifact, write_artifact
+from training.ml.algorithms import FEEDBACK_FREE_POLICIES
+from training.ml.algorithms import algorithm as algorithm_row
+from training.ml.artifacts import load_artifact
 from training.ml.data import History
-from training.ml.dqn import DQNConfig, train_dqn
+from training.ml.dqn import DQNConfig
 from training.ml.evaluation import ndcg_difference
 from training.ml.gate import (
     CandidateEvidence,
     GateDecision,
     GateRules,
+    candidate_verdicts,
     gate_decide,
     judge_outcomes,
     replay_outcomes,
+    reward_model_verdict,
     summarise,
 )
 from training.ml.metrics import wilson_interval
 from training.ml.overrides import settings_apply
 from training.ml.policy import NumpySlatePolicy
-from training.ml.ppo import PPOConfig, train_ppo
+from training.ml.ppo import PPOConfig
 from training.ml.rerankers import (
     RERANKER_KINDS,
     BestOfN,
@@ -62,8 +66,8 @@ from training.ml.user_features import UserContext, make_user_context
 
 from . import registry
 from .exceptions import GateLeak, NotEnoughData
-from .jsonsafe import json_safe
 from .models import ModelVersion
+from .publish import model_version_gate, model_version_publish
 from .runs import RunReporter
 from .snapshots import movies_frame, ratings_frame
 from .store import POLICY_ALGORITHMS, LoadedModel
@@ -366,10 +370,6 @@ def comparison_records(rows: list[dict], base: LoadedModel) -> list[dict]:
     return records
 
 
-def _artifact_name(algorithm: str, number: int, run_id: int | None) -> str:
-    return f"{algorithm}-v{number}-run{run_id or 0}"
-
-
 # --- 3. The learner: reward model, policies, reranker baselines ---------------------------------
 
 
@@ -429,25 +429,12 @@ def stage_reward(
         )
     else:
         reporter.log("Reward model held-out accuracy: n/a (no held-out comparison with a strict choice)")
-    number = registry.next_version_number(algorithm="reward")
-    name = _artifact_name("reward", number, run.pk)
-    write_artifact(
-        Path(settings.ARTIFACTS_DIR),
-        name,
-        {**model.export_arrays(), "item_ids": base.item_ids},
-        {
-            "kind": "reward",
-            "algorithm": "reward",
-            "version": number,
-            "base_version_id": base.version_id,
-            "metrics": metrics,
-        },
-    )
     learner_raters = sorted({c["rater"] for c in train})
-    version = registry.model_version_register(
+    version = model_version_publish(
         algorithm="reward",
-        version=number,
-        artifact=name,
+        arrays=model.export_arrays(),
+        item_ids=base.item_ids,
+        manifest={"kind": "reward", "base_version_id": base.version_id, "metrics": metrics},
         metrics=metrics,
         config={**asdict(config), "base_version_id": base.version_id},
         seed=config.seed,
@@ -459,26 +446,13 @@ def stage_reward(
             "learner_raters": learner_raters,  # the gate keeps these out of its judges and users
         },
         run=run,
+        verdict=reward_model_verdict(
+            accuracy=accuracy,
+            heldout_comparisons=len(heldout),
+            min_comparisons=settings.GATE_MIN_HELDOUT_COMPARISONS,
+            min_accuracy=settings.GATE_MIN_REWARD_ACCURACY,
+        ),
     )
-    trusted = (
-        accuracy is not None
-        and len(heldout) >= settings.GATE_MIN_HELDOUT_COMPARISONS
-        and accuracy >= settings.GATE_MIN_REWARD_ACCURACY
-    )
-    report = {
-        "passed": trusted,
-        "reward_accuracy": accuracy,
-        "heldout_comparisons": len(heldout),
-        "reason": "held-out accuracy above the threshold"
-        if trusted
-        else "not enough held-out evidence or accuracy below the threshold",
-    }
-    version.gate = json_safe(report)
-    version.save(update_fields=["gate"])
-    if trusted:
-        registry.model_version_activate(version=version, actor=run.created_by, note=report["reason"])
-    else:
-        registry.model_version_reject(version=version, gate=report)
     return version, model, metrics
 
 
@@ -536,8 +510,7 @@ def stage_policy(
         )
 
     reporter.log(f"{algorithm}: {len(contexts)} learner users")
-    trainer = train_ppo if algorithm == "ppo" else train_dqn
-    result = trainer(
+    result = algorithm_row(algorithm).train(
         contexts, world.recommender, reward_model, world.item_features.matrix, config, progress=on_iteration
     )
     policy = NumpySlatePolicy.from_arrays(result.arrays, kind=algorithm)
@@ -554,25 +527,16 @@ def stage_policy(
         **{k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))},
         "gate/kl": kl,
     }
-    number = registry.next_version_number(algorithm=algorithm)
-    name = _artifact_name(algorithm, number, run.pk)
-    write_artifact(
-        Path(settings.ARTIFACTS_DIR),
-        name,
-        {**result.arrays, "item_ids": base.item_ids, "item_features": world.item_features.matrix},
-        {
+    version = model_version_publish(
+        algorithm=algorithm,
+        arrays={**result.arrays, "item_features": world.item_features.matrix},
+        item_ids=base.item_ids,
+        manifest={
             "kind": algorithm,
-            "algorithm": algorithm,
-            "version": number,
             "base_version_id": base.version_id,
             "signal_dim": int(world.item_features.signal_dim),
             "metrics": metrics,
         },
-    )
-    version = registry.model_version_register(
-        algorithm=algorithm,
-        version=number,
-        artifact=name,
         metrics=metrics,
         config={**result.config, "base_version_id": base.version_id, "reward_version_id": reward_version_id},
         seed=config.seed,
@@ -615,23 +579,19 @@ def reranker_version_register(
     arrays, meta = reranker_export(reranker)
     signal_dim = 0 if isinstance(reranker, QualityRerank) else reranker.reward_model.item_features.signal_dim
     kl = best_of_n_kl(reranker.n) if isinstance(reranker, BestOfN) else None
-    number = registry.next_version_number(algorithm=kind)
-    name = _artifact_name(kind, number, run.pk if run else None)
     manifest = {
         **meta,
-        "algorithm": kind,
-        "version": number,
         "base_version_id": base.version_id,
         "reward_version_id": reward_version.pk if reward_version else None,
         "signal_dim": int(signal_dim),
     }
-    write_artifact(Path(settings.ARTIFACTS_DIR), name, {**arrays, "item_ids": base.item_ids}, manifest)
-    version = registry.model_version_register(
+    version = model_version_publish(
         algorithm=kind,
-        version=number,
-        artifact=name,
+        arrays=arrays,
+        item_ids=base.item_ids,
+        manifest=manifest,
         metrics={} if kl is None else {"gate/kl": kl},
-        config={k: v for k, v in manifest.items() if k not in ("algorithm", "version")},
+        config=manifest,
         seed=run.seed if run else 0,
         data_snapshot=data_snapshot or {},
         run=run,
@@ -687,7 +647,7 @@ def incumbent_source(base: LoadedModel) -> tuple[SlateSource, str]:
     return SlateSource("base"), f"base v{base.version}"
 
 
-FEEDBACK_FREE = ("quality_rerank",)  # candidates that learned nothing from comparisons
+FEEDBACK_FREE = FEEDBACK_FREE_POLICIES  # candidates that learned nothing from comparisons: quality_rerank
 
 
 def credentials_on_gate_users(*, snapshot: FeedbackSnapshot, model: Any) -> Judge:
@@ -796,41 +756,24 @@ def stage_gate(
         judge_comparisons=judge.n_strict if judge else 0,
         rules=rules,
     )
-    report = decision.as_dict()
-    report["judge"] = {**report["judge"], "train_comparisons": judge.n_train if judge else 0}
-    report["users"] = {
-        **snapshot.split.describe(),
-        "gate_with_heldout_ratings": len(snapshot.heldout_relevant),
-        "gate_comparisons": len(snapshot.records("gate")),
-        "judge_comparisons": len(snapshot.records("judge")),
-    }
-    by_name = {e.name: e for e in decision.candidates}
+    verdicts = candidate_verdicts(
+        decision,
+        [candidate.name for candidate in candidates],
+        context={
+            "judge": {**decision.judge, "train_comparisons": judge.n_train if judge else 0},
+            "users": {
+                **snapshot.split.describe(),
+                "gate_with_heldout_ratings": len(snapshot.heldout_relevant),
+                "gate_comparisons": len(snapshot.records("gate")),
+                "judge_comparisons": len(snapshot.records("judge")),
+            },
+        },
+    )
     actor = reporter.run.created_by if reporter else None
     for candidate in candidates:
-        own = by_name.get(candidate.name)
-        chosen = decision.changed and decision.served == candidate.name
-        verdict = {
-            **report,
-            "candidate": candidate.name,
-            "decision": decision.reason,  # the gate's verdict; ``reason`` is this candidate's own
-            "passed": bool(own and own.passed),
-            "chosen": chosen,
-            "reason": own.reason if own else "it is the served policy",
-        }
-        if own is not None and own.passed and not chosen:
-            verdict["reason"] = f"passed, but {decision.served} has the higher judge win rate"
-        version = candidate.version
-        version.metrics = json_safe(
-            {**version.metrics, "gate/win_rate": own.judge.get("mean") if own else None}
+        model_version_gate(
+            version=candidate.version, verdict=verdicts[candidate.name], actor=actor, action="promoted"
         )
-        version.gate = json_safe(verdict)
-        version.save(update_fields=["metrics", "gate"])
-        if chosen:
-            registry.model_version_activate(
-                version=version, actor=actor, action="promoted", note=f"gate: {decision.reason}"
-            )
-        else:
-            registry.model_version_reject(version=version, gate=verdict)
     if reporter:
         reporter.log(f"Gate: {decision.reason}")
     return decision

@@ -18,8 +18,8 @@ import numpy as np
 from django.conf import settings
 from django.db.models import F
 
+from training.ml.algorithms import POLICIES, SERVABLE, algorithm
 from training.ml.artifacts import ArtifactError, load_scorer
-from training.ml.rerankers import RERANKER_KINDS
 from training.ml.scoring import Scorer
 
 from .models import ModelVersion, ServingDecision
@@ -27,8 +27,8 @@ from .policies import load_reranker, load_slate_policy
 
 logger = logging.getLogger(__name__)
 
-POLICY_ALGORITHMS = ("ppo", "qlearning", *RERANKER_KINDS)  # lists built over the base recommender
-SERVABLE_ALGORITHMS = ("base", *POLICY_ALGORITHMS)
+POLICY_ALGORITHMS = POLICIES  # lists built over the base recommender
+SERVABLE_ALGORITHMS = SERVABLE  # the base recommender and every policy
 RETRY_FAILED_AFTER = 60.0  # seconds before a refused artifact is tried again
 
 
@@ -125,12 +125,13 @@ def _reference_version(version_id: int | None) -> LoadedModel | None:
     return models.version(version) if version else None
 
 
-def load_policy(path: Path, algorithm: str) -> tuple[Scorer, np.ndarray, dict]:
-    """Load any servable artifact as a scorer over its catalogue."""
-    if algorithm in ("ppo", "qlearning"):
-        return load_slate_policy(path, algorithm, reference_version=_reference_version)
-    if algorithm in RERANKER_KINDS:
-        return load_reranker(path, algorithm, reference_version=_reference_version)
+def load_policy(path: Path, name: str) -> tuple[Scorer, np.ndarray, dict]:
+    """Load any servable artifact as a scorer over its catalogue, by its algorithm's loader."""
+    loader = algorithm(name).loader if name in SERVABLE else "scorer"
+    if loader == "slate_policy":
+        return load_slate_policy(path, name, reference_version=_reference_version)
+    if loader == "reranker":
+        return load_reranker(path, name, reference_version=_reference_version)
     return load_scorer(path)
 
 

@@ -20,6 +20,7 @@ from movies import selectors as movie_selectors
 from movies.models import Movie, Rating
 from movies.roles import is_annotator
 from movies.selectors import genre_list, watchlist_movie_ids
+from training.ml.algorithms import ALGORITHMS
 
 from . import registry
 from .forms import SteeringForm
@@ -255,7 +256,7 @@ def plot_genre_mix(request: HttpRequest) -> HttpResponse:
             rated.setdefault(rater_id, []).append(index[movie_id])
     history = [np.array(rated.get(r, []), np.int64) for r in raters]
     columns = {"users' histories": genre_shares(history, genres)}
-    for policy in ("base", "ppo", "qlearning"):
+    for policy in [a.name for a in ALGORITHMS if a.servable and a.has_stage]:  # base, ppo, qlearning
         lists = []
         for rater in raters:
             recs = recommend(rater_id=rater, policy=policy, k=10)

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from training.ml.env import NEG_INF, SlateEnv, user_state
-from training.ml.ppo import (
+from training.ml.seeding import import_tensorflow, seed_everything
+from training.ml.slate_scorer import (
     build_scorer_for,
     compiled_scorer,
     greedy_slates,
@@ -27,7 +28,6 @@ from training.ml.ppo import (
     scorer_arrays,
     split_users,
 )
-from training.ml.seeding import import_tensorflow, seed_everything
 
 
 @dataclass

@@ -226,3 +226,79 @@ def gate_decide(
     best = max(passing, key=lambda c: (c.judge["mean"], c.judge["low"]))
     reason = f"{best.name} beats {incumbent}: judge win rate {best.judge['mean']:.3f} [{best.judge['low']:.3f}, {best.judge['high']:.3f}]"
     return GateDecision(best.name, incumbent, True, reason, judge, checked)
+
+
+# --- Verdicts: what the gate says about one registered version -------------------------------------
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The gate's word on one registered version: serve it or hold it back, and why."""
+
+    serve: bool
+    report: dict[str, Any]  # stored on the version (``ModelVersion.gate``)
+    note: str = ""  # recorded with the activation when it is served
+    metrics: dict[str, Any] = field(default_factory=dict)  # added to the version's metrics
+
+
+def recommender_verdict(*, metric: str, candidate: float, active: float | None, has_active: bool) -> Verdict:
+    """A recommender is served when none is active, or when it scores at least the active one on
+    ``metric`` (``active`` is None when the active one's score is unknown: the candidate is served)."""
+    better = active is None or candidate >= active
+    if not has_active:
+        reason = "no active recommender"
+    else:
+        reason = "better than or equal to the active version" if better else "worse than the active version"
+    report = {"metric": metric, "candidate": candidate, "active": active, "passed": better, "reason": reason}
+    return Verdict(better, report, reason)
+
+
+def reward_model_verdict(
+    *, accuracy: float | None, heldout_comparisons: int, min_comparisons: int, min_accuracy: float
+) -> Verdict:
+    """A reward model is served (what the next policies train against) when its held-out accuracy is
+    at least ``min_accuracy`` on at least ``min_comparisons`` held-out comparisons."""
+    trusted = accuracy is not None and heldout_comparisons >= min_comparisons and accuracy >= min_accuracy
+    reason = (
+        "held-out accuracy above the threshold"
+        if trusted
+        else "not enough held-out evidence or accuracy below the threshold"
+    )
+    report = {
+        "passed": trusted,
+        "reward_accuracy": accuracy,
+        "heldout_comparisons": heldout_comparisons,
+        "reason": reason,
+    }
+    return Verdict(trusted, report, reason)
+
+
+def candidate_verdicts(
+    decision: GateDecision, names: Sequence[str], context: Mapping[str, Any] | None = None
+) -> dict[str, Verdict]:
+    """Each candidate's verdict from ``gate_decide``'s decision: the full report (with ``context``
+    added), the gate's verdict as ``decision`` and the candidate's own ``reason``; only the chosen
+    one is served."""
+    report = {**decision.as_dict(), **(context or {})}
+    by_name = {evidence.name: evidence for evidence in decision.candidates}
+    verdicts = {}
+    for name in names:
+        own = by_name.get(name)
+        chosen = decision.changed and decision.served == name
+        reason = own.reason if own else "it is the served policy"
+        if own is not None and own.passed and not chosen:
+            reason = f"passed, but {decision.served} has the higher judge win rate"
+        verdicts[name] = Verdict(
+            serve=chosen,
+            report={
+                **report,
+                "candidate": name,
+                "decision": decision.reason,  # the gate's verdict; ``reason`` is this candidate's own
+                "passed": bool(own and own.passed),
+                "chosen": chosen,
+                "reason": reason,
+            },
+            note=f"gate: {decision.reason}",
+            metrics={"gate/win_rate": own.judge.get("mean") if own else None},
+        )
+    return verdicts

@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from training.ml.algorithms import SLATE_POLICIES
 from training.ml.env import NEG_INF, candidate_set, user_state
 
-KINDS = ("ppo", "qlearning")
+KINDS = SLATE_POLICIES  # ppo, qlearning
 
 
 def relu(x: np.ndarray) -> np.ndarray:
@@ -38,7 +39,7 @@ class _Episode:
 
 
 class NumpySlatePolicy:
-    """The slate scorer of `training.ml.ppo.make_slate_scorer`, evaluated with NumPy.
+    """The slate scorer of `training.ml.slate_scorer.make_slate_scorer`, evaluated with NumPy.
 
     `kind="ppo"`: outputs are policy logits (the reference term included). `kind="qlearning"`: outputs
     are Q-values; sampling then uses a Boltzmann policy softmax(Q / temperature).

@@ -24,9 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from training.ml.algorithms import RERANKERS
 from training.ml.env import ReferenceRecommender, RewardModel
 
-RERANKER_KINDS = ("quality_rerank", "rm_rerank", "best_of_n")
+RERANKER_KINDS = RERANKERS
 
 
 def zscore(values: np.ndarray) -> np.ndarray:

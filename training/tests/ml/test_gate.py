@@ -7,9 +7,12 @@ import numpy as np
 from training.ml.gate import (
     CandidateEvidence,
     GateRules,
+    candidate_verdicts,
     gate_decide,
     judge_outcomes,
+    recommender_verdict,
     replay_outcomes,
+    reward_model_verdict,
     side,
     summarise,
 )
@@ -90,3 +93,63 @@ def test_a_feedback_free_candidate_may_be_judged_by_its_own_trusted_judge() -> N
     decision = decide(own, learned, accuracy=0.5)  # the shared independent judge is at chance
     assert decision.served == "quality_rerank"
     assert not learned.passed and "not trusted" in learned.reason
+
+
+def test_a_recommender_is_served_when_none_is_active_or_it_scores_at_least_the_active_one() -> None:
+    first = recommender_verdict(metric="ndcg@10", candidate=0.2, active=None, has_active=False)
+    assert first.serve and first.note == "no active recommender" and first.report["passed"]
+    tie = recommender_verdict(metric="ndcg@10", candidate=0.2, active=0.2, has_active=True)
+    assert tie.serve and tie.report["reason"] == "better than or equal to the active version"
+    worse = recommender_verdict(metric="ndcg@10", candidate=0.19, active=0.2, has_active=True)
+    assert not worse.serve and worse.report == {
+        "metric": "ndcg@10",
+        "candidate": 0.19,
+        "active": 0.2,
+        "passed": False,
+        "reason": "worse than the active version",
+    }
+
+
+def test_a_reward_model_is_served_only_on_enough_held_out_comparisons_above_the_threshold() -> None:
+    def verdict(accuracy, n):
+        return reward_model_verdict(
+            accuracy=accuracy, heldout_comparisons=n, min_comparisons=20, min_accuracy=0.6
+        )
+
+    assert verdict(0.7, 20).serve and verdict(0.7, 20).note == "held-out accuracy above the threshold"
+    assert not verdict(0.7, 19).serve
+    assert not verdict(0.59, 200).serve
+    assert not verdict(None, 200).serve
+    assert verdict(0.5, 30).report == {
+        "passed": False,
+        "reward_accuracy": 0.5,
+        "heldout_comparisons": 30,
+        "reason": "not enough held-out evidence or accuracy below the threshold",
+    }
+
+
+def test_only_the_chosen_candidate_is_served_and_a_passed_runner_up_says_why_not() -> None:
+    decision = decide(
+        evidence("quality_rerank", 0.62), evidence("ppo", 0.75, kl=3.0), evidence("qlearning", 0.4)
+    )
+    verdicts = candidate_verdicts(
+        decision, ["quality_rerank", "ppo", "qlearning"], context={"users": {"gate": 9}}
+    )
+    assert [name for name, v in verdicts.items() if v.serve] == ["ppo"]
+    assert verdicts["quality_rerank"].report["reason"] == "passed, but ppo has the higher judge win rate"
+    assert verdicts["quality_rerank"].report["passed"] and not verdicts["quality_rerank"].report["chosen"]
+    assert (
+        not verdicts["qlearning"].report["passed"]
+        and "does not clear 0.5" in verdicts["qlearning"].report["reason"]
+    )
+    for name, verdict in verdicts.items():
+        assert verdict.report["candidate"] == name and verdict.report["users"] == {"gate": 9}
+        assert verdict.report["decision"] == decision.reason and verdict.note == f"gate: {decision.reason}"
+    assert verdicts["ppo"].metrics == {"gate/win_rate": 0.75}
+
+
+def test_a_candidate_that_is_the_served_policy_is_held_back_as_such() -> None:
+    decision = decide(evidence("ppo", 0.75, kl=3.0))
+    verdict = candidate_verdicts(decision, ["recommender"])["recommender"]
+    assert not verdict.serve and verdict.report["reason"] == "it is the served policy"
+    assert verdict.metrics == {"gate/win_rate": None}

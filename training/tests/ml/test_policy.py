@@ -9,8 +9,8 @@ import pytest
 
 from training.ml.env import SlateEnv
 from training.ml.policy import NumpySlatePolicy
-from training.ml.ppo import build_scorer_for, compiled_scorer, greedy_slates, scorer_arrays
 from training.ml.seeding import import_tensorflow
+from training.ml.slate_scorer import build_scorer_for, compiled_scorer, greedy_slates, scorer_arrays
 from training.tests.ml.test_env import make_problem
 
 N_CANDIDATES, SLATE_SIZE = 30, 6
