@@ -66,7 +66,7 @@ from training.ml.user_features import UserContext, make_user_context
 
 from . import registry
 from .exceptions import GateLeak, NotEnoughData
-from .models import ModelVersion
+from .models import ModelEvent, ModelVersion
 from .publish import model_version_gate, model_version_publish
 from .runs import RunReporter
 from .snapshots import movies_frame, ratings_frame
@@ -771,8 +771,13 @@ def stage_gate(
     )
     actor = reporter.run.created_by if reporter else None
     for candidate in candidates:
+        # "activated": what the gate chooses is what users get (a ServingDecision), not only the
+        # active version of its algorithm; a person's promotion is the other way in.
         model_version_gate(
-            version=candidate.version, verdict=verdicts[candidate.name], actor=actor, action="promoted"
+            version=candidate.version,
+            verdict=verdicts[candidate.name],
+            actor=actor,
+            action=ModelEvent.Action.ACTIVATED,
         )
     if reporter:
         reporter.log(f"Gate: {decision.reason}")

@@ -10,7 +10,7 @@ from movies.models import Rater
 from training import registry
 from training.exceptions import GateLeak
 from training.ml.rlhf import SlateSource
-from training.models import ModelVersion
+from training.models import ModelVersion, ServingDecision
 from training.rlhf import (
     Candidate,
     FeedbackSnapshot,
@@ -197,6 +197,8 @@ def test_the_gate_serves_the_better_of_two_planted_candidates_that_beat_the_serv
     weaker.version.refresh_from_db()
     assert best.version.status == ModelVersion.Status.ACTIVE
     assert weaker.version.status == ModelVersion.Status.CANDIDATE
+    served = registry.served_decision()  # what the gate chose is what users get, not only active
+    assert (served.version, served.action) == (best.version, ServingDecision.Action.ACTIVATED)
     assert (
         weaker.version.gate["passed"] and "ppo has the higher judge win rate" in weaker.version.gate["reason"]
     )
