@@ -12,7 +12,7 @@ $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: requirements.txt $(BIN)/activate
+$(VENV)/.installed: requirements.txt requirements-web.txt $(BIN)/activate
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
