@@ -2,8 +2,9 @@
 # and `training` (the training queue's worker: the web image's packages plus TensorFlow).
 # docker-compose.yml builds both; scripts/docker_smoke.sh builds, runs and checks them.
 #
-# The base is python:3.11-slim-bookworm pinned by digest: the tag as published in August 2026;
-# refresh it with `docker buildx imagetools inspect python:3.11-slim-bookworm`. --build-arg
+# The base is python:3.11-slim-bookworm pinned by digest: the tag's digest as a public record of
+# August 2026 gives it, never pulled here (our machines reach no image registry). Check or refresh
+# it with `docker buildx imagetools inspect python:3.11-slim-bookworm`. --build-arg
 # BASE_IMAGE replaces it with any Debian bookworm image that has python3 and python3-venv: where no
 # registry is reachable, scripts/docker_smoke.sh passes one it makes with debootstrap. (Empty, as
 # docker-compose 1.x passes it when unset, means the default.)
