@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 PORT ?= 8000
 
-.PHONY: demo serve install install-dev test test-fast lint format migrate import worker training-worker beat bench browser-deps notebooks clean
+.PHONY: demo serve install install-dev test test-fast lint format migrate import worker training-worker beat bench browser-deps notebooks docker-smoke clean
 
 $(BIN)/activate:
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 1; }
@@ -75,6 +75,10 @@ format: install-dev
 bench: install-dev
 	$(PY) bench/bench_import.py
 	$(PY) bench/bench_scoring.py
+
+## docker-smoke: build the images, run the whole stack, train through it, check it over HTTP, remove it.
+docker-smoke:
+	bash scripts/docker_smoke.sh
 
 clean:
 	rm -rf var/ .pytest_cache
