@@ -81,6 +81,8 @@ class RewardModelConfig:
     validation_fraction: float = 0.2  # share of comparisons held out for eval/accuracy and eval/margin
     threads: int = 2  # TensorFlow intra-op threads (the machines are small and shared)
     set_features: bool = False  # add learned weights on list-level terms (needs list attributes)
+    set_weight_scale: float = 30.0  # set weights = scale * trained variable: Adam moves each variable
+    # by about learning_rate per step, and these weights' natural size is ~10 (term / annotator temperature)
 
 
 @dataclass
@@ -512,8 +514,8 @@ def build_keras_reward_model(
                 self.set_decade = self._constant("set_decade", decade_hot)
                 self.set_franchise = self._constant("set_franchise", attributes.franchise.astype(np.float32))
                 self.set_genre_key = self._constant("set_genre_key", attributes.genre_key.astype(np.float32))
-                self.set_weights = self.add_weight(
-                    shape=(len(SET_TERMS),), initializer="zeros", name="set_weights"
+                self.set_weights_raw = self.add_weight(
+                    shape=(len(SET_TERMS),), initializer="zeros", name="set_weights_raw"
                 )
             gain_raw = float(np.log(np.expm1(config.signal_gain_init)))  # softplus^-1
             self.signal_gain_raw = self.add_weight(
@@ -560,7 +562,8 @@ def build_keras_reward_model(
             weights = weights / ops.maximum(ops.sum(weights, axis=1, keepdims=True), 1e-12)
             scores = ops.sum(rewards * weights, axis=1)
             if self.set_features:
-                scores = scores + ops.sum(self.set_terms(items, rewards) * self.set_weights, axis=-1)
+                weights = config.set_weight_scale * self.set_weights_raw
+                scores = scores + ops.sum(self.set_terms(items, rewards) * weights, axis=-1)
             return scores
 
         def set_terms(self, items: Any, rewards: Any) -> Any:
@@ -614,7 +617,8 @@ def build_keras_reward_model(
             arrays["signal/gain_raw"] = np.asarray(self.signal_gain_raw.numpy(), np.float32)
             if self.set_features:
                 arrays |= list_attributes.to_arrays()
-                arrays["set/weights"] = np.asarray(self.set_weights.numpy(), np.float32)
+                raw = np.asarray(self.set_weights_raw.numpy(), np.float32)
+                arrays["set/weights"] = (config.set_weight_scale * raw).astype(np.float32)
             arrays["meta/format_version"] = np.asarray(FORMAT_VERSION, np.int64)
             arrays["meta/config_json"] = np.asarray(json.dumps(asdict(config)))
             return arrays

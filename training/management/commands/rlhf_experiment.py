@@ -75,6 +75,13 @@ class Command(BaseCommand):
             help="'user': each user's ratings cut by time (default); 'global': one cut-off date for all users.",
         )
         parser.add_argument(
+            "--population",
+            choices=("taste", "norms"),
+            default=DEFAULTS.population,
+            help="'taste': annotators judge a list by per-movie utility (default); 'norms': plus list-level "
+            "norms (repeats, variety, a quality floor) at per-annotator strengths (docs/experiment.md).",
+        )
+        parser.add_argument(
             "--annotators",
             type=int,
             default=None,
@@ -142,6 +149,7 @@ class Command(BaseCommand):
             comparisons_per_round=options["comparisons_per_round"],
             seed=seeds[0],
             split=options["split"],
+            population=options["population"],
         )
         if options["annotators"] is not None:
             config = replace(config, annotators=options["annotators"])
