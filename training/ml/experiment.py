@@ -63,12 +63,15 @@ from training.ml.gate import (
 )
 from training.ml.metrics import bootstrap_mean, ndcg_at_k, recall_at_k
 from training.ml.norms import (
+    NORM_TERMS,
     POPULATIONS,
     ListAttributes,
     ListNorms,
     NormsConfig,
     NormsJudge,
+    label_coefficients,
     mean_norms,
+    norm_terms,
     population_norms,
 )
 from training.ml.policy import NumpySlatePolicy
@@ -927,6 +930,31 @@ class ClosedLoop:
             judge=self.feedback_judge,
         )
 
+    def label_coefficients(self) -> dict[str, float] | None:
+        """What the strict labels of the training users say each term of the norms utility is worth.
+
+        A logistic regression of the labels on the first-minus-second differences of the feedback
+        oracle's taste quality and of the ``NORM_TERMS`` (floor gap at the population's floor): the
+        yardstick the reward model's learned set weights are compared with. None for ``taste``.
+        """
+        if self.judge_norms is None:
+            return None
+        oracle, attributes, floor = self.feedback_oracle, self.list_attributes, self.judge_norms.floor
+        deltas, labels = [], []
+        for user, comparison in zip(self.log.users, self.log.comparisons, strict=True):
+            if user not in self.reward_users or comparison.outcome not in ("a", "b"):
+                continue
+            utility = oracle.utility(user)
+            first = norm_terms(attributes, comparison.slate_a, utility, floor)
+            second = norm_terms(attributes, comparison.slate_b, utility, floor)
+            taste = oracle.quality(user, comparison.slate_a) - oracle.quality(user, comparison.slate_b)
+            deltas.append(np.append(taste, first - second))
+            labels.append(comparison.outcome == "a")
+        if not labels:
+            return None
+        weights = label_coefficients(np.array(deltas), np.array(labels))
+        return dict(zip(("taste", *NORM_TERMS), weights.tolist(), strict=True))
+
     def retrain_reward_model(self) -> tuple[dict[str, Any], float]:
         """Reward model from scratch on every comparison of non-held-out users; (metrics, seconds)."""
         contexts = self.refresh_contexts()
@@ -940,6 +968,9 @@ class ClosedLoop:
             self.config,
             self.list_attributes if self.config.reward.set_features else None,
         )
+        coefficients = self.label_coefficients()
+        if coefficients is not None:
+            metrics["label_coefficients"] = coefficients
         self.reward_model = model
         self.reward_metrics = metrics
         return metrics, seconds
@@ -1766,6 +1797,11 @@ def aggregate_seeds(reports: Sequence[ExperimentReport]) -> dict[str, Any]:
         for term in SET_TERMS
         if all("set_weights" in f["reward_model"] for f in finals)
     }
+    coefficients = {
+        term: seed_interval([f["reward_model"]["label_coefficients"][term] for f in finals])
+        for term in ("taste", *NORM_TERMS)
+        if all("label_coefficients" in f["reward_model"] for f in finals)
+    }
     agreement = {
         key: seed_interval([r.data["annotator_agreement"][key] for r in reports])
         for key in ("strict_agreement", "cohen_kappa")
@@ -1784,6 +1820,7 @@ def aggregate_seeds(reports: Sequence[ExperimentReport]) -> dict[str, Any]:
         "targets": targets,
         "reward_model": reward,
         "set_weights": set_weights,
+        "label_coefficients": coefficients,
         "annotator_agreement": agreement,
         "served": served,
         "settings": {

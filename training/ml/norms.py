@@ -245,3 +245,28 @@ class NormsJudge:
         return self.oracle.taste_quality(user, slate) + self.norms.value(
             slate, self.oracle.taste_utility(user)
         )
+
+
+def label_coefficients(
+    deltas: np.ndarray, chose_first: np.ndarray, l2: float = 1e-3, iterations: int = 50
+) -> np.ndarray:
+    """float64 [f]: logistic-regression weights (no intercept) of ``P(first chosen)`` on ``deltas``.
+
+    ``deltas`` [n, f] are first-minus-second differences of the features the annotators' utility is
+    made of (taste quality and ``NORM_TERMS``), ``chose_first`` [n] the strict labels. Fitted on
+    the labels, these are the sizes the terms have *in the labels*, in the Bradley-Terry units a
+    reward model learns (1 / temperature times the strength, shrunk by the annotators' noise and
+    disagreement): what a reward model with exactly these features would find. Newton steps.
+    """
+    x = np.asarray(deltas, np.float64)
+    y = np.asarray(chose_first, np.float64)
+    w = np.zeros(x.shape[1])
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-(x @ w)))
+        gradient = x.T @ (p - y) + l2 * w
+        hessian = (x * (p * (1 - p))[:, None]).T @ x + l2 * np.eye(x.shape[1])
+        step = np.linalg.solve(hessian, gradient)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w

@@ -21,6 +21,7 @@ from training.ml.norms import (
     NormsJudge,
     content_terms_batch,
     franchise_ids,
+    label_coefficients,
     mean_norms,
     norm_terms,
     population_norms,
@@ -182,3 +183,10 @@ def test_the_numpy_set_aware_score_equals_the_keras_model(world, set_model) -> N
     ).numpy()
     assert np.allclose(numpy_model.list_scores(ctx, slates), keras_scores, atol=1e-4)
     assert numpy_model.list_score(ctx, slates[0]) == pytest.approx(float(keras_scores[0]), abs=1e-4)
+
+
+def test_label_coefficients_recover_a_planted_logistic_model() -> None:
+    rng = np.random.default_rng(0)
+    deltas = rng.normal(size=(4000, 2))
+    chose_first = rng.random(4000) < 1 / (1 + np.exp(-(deltas @ np.array([2.0, -1.0]))))
+    assert np.allclose(label_coefficients(deltas, chose_first), [2.0, -1.0], atol=0.2)
