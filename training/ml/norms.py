@@ -109,13 +109,28 @@ class ListAttributes:
         cls, features: ItemFeatures, titles: Sequence[str] | None = None, min_shared_genres: int = 2
     ) -> ListAttributes:
         """Genres and decades from ``features``; franchises from ``titles`` (none when omitted)."""
-        named = [j for j, g in enumerate(features.genres) if g != NO_GENRE]
         years = features.year_z.astype(np.float64) * features.year_std + features.year_mean
+        return cls.from_catalogue(features.genre_multi_hot, features.genres, years, titles, min_shared_genres)
+
+    @classmethod
+    def from_catalogue(
+        cls,
+        genre_matrix: np.ndarray,
+        genres: Sequence[str],
+        years: np.ndarray,
+        titles: Sequence[str] | None = None,
+        min_shared_genres: int = 2,
+    ) -> ListAttributes:
+        """From a [n_items, len(genres)] multi-hot, release years (nan: the mean year) and titles."""
+        named = [j for j, g in enumerate(genres) if g != NO_GENRE]
+        years = np.asarray(years, np.float64)
+        years = np.where(np.isfinite(years), years, np.nanmean(years) if np.isfinite(years).any() else 2000.0)
         decades = np.floor(np.round(years) / 10.0).astype(np.int64)
-        franchise = franchise_ids(titles) if titles is not None else np.full(features.n_items, -1)
+        n_items = len(years)
+        franchise = franchise_ids(titles) if titles is not None else np.full(n_items, -1)
         return cls(
-            genre=features.genre_multi_hot[:, named],
-            decade=decades - decades.min(),
+            genre=np.asarray(genre_matrix)[:, named],
+            decade=decades - decades.min() if n_items else decades,
             franchise=franchise,
             min_shared_genres=min_shared_genres,
         )
