@@ -1269,6 +1269,23 @@ class ClosedLoop:
                 },
                 "quality_difference": {},
                 "win_rate": {},
+                # The learner's reward model's mean list score minus the recommender's: how far each
+                # policy climbed the proxy it was (or was not) optimised against.
+                "proxy_difference": {
+                    name: float(
+                        np.mean(
+                            [
+                                self.reward_model.list_score(contexts[u], lists[u])
+                                - self.reward_model.list_score(
+                                    contexts[u], validation_lists["recommender"][u]
+                                )
+                                for u in self.validation_users
+                            ]
+                        )
+                    )
+                    for name, lists in validation_lists.items()
+                    if name != "recommender" and self.reward_model is not None
+                },
             },
         }
         test_judge = SimulatedAnnotator(
@@ -1878,6 +1895,27 @@ def targets_table(summary: dict[str, Any]) -> str:
         "Served after the loop (seeds): "
         + ", ".join(f"{k} {v}" for k, v in sorted(summary["served"].items())),
     ]
+    if summary.get("annotator_agreement"):
+        agreement = summary["annotator_agreement"]
+        lines += [
+            "",
+            f"Annotators' strict agreement on the same pairs: {_seed_cell(agreement['strict_agreement'], '.3f')}, "
+            f"Cohen's kappa {_seed_cell(agreement['cohen_kappa'], '.3f')}.",
+        ]
+    if summary.get("set_weights"):
+        coefficients = summary.get("label_coefficients") or {}
+        lines += [
+            "",
+            "| list-level term | reward model's weight | the labels' own weight (logistic fit) |",
+            "|---|---|---|",
+        ]
+        for term, weight in summary["set_weights"].items():
+            label = coefficients.get("floor_gap" if term == "worst_item" else term)
+            lines.append(f"| {term} | {_seed_cell(weight, '+.2f')} | {_seed_cell(label, '+.2f')} |")
+        if "taste" in coefficients:
+            lines.append(
+                f"| (taste quality) | (item rewards) | {_seed_cell(coefficients['taste'], '+.2f')} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -1892,8 +1930,9 @@ def write_summary(
         summary["command"] = command
     paths = {"summary": out / "summary.json", "table": out / "summary.md"}
     paths["summary"].write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
+    population = "" if summary["population"] == "taste" else f", {summary['population']} population"
     paths["table"].write_text(
-        f"## {len(reports)} seeds, {summary['split']} split, round {summary['rounds']} "
+        f"## {len(reports)} seeds, {summary['split']} split{population}, round {summary['rounds']} "
         f"({summary['comparisons']} comparisons)\n\n" + summary_table(summary) + "\n" + targets_table(summary)
     )
     return paths
