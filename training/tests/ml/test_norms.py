@@ -190,3 +190,17 @@ def test_label_coefficients_recover_a_planted_logistic_model() -> None:
     deltas = rng.normal(size=(4000, 2))
     chose_first = rng.random(4000) < 1 / (1 + np.exp(-(deltas @ np.array([2.0, -1.0]))))
     assert np.allclose(label_coefficients(deltas, chose_first), [2.0, -1.0], atol=0.2)
+
+
+def test_a_set_aware_model_is_served_from_its_artifact_with_numpy_only(world, set_model, tmp_path) -> None:
+    from training.ml.artifacts import load_artifact, write_artifact
+    from training.ml.rerankers import RewardRerank, reranker_export, reranker_from_export
+
+    _, _, contexts, comparisons, _ = world
+    arrays, meta = reranker_export(RewardRerank(set_model.numpy_model(), 0.5, 20))
+    assert {"reward/set/weights", "reward/set/franchise", "reward/set/decade"} <= set(arrays)
+    loaded_arrays, loaded_meta = load_artifact(write_artifact(tmp_path, "rm", arrays, meta))
+    served = reranker_from_export(loaded_arrays, loaded_meta).reward_model
+    slates = np.array([c.slate_a for c in comparisons[:5]])
+    expected = set_model.numpy_model().list_scores(contexts["u0"], slates)
+    assert np.allclose(served.list_scores(contexts["u0"], slates), expected)
