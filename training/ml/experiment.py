@@ -1794,6 +1794,13 @@ def aggregate_seeds(reports: Sequence[ExperimentReport]) -> dict[str, Any]:
             },
         },
     }
+    if "rm_greedy" in policies:  # the set-aware construction against the no-feedback baselines
+        for baseline in ("quality_rerank", "mmr"):
+            if baseline in policies:
+                targets[f"rm_greedy_minus_{baseline}"] = {
+                    "ndcg@10": paired("ndcg@10_difference", "rm_greedy", baseline),
+                    "quality": paired("quality_difference", "rm_greedy", baseline),
+                }
     if "ppo" in policies:
         for other in ("rm_rerank", "best_of_n", "rm_greedy"):
             if other in policies:
