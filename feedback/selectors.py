@@ -19,8 +19,8 @@ from django.utils import timezone
 from movies.models import Genre, Movie, Rater, Rating
 from movies.roles import ANNOTATORS_GROUP
 from recsys_site.cache import cache_get, cache_set
+from training.ml.agreement import cohen_kappa, krippendorff_alpha_nominal, percent_agreement
 
-from .agreement import cohen_kappa, krippendorff_alpha_nominal, percent_agreement
 from .exceptions import NotAssigned
 from .models import AnnotatorStatus, Comparison, ComparisonTask, ItemFeedback, TaskAssignment
 

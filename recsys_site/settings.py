@@ -328,9 +328,11 @@ FOR_YOU_EXPLORE_TEMPERATURE = env_float("FOR_YOU_EXPLORE_TEMPERATURE", 0.5)
 OPE_MIN_LISTS = env_int("OPE_MIN_LISTS", 200)  # explored lists an off-policy estimate needs to be relied on
 IMPRESSIONS_KEEP_DAYS = env_int("IMPRESSIONS_KEEP_DAYS", 90)  # shown lists older than this are deleted daily
 INTERLEAVING_SHARE = env_float("INTERLEAVING_SHARE", 0.5)  # users who see an online comparison's list
-# A thumb on a recommended movie counts in the user's profile at once, as this rating would.
+# A reaction to a recommended movie counts in the user's profile at once, as this rating would
+# (the item-feedback experiment's settings, training.ml.item_feedback.ItemFeedbackConfig).
 THUMB_UP_RATING = env_float("THUMB_UP_RATING", 4.5)
-THUMB_DOWN_RATING = env_float("THUMB_DOWN_RATING", 1.5)
+THUMB_DOWN_RATING = env_float("THUMB_DOWN_RATING", 2.0)
+NOT_INTERESTED_RATING = env_float("NOT_INTERESTED_RATING", 1.5)  # and the movie never comes back
 RETRAIN_MIN_NEW_RATINGS = env_int("RETRAIN_MIN_NEW_RATINGS", 500)  # newer than the recommender's data
 ANNOTATOR_DAILY_TARGET = env_int("ANNOTATOR_DAILY_TARGET", 40)  # judgments a day the progress bar aims at
 COMPARISON_UNDO_SECONDS = env_int("COMPARISON_UNDO_SECONDS", 60)  # how long an annotator may take one back

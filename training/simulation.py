@@ -10,10 +10,12 @@ import pandas as pd
 
 from feedback.services import comparison_record_simulated, comparison_task_create
 from movies.models import Movie, Rater
+from training.ml.norms import ListAttributes, NormsConfig, population_norms
 from training.ml.simulator import OracleTaste, make_annotators
 from training.ml.user_features import GENRES, canonical_genre
 
 CHOICE_OF_OUTCOME = {"a": "left", "b": "right", "tie": "tie", "both_bad": "both_bad"}
+NORMS_DEVIATION = 0.2  # the norms population's personal deviation (ExperimentConfig.norms_deviation)
 
 
 class OracleFileError(Exception):
@@ -57,11 +59,16 @@ def simulate_feedback(
     seed: int = 0,
     k: int = 10,
     progress: Callable[[int, int], None] | None = None,
+    population: str = "taste",
+    noise: float | None = None,
 ) -> dict:
     """Create ``comparisons`` simulated tasks and judgments; returns counts by choice.
 
     The annotators' taste is the oracle file: for a dataset user of the database, a list's quality
     is its position-discounted oracle utility, and the choice follows Bradley-Terry with temperature.
+    ``population="norms"`` adds list-level norms at per-annotator strengths (``training.ml.norms``);
+    ``noise`` is each annotator's personal deviation from the oracle (default 0 for ``taste``, the
+    calibrated ``ExperimentConfig.norms_deviation`` for ``norms``).
     """
     oracle_ratings = read_oracle_ratings(oracle_path)
     raters = dict(
@@ -79,7 +86,23 @@ def simulate_feedback(
         if canonical is not None:
             genre_matrix[item_index[movie_id], GENRES.index(canonical)] = 1.0
     oracle = OracleTaste(oracle_ratings, len(movie_ids), genre_matrix=genre_matrix, item_index=item_index)
-    judges = make_annotators(oracle, annotators, temperature=temperature, seed=seed)
+    norms = None
+    if population == "norms":
+        catalogue = dict(Movie.objects.values_list("id", "title"))
+        years = dict(Movie.objects.values_list("id", "year"))
+        attributes = ListAttributes.from_catalogue(
+            genre_matrix,
+            GENRES,
+            np.array([np.nan if years[m] is None else float(years[m]) for m in movie_ids.tolist()]),
+            [catalogue[m] for m in movie_ids.tolist()],
+        )
+        norms = population_norms(attributes, NormsConfig(), annotators, seed)
+        noise = NORMS_DEVIATION if noise is None else noise
+    elif population != "taste":
+        raise ValueError(f"unknown population {population!r}: 'taste' or 'norms'")
+    judges = make_annotators(
+        oracle, annotators, temperature=temperature, seed=seed, noise=noise or 0.0, norms=norms
+    )
     users = sorted(set(oracle.users) & set(raters))
     rng = np.random.default_rng(seed)
     counts: dict[str, int] = {}

@@ -107,3 +107,14 @@ def test_the_signal_a_movie_answers_is_named_else_the_comments_are(catalogue):
     ]
     assert signal_reason(aliens, said) == "Moved up by what you said: “eighties films”"
     assert signal_reason(aliens, said[1:]) == "Moved up by your comments on earlier lists"
+
+
+def test_reactions_count_as_the_item_feedback_experiment_measured_them(settings):
+    from training.ml.item_feedback import ItemFeedbackConfig
+
+    measured = ItemFeedbackConfig()
+    assert (
+        measured.like_rating,
+        measured.dislike_rating,
+        measured.not_interested_rating,
+    ) == (settings.THUMB_UP_RATING, settings.THUMB_DOWN_RATING, settings.NOT_INTERESTED_RATING)

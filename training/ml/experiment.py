@@ -62,11 +62,32 @@ from training.ml.gate import (
     summarise,
 )
 from training.ml.metrics import bootstrap_mean, ndcg_at_k, recall_at_k
+from training.ml.norms import (
+    NORM_TERMS,
+    POPULATIONS,
+    ListAttributes,
+    ListNorms,
+    NormsConfig,
+    NormsJudge,
+    label_coefficients,
+    mean_norms,
+    norm_terms,
+    population_norms,
+)
 from training.ml.policy import NumpySlatePolicy
 from training.ml.ppo import PPOConfig, train_ppo
 from training.ml.recommender import RecommenderConfig, train_recommender
-from training.ml.rerankers import BestOfN, QualityRerank, RewardRerank, best_of_n_kl, shrunk_mean_ratings
+from training.ml.rerankers import (
+    BestOfN,
+    MMRRerank,
+    QualityRerank,
+    RewardGreedy,
+    RewardRerank,
+    best_of_n_kl,
+    shrunk_mean_ratings,
+)
 from training.ml.reward_model import (
+    SET_TERMS,
     Comparison,
     NumpyRewardModel,
     RewardModelConfig,
@@ -112,6 +133,10 @@ class ExperimentConfig:
     annotators: int = 3  # simulated annotators sharing the work (they differ by seed and deviation)
     temperature: float = 0.04  # annotators' Bradley-Terry temperature on oracle quality (--noise)
     annotator_deviation: float = 0.0  # std of each annotator's fixed personal deviation from the oracle
+    population: str = "taste"  # "taste": lists judged by per-movie utility; "norms": plus list-level norms
+    norms: NormsConfig = field(default_factory=NormsConfig)  # the norms population's terms and spread
+    norms_deviation: float = 0.2  # annotator_deviation of the norms population (strict agreement ~70%)
+    agreement_pairs: int = 500  # recommender-sampled pairs every two annotators judge (agreement)
     train_fraction: float = 0.6  # share of each user's oldest ratings in the train period (at least)
     feedback_fraction: float = 0.2  # share of the next ratings in the feedback period; the rest is test
     min_ratings: int = 10  # users with fewer ratings stay entirely in the train period
@@ -138,6 +163,8 @@ class ExperimentConfig:
     )  # quality_rerank's a, chosen on validation
     reward_weights: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.0)  # rm_rerank's b, chosen on validation
     best_of_n: tuple[int, ...] = (4, 8, 16, 32, 64)  # best_of_n's n, chosen on validation
+    mmr_weights: tuple[float, ...] = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)  # mmr's lambda, chosen on validation
+    greedy_weights: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)  # rm_greedy's b, chosen on validation
     max_ndcg_loss: float = 0.003  # a baseline's setting may cost at most this validation NDCG@10
     pseudo_ratings: float = 5.0  # shrinkage of quality_rerank's mean ratings
     mean_rating_feature: bool = True  # the reward model and policies see each movie's shrunk mean rating
@@ -166,12 +193,15 @@ def seeded(config: ExperimentConfig) -> ExperimentConfig:
     """The config with every model seeded from ``config.seed`` (one seed defines the whole run).
 
     Recommender and reward model get ``seed``, PPO and Q-learning ``seed + 1`` (as the product
-    pipeline seeds them).
+    pipeline seeds them). The ``norms`` population gets the set-aware reward model.
     """
+    if config.population not in POPULATIONS:
+        raise ValueError(f"unknown population {config.population!r}: one of {POPULATIONS}")
+    set_features = config.reward.set_features or config.population == "norms"
     return replace(
         config,
         recommender=replace(config.recommender, seed=config.seed),
-        reward=replace(config.reward, seed=config.seed),
+        reward=replace(config.reward, seed=config.seed, set_features=set_features),
         ppo=replace(config.ppo, seed=config.seed + 1),
         dqn=replace(config.dqn, seed=config.seed + 1),
     )
@@ -369,6 +399,7 @@ def simulate_comparisons(
     ppo: NumpySlatePolicy | None,
     config: ExperimentConfig,
     rng: np.random.Generator,
+    judge: Any = None,
 ) -> None:
     """Append ``n`` judgements for users drawn uniformly from ``users`` to ``log``.
 
@@ -376,11 +407,12 @@ def simulate_comparisons(
     sample of the reference policy PPO is regularised towards (softmax of the recommender's scores
     at ``ppo.ref_temperature``); the rest compare two samples of the recommender at
     ``exploration_temperature``, which cover its top candidates broadly. Which list is shown left
-    is random.
+    is random. ``judge`` (default: the annotators' oracle) is the noise-free answer the label ceiling
+    is measured against.
     """
     reference = SlateSource("recommender")
     policy = SlateSource("ppo", ppo) if ppo is not None else None
-    oracle = annotators[0].oracle
+    oracle = annotators[0].oracle if judge is None else judge
     for _ in range(n):
         user = int(rng.choice(users))
         ctx = world.context(user)
@@ -501,6 +533,51 @@ def quality_difference(
     return bootstrap_mean(diff, rounds=bootstrap_rounds, seed=seed)
 
 
+def annotator_agreement(
+    annotators: Sequence[SimulatedAnnotator],
+    world: World,
+    users: np.ndarray,
+    n_pairs: int,
+    temperature: float,
+    seed: int,
+) -> dict[str, float]:
+    """How often two annotators make the same strict choice on the same pair of lists.
+
+    ``n_pairs`` pairs of the recommender's samples (at the exploration ``temperature``, as round 1
+    shows them) for users drawn from ``users``, each judged by every annotator; strict agreement
+    (``training.ml.agreement.percent_agreement`` over the pairs both answered "a" or "b") and Cohen's
+    kappa, averaged over annotator pairs. Fresh generators: the loop's random stream is untouched.
+    """
+    from training.ml.agreement import cohen_kappa, percent_agreement
+
+    rng = np.random.default_rng([seed, 7])
+    reference = SlateSource("recommender")
+    pairs = []
+    for _ in range(n_pairs):
+        user = int(rng.choice(users))
+        first, _ = reference.sample(world, world.context(user), 10, rng, temperature)
+        second, _ = reference.sample(world, world.context(user), 10, rng, temperature)
+        pairs.append((user, first, second))
+    judges = [
+        SimulatedAnnotator(
+            a.oracle, a.temperature, a.seed + 500, a.noise, a.tie_threshold, with_reasons=False, norms=a.norms
+        )
+        for a in annotators
+    ]
+    labels = [[judge.compare(u, left, right).outcome for u, left, right in pairs] for judge in judges]
+    agreements, kappas = [], []
+    for i in range(len(judges)):
+        for j in range(i + 1, len(judges)):
+            both = [p for p in range(n_pairs) if labels[i][p] in ("a", "b") and labels[j][p] in ("a", "b")]
+            agreements.append(percent_agreement([labels[i][p] for p in both], [labels[j][p] for p in both]))
+            kappas.append(cohen_kappa([labels[i][p] for p in both], [labels[j][p] for p in both]))
+    return {
+        "strict_agreement": float(np.mean(agreements)) if agreements else float("nan"),
+        "cohen_kappa": float(np.mean(kappas)) if kappas else float("nan"),
+        "n_pairs": n_pairs,
+    }
+
+
 # --- 4. The experiment ---------------------------------------------------------------------------
 
 
@@ -576,6 +653,7 @@ def _train_reward(
     reward_users: set[int],
     heldout_users: set[int],
     config: ExperimentConfig,
+    list_attributes: ListAttributes | None = None,
 ) -> tuple[NumpyRewardModel, dict[str, Any], float]:
     """Fit the reward model from scratch on the training users' comparisons; evaluate on held-out ones."""
     train_rows, heldout_rows, seen_rows = reward_rows(
@@ -593,7 +671,12 @@ def _train_reward(
         **comparison_contexts(world, train_histories, log, train_rows),
     }
     result = train_reward_model(
-        [log.comparisons[j] for j in train_rows], rating_pairs, contexts, world.item_features, config.reward
+        [log.comparisons[j] for j in train_rows],
+        rating_pairs,
+        contexts,
+        world.item_features,
+        config.reward,
+        list_attributes=list_attributes,
     )
     model = result.numpy_model()
     seconds = time.perf_counter() - started
@@ -638,6 +721,8 @@ def _train_reward(
         "train_n_rating_pairs": len(rating_pairs),
         "heldout_by_kind": by_kind,
     }
+    if model.set_weights is not None:
+        metrics["set_weights"] = dict(zip(SET_TERMS, model.set_weights.tolist(), strict=True))
     return model, metrics, seconds
 
 
@@ -693,6 +778,10 @@ class ClosedLoop:
     kl_users: list[int]  # users the KL estimates are averaged over (test users)
     item_quality: np.ndarray  # shrunk mean rating of each movie over the recommender's data (quality_rerank)
     rng: np.random.Generator
+    list_attributes: ListAttributes  # genres, decades, franchises: the list-level terms and mmr read them
+    feedback_judge: Any  # the population's noise-free judge of the feedback period (validation)
+    test_judge: Any  # the same over the test period: only the test judges read it
+    judge_norms: ListNorms | None = None  # the population's mean norms (None for "taste")
     log: FeedbackLog = field(default_factory=FeedbackLog)
     ppo_policy: NumpySlatePolicy | None = None  # the current PPO policy (on-policy comparisons)
     dqn_policy: NumpySlatePolicy | None = None
@@ -724,6 +813,7 @@ class ClosedLoop:
 
         eligible = np.flatnonzero(periods.eligible)
         movie_frame = movies.set_index("item").reindex(snapshot.item_ids)
+        titles = movie_frame["title"].fillna("").astype(str).tolist()
         genres = [sorted(g) for g in item_genres(snapshot, movies)]
         years = movie_frame["year"].to_numpy(dtype=np.float64, na_value=np.nan)
         popularity = recommender_data.item_counts().astype(np.float64)  # the recommender's data only
@@ -746,12 +836,24 @@ class ClosedLoop:
         test_oracle = OracleTaste(
             oracle_frame(periods.test), snapshot.n_items, features.genre_multi_hot, features.genres
         )
+        list_attributes = ListAttributes.from_item_features(features, titles, config.norms.min_shared_genres)
+        judge_norms = None
+        feedback_judge, test_judge = feedback_oracle, test_oracle
+        if config.population == "norms":
+            judge_norms = mean_norms(list_attributes, config.norms)
+            feedback_judge = NormsJudge(feedback_oracle, judge_norms)
+            test_judge = NormsJudge(test_oracle, judge_norms)
         annotators = make_annotators(
             feedback_oracle,
             config.annotators,
             temperature=config.temperature,
             seed=config.seed,
-            noise=config.annotator_deviation,
+            noise=config.norms_deviation if config.population == "norms" else config.annotator_deviation,
+            norms=(
+                population_norms(list_attributes, config.norms, config.annotators, config.seed)
+                if config.population == "norms"
+                else None
+            ),
         )
         validation, _reserved, training = split_users(
             eligible,
@@ -796,6 +898,10 @@ class ClosedLoop:
             kl_users=kl_users,
             item_quality=item_quality,
             rng=rng,
+            list_attributes=list_attributes,
+            feedback_judge=feedback_judge,
+            test_judge=test_judge,
+            judge_norms=judge_norms,
         )
 
     @property
@@ -821,7 +927,33 @@ class ClosedLoop:
             ppo=self.ppo_policy,
             config=self.config,
             rng=self.rng,
+            judge=self.feedback_judge,
         )
+
+    def label_coefficients(self) -> dict[str, float] | None:
+        """What the strict labels of the training users say each term of the norms utility is worth.
+
+        A logistic regression of the labels on the first-minus-second differences of the feedback
+        oracle's taste quality and of the ``NORM_TERMS`` (floor gap at the population's floor): the
+        yardstick the reward model's learned set weights are compared with. None for ``taste``.
+        """
+        if self.judge_norms is None:
+            return None
+        oracle, attributes, floor = self.feedback_oracle, self.list_attributes, self.judge_norms.floor
+        deltas, labels = [], []
+        for user, comparison in zip(self.log.users, self.log.comparisons, strict=True):
+            if user not in self.reward_users or comparison.outcome not in ("a", "b"):
+                continue
+            utility = oracle.utility(user)
+            first = norm_terms(attributes, comparison.slate_a, utility, floor)
+            second = norm_terms(attributes, comparison.slate_b, utility, floor)
+            taste = oracle.quality(user, comparison.slate_a) - oracle.quality(user, comparison.slate_b)
+            deltas.append(np.append(taste, first - second))
+            labels.append(comparison.outcome == "a")
+        if not labels:
+            return None
+        weights = label_coefficients(np.array(deltas), np.array(labels))
+        return dict(zip(("taste", *NORM_TERMS), weights.tolist(), strict=True))
 
     def retrain_reward_model(self) -> tuple[dict[str, Any], float]:
         """Reward model from scratch on every comparison of non-held-out users; (metrics, seconds)."""
@@ -834,7 +966,11 @@ class ClosedLoop:
             self.reward_users,
             self.heldout_users,
             self.config,
+            self.list_attributes if self.config.reward.set_features else None,
         )
+        coefficients = self.label_coefficients()
+        if coefficients is not None:
+            metrics["label_coefficients"] = coefficients
         self.reward_model = model
         self.reward_metrics = metrics
         return metrics, seconds
@@ -879,6 +1015,7 @@ class ClosedLoop:
                 "quality_rerank",
                 QualityRerank(self.item_quality, settings.get("quality_rerank", 0.25), candidates),
             ),
+            "mmr": SlateSource("mmr", MMRRerank(self.list_attributes, settings.get("mmr", 1.0), candidates)),
         }
         if self.reward_model is not None:
             sources["rm_rerank"] = SlateSource(
@@ -893,6 +1030,9 @@ class ClosedLoop:
                     candidates,
                     config.seed,
                 ),
+            )
+            sources["rm_greedy"] = SlateSource(
+                "rm_greedy", RewardGreedy(self.reward_model, settings.get("rm_greedy", 1.0), candidates)
             )
         if self.ppo_policy is not None:
             sources["ppo"] = SlateSource("ppo", self.ppo_policy)
@@ -912,12 +1052,14 @@ class ClosedLoop:
         users = self.validation_users
         reference = policy_lists(SlateSource("recommender"), self.world, contexts, users, K)
         relevant = relevant_items(self.periods.feedback)
-        base_quality = {u: self.feedback_oracle.quality(u, slate) for u, slate in reference.items()}
+        base_quality = {u: self.feedback_judge.quality(u, slate) for u, slate in reference.items()}
         base_ndcg = mean_ndcg(reference, relevant, K)
         grids = {
             "quality_rerank": self.config.quality_weights,
             "rm_rerank": self.config.reward_weights if self.reward_model is not None else (),
             "best_of_n": self.config.best_of_n if self.reward_model is not None else (),
+            "mmr": self.config.mmr_weights,
+            "rm_greedy": self.config.greedy_weights if self.reward_model is not None else (),
         }
         tried: dict[str, dict[str, dict[str, float]]] = {}
         for name, grid in grids.items():
@@ -928,7 +1070,7 @@ class ClosedLoop:
                 results[str(value)] = {
                     "quality_gain": float(
                         np.mean(
-                            [self.feedback_oracle.quality(u, s) - base_quality[u] for u, s in lists.items()]
+                            [self.feedback_judge.quality(u, s) - base_quality[u] for u, s in lists.items()]
                         )
                     ),
                     "ndcg_difference": mean_ndcg(lists, relevant, K) - base_ndcg,
@@ -966,6 +1108,7 @@ class ClosedLoop:
                 contexts,
                 self.world.item_features,
                 self.config.reward,
+                list_attributes=self.list_attributes if self.config.reward.set_features else None,
             )
             model = result.numpy_model()
             evaluation = evaluate_reward_model(
@@ -1073,7 +1216,12 @@ class ClosedLoop:
             name: policy_lists(s, self.world, contexts, self.validation_users, K)
             for name, s in sources.items()
         }
-        kls: dict[str, float | None] = {"quality_rerank": None, "rm_rerank": None}
+        kls: dict[str, float | None] = {
+            "quality_rerank": None,
+            "rm_rerank": None,
+            "mmr": None,
+            "rm_greedy": None,
+        }
         if "best_of_n" in sources:
             kls["best_of_n"] = best_of_n_kl(int(self.settings["best_of_n"]))
         validation_kl_users = [contexts[u] for u in self.validation_users[: config.kl_users]]
@@ -1109,7 +1257,7 @@ class ClosedLoop:
             "ndcg@10": {name: mean_ndcg(lists, test_relevant, K) for name, lists in test_lists.items()},
             "recall@20": {name: mean_recall(lists, test_relevant, 20) for name, lists in long_lists.items()},
             "test_quality": {
-                name: mean_quality(lists, self.test_oracle) for name, lists in test_lists.items()
+                name: mean_quality(lists, self.test_judge) for name, lists in test_lists.items()
             },
             "ndcg@10_difference": {},
             "quality_difference": {},
@@ -1121,6 +1269,23 @@ class ClosedLoop:
                 },
                 "quality_difference": {},
                 "win_rate": {},
+                # The learner's reward model's mean list score minus the recommender's: how far each
+                # policy climbed the proxy it was (or was not) optimised against.
+                "proxy_difference": {
+                    name: float(
+                        np.mean(
+                            [
+                                self.reward_model.list_score(contexts[u], lists[u])
+                                - self.reward_model.list_score(
+                                    contexts[u], validation_lists["recommender"][u]
+                                )
+                                for u in self.validation_users
+                            ]
+                        )
+                    )
+                    for name, lists in validation_lists.items()
+                    if name != "recommender" and self.reward_model is not None
+                },
             },
         }
         test_judge = SimulatedAnnotator(
@@ -1128,12 +1293,14 @@ class ClosedLoop:
             temperature=config.judge_temperature,
             seed=config.seed + 1000,
             with_reasons=False,
+            norms=self.judge_norms,
         )
         validation_judge = SimulatedAnnotator(
             self.feedback_oracle,
             temperature=config.judge_temperature,
             seed=config.seed + 2000,
             with_reasons=False,
+            norms=self.judge_norms,
         )
         for name in test_lists:
             if name == "recommender":
@@ -1142,7 +1309,7 @@ class ClosedLoop:
                 test_lists[name], reference, test_relevant, K, config.bootstrap_rounds, config.seed
             )
             result["quality_difference"][name] = quality_difference(
-                test_lists[name], reference, self.test_oracle, config.bootstrap_rounds, config.seed
+                test_lists[name], reference, self.test_judge, config.bootstrap_rounds, config.seed
             )
             result["win_rate"][name] = judged_win_rate(
                 test_lists[name], reference, test_judge, self.eval_users, config.bootstrap_rounds, config.seed
@@ -1152,7 +1319,7 @@ class ClosedLoop:
             result["validation"]["quality_difference"][name] = quality_difference(
                 validation_lists[name],
                 validation_lists["recommender"],
-                self.feedback_oracle,
+                self.feedback_judge,
                 config.bootstrap_rounds,
                 config.seed,
             )
@@ -1227,6 +1394,16 @@ def run_experiment(
     config = loop.config  # with every model's seed derived from config.seed
     advance("recommender trained")
     data = loop.describe_data()
+    if config.agreement_pairs > 0 and len(loop.annotators) > 1:
+        data["annotator_agreement"] = annotator_agreement(
+            loop.annotators,
+            loop.world,
+            np.array(sorted(loop.reward_users | loop.heldout_users), np.int64),
+            config.agreement_pairs,
+            config.exploration_temperature,
+            config.seed,
+        )
+        say(f"annotators: {data['annotator_agreement']}")
     say(f"recommender: {config.recommender.epochs} epochs in {loop.trained.train_seconds:.1f} s")
     say(
         f"periods: {data['period_ratings']}; {data['eligible_users']} users in the loop, "
@@ -1317,8 +1494,18 @@ def _difference(diff: dict[str, float]) -> str:
     return f"{diff['mean']:+.4f} [{diff['low']:+.4f}, {diff['high']:+.4f}]"
 
 
-POLICY_NAMES = ("recommender", "quality_rerank", "rm_rerank", "best_of_n", "ppo", "qlearning", "served")
-FEEDBACK_FREE = ("recommender", "quality_rerank")  # policies that learn nothing from comparisons
+POLICY_NAMES = (
+    "recommender",
+    "quality_rerank",
+    "mmr",
+    "rm_rerank",
+    "best_of_n",
+    "rm_greedy",
+    "ppo",
+    "qlearning",
+    "served",
+)
+FEEDBACK_FREE = ("recommender", "quality_rerank", "mmr")  # policies that learn nothing from comparisons
 
 
 def _num(value: Any, spec: str = ".4f") -> str:
@@ -1413,6 +1600,8 @@ def gate_table(entry: dict[str, Any]) -> str:
 COLOURS = {
     "recommender": "dimgrey",
     "quality_rerank": "tab:brown",
+    "mmr": "tab:pink",
+    "rm_greedy": "tab:cyan",
     "rm_rerank": "tab:purple",
     "best_of_n": "tab:green",
     "ppo": "tab:blue",
@@ -1586,10 +1775,14 @@ def aggregate_seeds(reports: Sequence[ExperimentReport]) -> dict[str, Any]:
         return {**seed_interval(diffs), "seeds_not_worse": int(sum(d >= 0 for d in diffs))}
 
     targets = {
-        "served_minus_quality_rerank": {
-            "ndcg@10": paired("ndcg@10_difference", "served", "quality_rerank"),
-            "quality": paired("quality_difference", "served", "quality_rerank"),
-        },
+        f"served_minus_{baseline}": {
+            "ndcg@10": paired("ndcg@10_difference", "served", baseline),
+            "quality": paired("quality_difference", "served", baseline),
+        }
+        for baseline in ("quality_rerank", "mmr")
+        if baseline in policies
+    }
+    targets |= {
         "served_minus_recommender": {
             "ndcg@10": {
                 **seed_interval([f["ndcg@10_difference"]["served"]["mean"] for f in finals]),
@@ -1601,8 +1794,15 @@ def aggregate_seeds(reports: Sequence[ExperimentReport]) -> dict[str, Any]:
             },
         },
     }
+    if "rm_greedy" in policies:  # the set-aware construction against the no-feedback baselines
+        for baseline in ("quality_rerank", "mmr"):
+            if baseline in policies:
+                targets[f"rm_greedy_minus_{baseline}"] = {
+                    "ndcg@10": paired("ndcg@10_difference", "rm_greedy", baseline),
+                    "quality": paired("quality_difference", "rm_greedy", baseline),
+                }
     if "ppo" in policies:
-        for other in ("rm_rerank", "best_of_n"):
+        for other in ("rm_rerank", "best_of_n", "rm_greedy"):
             if other in policies:
                 targets[f"ppo_minus_{other}"] = {"quality": paired("quality_difference", "ppo", other)}
     reward = {
@@ -1616,21 +1816,40 @@ def aggregate_seeds(reports: Sequence[ExperimentReport]) -> dict[str, Any]:
             "seen_normalised",
         )
     }
+    set_weights = {
+        term: seed_interval([f["reward_model"]["set_weights"][term] for f in finals])
+        for term in SET_TERMS
+        if all("set_weights" in f["reward_model"] for f in finals)
+    }
+    coefficients = {
+        term: seed_interval([f["reward_model"]["label_coefficients"][term] for f in finals])
+        for term in ("taste", *NORM_TERMS)
+        if all("label_coefficients" in f["reward_model"] for f in finals)
+    }
+    agreement = {
+        key: seed_interval([r.data["annotator_agreement"][key] for r in reports])
+        for key in ("strict_agreement", "cohen_kappa")
+        if all("annotator_agreement" in r.data for r in reports)
+    }
     served = {}
     for f in finals:
         served[f["served"]] = served.get(f["served"], 0) + 1
     return {
         "seeds": [report.config["seed"] for report in reports],
         "split": reports[0].config.get("split", "user"),
+        "population": reports[0].config.get("population", "taste"),
         "rounds": finals[0]["round"],
         "comparisons": finals[0]["comparisons"],
         "policies": table,
         "targets": targets,
         "reward_model": reward,
+        "set_weights": set_weights,
+        "label_coefficients": coefficients,
+        "annotator_agreement": agreement,
         "served": served,
         "settings": {
             name: [f["settings"].get(name) for f in finals]
-            for name in ("quality_rerank", "rm_rerank", "best_of_n")
+            for name in ("quality_rerank", "mmr", "rm_rerank", "best_of_n", "rm_greedy")
         },
         "retrain_seconds": seed_interval([f["seconds"]["reward_model+ppo"] for f in finals]),
         "data": reports[0].data,
@@ -1683,6 +1902,27 @@ def targets_table(summary: dict[str, Any]) -> str:
         "Served after the loop (seeds): "
         + ", ".join(f"{k} {v}" for k, v in sorted(summary["served"].items())),
     ]
+    if summary.get("annotator_agreement"):
+        agreement = summary["annotator_agreement"]
+        lines += [
+            "",
+            f"Annotators' strict agreement on the same pairs: {_seed_cell(agreement['strict_agreement'], '.3f')}, "
+            f"Cohen's kappa {_seed_cell(agreement['cohen_kappa'], '.3f')}.",
+        ]
+    if summary.get("set_weights"):
+        coefficients = summary.get("label_coefficients") or {}
+        lines += [
+            "",
+            "| list-level term | reward model's weight | the labels' own weight (logistic fit) |",
+            "|---|---|---|",
+        ]
+        for term, weight in summary["set_weights"].items():
+            label = coefficients.get("floor_gap" if term == "worst_item" else term)
+            lines.append(f"| {term} | {_seed_cell(weight, '+.2f')} | {_seed_cell(label, '+.2f')} |")
+        if "taste" in coefficients:
+            lines.append(
+                f"| (taste quality) | (item rewards) | {_seed_cell(coefficients['taste'], '+.2f')} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -1697,8 +1937,9 @@ def write_summary(
         summary["command"] = command
     paths = {"summary": out / "summary.json", "table": out / "summary.md"}
     paths["summary"].write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
+    population = "" if summary["population"] == "taste" else f", {summary['population']} population"
     paths["table"].write_text(
-        f"## {len(reports)} seeds, {summary['split']} split, round {summary['rounds']} "
+        f"## {len(reports)} seeds, {summary['split']} split{population}, round {summary['rounds']} "
         f"({summary['comparisons']} comparisons)\n\n" + summary_table(summary) + "\n" + targets_table(summary)
     )
     return paths

@@ -48,8 +48,7 @@ def measure(loop: ClosedLoop, source: SlateSource, reference: dict[int, np.ndarr
     lists = policy_lists(source, loop.world, loop.world.contexts, users, K)
     contexts = loop.world.contexts
     gold = [
-        loop.feedback_oracle.quality(u, lists[u]) - loop.feedback_oracle.quality(u, reference[u])
-        for u in users
+        loop.feedback_judge.quality(u, lists[u]) - loop.feedback_judge.quality(u, reference[u]) for u in users
     ]
     proxy = [
         loop.reward_model.list_score(contexts[u], lists[u])

@@ -11,7 +11,17 @@ Each re-sorts (or re-samples) the reference recommender's top ``n_candidates`` u
   reference is at most ``log n - (n - 1) / n`` nats (Stiennon et al. 2020), the standard point of
   comparison for PPO at equal KL (Gao, Schulman and Hilton 2023).
 
-All three have the ``slate(recommender, ctx, k)`` method of a policy and are deterministic for a
+Two more build the list slot by slot (issue 15), so a movie's worth can depend on what is already in
+the list:
+
+- ``MMRRerank`` (``mmr``): maximal marginal relevance, lambda * z(recommender score) - (1 - lambda) *
+  the candidate's highest similarity to a movie already chosen (same franchise: 1; otherwise the
+  Jaccard overlap of their genres). Uses **no feedback**.
+- ``RewardGreedy`` (``rm_greedy``): at each slot the candidate maximising z(recommender score) + b *
+  z(the reward model's score of the list with it added): greedy construction under a set-aware
+  reward model.
+
+All five have the ``slate(recommender, ctx, k)`` method of a policy and are deterministic for a
 given user context, so they can be served, evaluated and gated like PPO and Q-learning.
 """
 
@@ -27,7 +37,7 @@ import numpy as np
 from training.ml.algorithms import RERANKERS
 from training.ml.env import ReferenceRecommender, RewardModel
 
-RERANKER_KINDS = RERANKERS
+RERANKER_KINDS = RERANKERS  # the ones the product can serve (mmr and rm_greedy are the experiment's)
 
 
 def zscore(values: np.ndarray) -> np.ndarray:
@@ -99,6 +109,64 @@ class RewardRerank:
     def slate(self, recommender: ReferenceRecommender, ctx: Any, k: int) -> np.ndarray:
         items, combined = self.scores(recommender, ctx)
         return _sorted_by(items, combined, k)
+
+
+@dataclass
+class MMRRerank:
+    """Maximal marginal relevance over the top candidates: relevance against similarity; no feedback."""
+
+    attributes: Any  # norms.ListAttributes: genres and franchises of every movie
+    weight: float = 0.8  # lambda: 1 is the recommender's own order, lower trades relevance for variety
+    n_candidates: int = 50
+    kind: str = "mmr"
+
+    def similarity(self, items: np.ndarray) -> np.ndarray:
+        """float64 [n, n]: 1 for the same franchise, else the Jaccard overlap of the genre sets."""
+        genre = (self.attributes.genre[items] > 0.5).astype(np.float64)
+        shared = genre @ genre.T
+        union = genre.sum(axis=1)[:, None] + genre.sum(axis=1)[None, :] - shared
+        jaccard = np.where(union > 0, shared / np.maximum(union, 1.0), 0.0)
+        franchise = self.attributes.franchise[items]
+        same = (franchise[:, None] == franchise[None, :]) & (franchise[:, None] >= 0)
+        return np.where(same, 1.0, jaccard)
+
+    def slate(self, recommender: ReferenceRecommender, ctx: Any, k: int) -> np.ndarray:
+        items, ref = _candidates(recommender, ctx, self.n_candidates)
+        relevance, similarity = zscore(ref), self.similarity(items)
+        chosen: list[int] = []
+        closest = np.zeros(len(items))  # each candidate's highest similarity to a chosen movie
+        available = np.ones(len(items), bool)
+        for _ in range(min(k, len(items))):
+            gain = self.weight * relevance - (1.0 - self.weight) * closest
+            j = int(np.argmax(np.where(available, gain, -np.inf)))
+            chosen.append(j)
+            available[j] = False
+            closest = np.maximum(closest, similarity[j])
+        return items[chosen]
+
+
+@dataclass
+class RewardGreedy:
+    """The list built slot by slot, each time the candidate that most raises the reward model's score."""
+
+    reward_model: Any  # NumpyRewardModel (set-aware or not): ``list_scores(ctx, slates)``
+    weight: float = 1.0  # b: how much the reward model's list score counts beside the recommender's
+    n_candidates: int = 50
+    kind: str = "rm_greedy"
+
+    def slate(self, recommender: ReferenceRecommender, ctx: Any, k: int) -> np.ndarray:
+        items, ref = _candidates(recommender, ctx, self.n_candidates)
+        relevance = zscore(ref)
+        chosen: list[int] = []
+        available = np.ones(len(items), bool)
+        for _ in range(min(k, len(items))):
+            rest = np.flatnonzero(available)
+            slates = np.column_stack([np.tile(items[chosen], (len(rest), 1)), items[rest]])
+            scores = np.asarray(self.reward_model.list_scores(ctx, slates), np.float64)
+            j = int(rest[np.argmax(relevance[rest] + self.weight * zscore(scores))])
+            chosen.append(j)
+            available[j] = False
+        return items[chosen]
 
 
 def user_seed(seed: int, key: Hashable) -> np.random.Generator:

@@ -18,6 +18,14 @@ learns how much. The list score is the position-weighted mean of item rewards wi
 ``1/log2(pos + 2)`` normalised to sum to one, so slates of any length are comparable and a
 one-item slate scores its item reward.
 
+Set-aware list score (``RewardModelConfig.set_features``, issue 15): the list score adds
+``w . [redundancy, genre_variety, decade_variety, worst_item]``, with ``w`` four learned weights,
+the first three the list's content terms (``norms.content_terms``: share of near-duplicate pairs,
+share of genres covered, distinct decades per slot) and ``worst_item`` the lowest item reward in
+the list. None of them is a sum over movies, so this model can prefer a varied list to a sorted
+one, which the additive model cannot. The movie attributes they read are saved with the model
+(``set/*`` arrays) and ``NumpyRewardModel`` computes the same terms.
+
 Loss, per comparison with list scores ``rewards_chosen``/``rewards_rejected``: binary cross-entropy
 of ``sigmoid(rewards_chosen - rewards_rejected)`` against a label y:
 - "a" or "b" (strict preference): y = 1 with the preferred slate as chosen, i.e. the
@@ -47,9 +55,11 @@ from typing import Any
 
 import numpy as np
 
+from training.ml.norms import ListAttributes, content_terms_batch
 from training.ml.user_features import ItemFeatures, UserContext, user_vector
 
 OUTCOMES = ("a", "b", "tie", "both_bad")
+SET_TERMS = ("redundancy", "genre_variety", "decade_variety", "worst_item")  # the set-aware weights' order
 FORMAT_VERSION = 1
 
 
@@ -70,6 +80,9 @@ class RewardModelConfig:
     seed: int = 0  # seeds weights, the validation split, pair sampling and shuffling
     validation_fraction: float = 0.2  # share of comparisons held out for eval/accuracy and eval/margin
     threads: int = 2  # TensorFlow intra-op threads (the machines are small and shared)
+    set_features: bool = False  # add learned weights on list-level terms (needs list attributes)
+    set_weight_scale: float = 30.0  # set weights = scale * trained variable: Adam moves each variable
+    # by about learning_rate per step, and these weights' natural size is ~10 (term / annotator temperature)
 
 
 @dataclass
@@ -271,6 +284,9 @@ class NumpyRewardModel:
         self.signal_gain = _softplus(a["signal/gain_raw"].astype(np.float32))
         # The movie half of the first layer does not depend on the user: once per model.
         self.item_hidden = (self.item_x @ a["mlp/item_kernel"].astype(np.float32)).astype(np.float32)
+        # Set-aware models carry list attributes and one weight per SET_TERMS entry.
+        self.set_weights = a["set/weights"].astype(np.float64) if "set/weights" in a else None
+        self.list_attributes = ListAttributes.from_arrays(a) if self.set_weights is not None else None
         self._cache: OrderedDict[int, tuple[UserContext, UserPart]] = OrderedDict()
         self._cache_size = cache_size
         self._weights: dict[int, np.ndarray] = {}
@@ -334,15 +350,26 @@ class NumpyRewardModel:
         rewards = self.user_part(ctx).rewards
         weights = self._position_weights(slates.shape[1])
         if slates.size and slates.min() >= 0:
-            return (rewards[slates] @ weights).astype(np.float32)
-        weights = (slates >= 0) * weights
-        weights = weights / np.maximum(weights.sum(axis=1, keepdims=True), np.float32(1e-12))
-        return (rewards[np.maximum(slates, 0)] * weights).sum(axis=1).astype(np.float32)
+            scores = rewards[slates] @ weights
+        else:
+            weights = (slates >= 0) * weights
+            weights = weights / np.maximum(weights.sum(axis=1, keepdims=True), np.float32(1e-12))
+            scores = (rewards[np.maximum(slates, 0)] * weights).sum(axis=1)
+        if self.set_weights is not None:
+            scores = scores + self.set_terms(rewards, slates) @ self.set_weights
+        return scores.astype(np.float32)
+
+    def set_terms(self, rewards: np.ndarray, slates: np.ndarray) -> np.ndarray:
+        """float64 [n, 4]: the ``SET_TERMS`` of each slate, given every movie's item reward."""
+        slates = np.atleast_2d(np.asarray(slates, np.int64))
+        item = np.where(slates >= 0, rewards[np.maximum(slates, 0)], np.inf)
+        worst = np.where(np.isfinite(item.min(axis=1)), item.min(axis=1), 0.0)
+        return np.column_stack([content_terms_batch(self.list_attributes, slates), worst])
 
     def list_score(self, ctx: UserContext | UserPart, slate: np.ndarray) -> float:
         """Position-discounted score of one slate (the RL reward)."""
         slate = np.asarray(slate, np.int64).reshape(-1)
-        if slate.size and slate.min() >= 0:
+        if self.set_weights is None and slate.size and slate.min() >= 0:
             return float(self.user_part(ctx).rewards[slate] @ self._position_weights(len(slate)))
         return float(self.list_scores(ctx, slate.reshape(1, -1))[0])
 
@@ -423,8 +450,12 @@ def build_keras_reward_model(
     item_features: ItemFeatures,
     user_scale: np.ndarray,
     config: RewardModelConfig,
+    list_attributes: ListAttributes | None = None,
 ) -> Any:
-    """The Keras model (TensorFlow is imported here). Inputs: dict(user, signals, items)."""
+    """The Keras model (TensorFlow is imported here). Inputs: dict(user, signals, items).
+
+    ``list_attributes`` is required with ``config.set_features``: what the list-level terms read.
+    """
     from training.ml.seeding import import_tensorflow
 
     import_tensorflow()
@@ -433,6 +464,8 @@ def build_keras_reward_model(
 
     item_mean = item_features.matrix.mean(axis=0).astype(np.float32)
     item_std = _safe_std(item_features.matrix)
+    if config.set_features and list_attributes is None:
+        raise ValueError("set_features needs list_attributes (norms.ListAttributes)")
 
     class RewardModel(keras.Model):
         """Item rewards r(u, i) and position-discounted list scores for slates of movie indices."""
@@ -473,6 +506,17 @@ def build_keras_reward_model(
             self.item_linear = keras.layers.Dense(
                 1, use_bias=False, kernel_initializer="zeros", name="item_linear"
             )
+            self.set_features = config.set_features
+            if self.set_features:
+                attributes = list_attributes
+                decade_hot = np.eye(attributes.n_decades, dtype=np.float32)[attributes.decade]
+                self.set_genre = self._constant("set_genre", attributes.genre.astype(np.float32))
+                self.set_decade = self._constant("set_decade", decade_hot)
+                self.set_franchise = self._constant("set_franchise", attributes.franchise.astype(np.float32))
+                self.set_genre_key = self._constant("set_genre_key", attributes.genre_key.astype(np.float32))
+                self.set_weights_raw = self.add_weight(
+                    shape=(len(SET_TERMS),), initializer="zeros", name="set_weights_raw"
+                )
             gain_raw = float(np.log(np.expm1(config.signal_gain_init)))  # softplus^-1
             self.signal_gain_raw = self.add_weight(
                 shape=(signal_dim,),
@@ -516,7 +560,35 @@ def build_keras_reward_model(
             discount = 1.0 / (ops.log(positions + 2.0) / np.log(2.0))
             weights = ops.cast(items >= 0, "float32") * ops.expand_dims(discount, 0)
             weights = weights / ops.maximum(ops.sum(weights, axis=1, keepdims=True), 1e-12)
-            return ops.sum(rewards * weights, axis=1)
+            scores = ops.sum(rewards * weights, axis=1)
+            if self.set_features:
+                weights = config.set_weight_scale * self.set_weights_raw
+                scores = scores + ops.sum(self.set_terms(items, rewards) * weights, axis=-1)
+            return scores
+
+        def set_terms(self, items: Any, rewards: Any) -> Any:
+            """[B, 4] the SET_TERMS of each slate (the NumPy model's ``set_terms``, as Keras ops)."""
+            valid = ops.cast(items >= 0, "float32")
+            safe = ops.maximum(items, 0)
+            k = ops.shape(items)[1]
+            pair = valid[:, :, None] * valid[:, None, :] * (1.0 - ops.eye(k, dtype="float32"))[None]
+
+            def same(ids: Any) -> Any:
+                equal = ops.cast(ops.equal(ids[:, :, None], ids[:, None, :]), "float32")
+                return equal * ops.cast(ids[:, :, None] >= 0, "float32")
+
+            franchise = ops.take(self.set_franchise, safe, axis=0)
+            genre_key = ops.take(self.set_genre_key, safe, axis=0)
+            duplicate = ops.maximum(same(franchise), same(genre_key)) * pair
+            redundancy = ops.sum(duplicate, axis=(1, 2)) / ops.maximum(ops.sum(pair, axis=(1, 2)), 1.0)
+            genre = ops.take(self.set_genre, safe, axis=0) * valid[:, :, None]
+            genre_variety = ops.mean(ops.max(genre, axis=1), axis=-1)
+            decade = ops.take(self.set_decade, safe, axis=0) * valid[:, :, None]
+            n_valid = ops.sum(valid, axis=1)
+            decade_variety = ops.sum(ops.max(decade, axis=1), axis=-1) / ops.maximum(n_valid, 1.0)
+            worst = ops.min(rewards + (1.0 - valid) * 1e9, axis=1)
+            worst = ops.where(n_valid > 0, worst, 0.0)
+            return ops.stack([redundancy, genre_variety, decade_variety, worst], axis=-1)
 
         def l2_penalty(self) -> Any:
             layers = [
@@ -543,6 +615,10 @@ def build_keras_reward_model(
             arrays["bilinear/kernel"] = np.asarray(self.bilinear.kernel.numpy(), np.float32)
             arrays["item_linear/kernel"] = np.asarray(self.item_linear.kernel.numpy(), np.float32)
             arrays["signal/gain_raw"] = np.asarray(self.signal_gain_raw.numpy(), np.float32)
+            if self.set_features:
+                arrays |= list_attributes.to_arrays()
+                raw = np.asarray(self.set_weights_raw.numpy(), np.float32)
+                arrays["set/weights"] = (config.set_weight_scale * raw).astype(np.float32)
             arrays["meta/format_version"] = np.asarray(FORMAT_VERSION, np.int64)
             arrays["meta/config_json"] = np.asarray(json.dumps(asdict(config)))
             return arrays
@@ -575,6 +651,7 @@ def train_reward_model(
     item_features: ItemFeatures,
     config: RewardModelConfig | None = None,
     progress: Callable[[int, dict[str, float]], None] | None = None,
+    list_attributes: ListAttributes | None = None,
 ) -> RewardModelResult:
     """Fit the reward model on comparisons (+ rating pairs; sampled from ``contexts`` when None).
 
@@ -626,7 +703,7 @@ def train_reward_model(
 
     # 2. Model and optimiser; user features scaled (not centred) by their RMS over the users we
     #    train on, so a user with no history and no signals stays at 0: population-average rewards.
-    model = build_keras_reward_model(item_features, _rms(users), config)
+    model = build_keras_reward_model(item_features, _rms(users), config, list_attributes)
     optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
     optimizer.build(model.trainable_variables)
 

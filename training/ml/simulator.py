@@ -23,6 +23,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -159,6 +160,7 @@ class SimulatedAnnotator:
     answers "tie", and with ``both_bad_below`` set, two lists both under it answer "both_bad".
     ``noise`` > 0 gives this annotator a fixed personal deviation from the oracle (Gaussian, per
     user and movie, drawn from ``seed``), so several annotators disagree like real people do.
+    ``norms`` (a ``norms.ListNorms``) adds list-level terms to the quality: the ``norms`` population.
     All randomness comes from ``seed``: the same seed and the same sequence of calls give the
     same outcomes and reasons.
     """
@@ -173,6 +175,7 @@ class SimulatedAnnotator:
         both_bad_below: float | None = None,
         with_reasons: bool = True,
         reason_threshold: float = 0.02,
+        norms: Any = None,
     ) -> None:
         self.oracle = oracle
         self.temperature = float(temperature)
@@ -182,6 +185,7 @@ class SimulatedAnnotator:
         self.both_bad_below = both_bad_below
         self.with_reasons = with_reasons
         self.reason_threshold = float(reason_threshold)
+        self.norms = norms  # norms.ListNorms: list-level terms added to the taste quality, or None
         self._rng = np.random.default_rng(seed)
         self._deviation: dict[Hashable, np.ndarray] = {}
 
@@ -199,8 +203,11 @@ class SimulatedAnnotator:
         return base + self._deviation[user]
 
     def quality(self, user: Hashable, slate: np.ndarray) -> float:
+        """Position-weighted mean utility, plus the list-level norms' value when this judge has any."""
         slate = np.asarray(slate, np.int64).reshape(-1)
-        return float(self.utility(user)[slate] @ position_weights(len(slate)))
+        utility = self.utility(user)
+        quality = float(utility[slate] @ position_weights(len(slate)))
+        return quality if self.norms is None else quality + self.norms.value(slate, utility)
 
     def prob_left(self, quality_left: float, quality_right: float) -> float:
         diff = quality_left - quality_right
@@ -260,10 +267,22 @@ def make_annotators(
     temperature: float = 0.1,
     seed: int = 0,
     noise: float = 0.0,
+    norms: Sequence[Any] | None = None,
     **kwargs: float | bool | None,
 ) -> list[SimulatedAnnotator]:
-    """``n_annotators`` annotators (``--annotators M``) differing by seed (seed, seed+1, ...) and noise."""
+    """``n_annotators`` annotators (``--annotators M``) differing by seed (seed, seed+1, ...) and noise.
+
+    ``norms`` (one ``norms.ListNorms`` per annotator, ``norms.population_norms``) makes them the
+    ``norms`` population; without it they are the ``taste`` population.
+    """
     return [
-        SimulatedAnnotator(oracle, temperature=temperature, seed=seed + j, noise=noise, **kwargs)
+        SimulatedAnnotator(
+            oracle,
+            temperature=temperature,
+            seed=seed + j,
+            noise=noise,
+            norms=None if norms is None else norms[j],
+            **kwargs,
+        )
         for j in range(n_annotators)
     ]

@@ -45,6 +45,30 @@ def test_simulated_feedback_goes_through_the_comparison_services_and_is_marked(w
     assert {j.choice for j in judgments} <= {"left", "right", "tie", "both_bad"}
 
 
+def test_the_norms_population_answers_through_the_same_services(taste_world, oracle_file):
+    from django.core.management import call_command
+
+    from training.serving import models as served_models
+    from training.tests.conftest import train_base_now
+
+    served_models.clear()
+    train_base_now(epochs=5)
+    call_command(
+        "simulate_feedback",
+        oracle_ratings=oracle_file,
+        comparisons=20,
+        annotators=2,
+        noise=0.05,
+        k=5,
+        population="norms",
+        no_progress=True,
+    )
+    served_models.clear()
+    judgments = Comparison.objects.all()
+    assert judgments.count() == 20
+    assert {j.choice for j in judgments} <= {"left", "right", "tie", "both_bad"}
+
+
 CANDIDATES = {"ppo", "qlearning", "quality_rerank", "rm_rerank", "best_of_n"}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from dataclasses import replace
@@ -15,6 +16,7 @@ from training.ml.data import read_movielens
 from training.ml.experiment import (
     ExperimentConfig,
     combined_table,
+    load_report,
     markdown_table,
     policy_table,
     run_experiment,
@@ -75,6 +77,13 @@ class Command(BaseCommand):
             help="'user': each user's ratings cut by time (default); 'global': one cut-off date for all users.",
         )
         parser.add_argument(
+            "--population",
+            choices=("taste", "norms"),
+            default=DEFAULTS.population,
+            help="'taste': annotators judge a list by per-movie utility (default); 'norms': plus list-level "
+            "norms (repeats, variety, a quality floor) at per-annotator strengths (docs/experiment.md).",
+        )
+        parser.add_argument(
             "--annotators",
             type=int,
             default=None,
@@ -114,6 +123,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
         parser.add_argument(
+            "--summarise",
+            action="store_true",
+            help="Write OUT/summary.md and summary.json from the OUT/seed*/results.json already there, and run nothing.",
+        )
+        parser.add_argument(
             "--combine",
             nargs="+",
             metavar="SUMMARY_JSON",
@@ -123,13 +137,22 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         if options["combine"]:
-            import json
-
             try:
                 summaries = [json.loads(Path(path).read_text()) for path in options["combine"]]
             except (OSError, ValueError) as error:
                 raise CommandError(f"--combine: {error}") from None
             self.stdout.write(combined_table(summaries))
+            return
+        if options["summarise"]:
+            paths = sorted(
+                Path(options["out"]).glob("seed*/results.json"), key=lambda p: int(p.parent.name[4:])
+            )
+            if not paths:
+                raise CommandError(f"no seed*/results.json under {options['out']}")
+            reports = [load_report(path) for path in paths]
+            command = json.loads(paths[0].read_text()).get("command")
+            written = write_summary(reports, options["out"], command=command)
+            self.stdout.write(written["table"].read_text())
             return
         data = Path(options["data"] or Path(settings.BASE_DIR) / "data" / "ml-latest-small")
         if not (data / "ratings.csv").is_file() or not (data / "movies.csv").is_file():
@@ -142,6 +165,7 @@ class Command(BaseCommand):
             comparisons_per_round=options["comparisons_per_round"],
             seed=seeds[0],
             split=options["split"],
+            population=options["population"],
         )
         if options["annotators"] is not None:
             config = replace(config, annotators=options["annotators"])
@@ -197,8 +221,6 @@ class Command(BaseCommand):
         if len(seeds) > 1:
             paths = write_summary(reports, options["out"], command=command)
             summary = paths["summary"].read_text()
-            import json
-
             document = json.loads(summary)
             self.stdout.write(summary_table(document))
             self.stdout.write(targets_table(document))

@@ -26,6 +26,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--noise", type=float, default=0.1, help="Bradley-Terry temperature T of the choice."
         )
+        parser.add_argument(
+            "--population",
+            choices=("taste", "norms"),
+            default="taste",
+            help="'taste': a list is judged by per-movie utility (default); 'norms': plus list-level norms "
+            "(repeats, variety, a quality floor) at per-annotator strengths.",
+        )
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--k", type=int, default=10, help="Movies per list.")
         parser.add_argument("--no-progress", action="store_true")
@@ -39,6 +46,7 @@ class Command(BaseCommand):
         noise: float,
         seed: int,
         k: int,
+        population: str,
         no_progress: bool,
         **options,
     ):
@@ -55,6 +63,7 @@ class Command(BaseCommand):
                 temperature=noise,
                 seed=seed,
                 k=k,
+                population=population,
                 progress=lambda done, total: bar.update(done - bar.n),
             )
         except (OracleFileError, FeedbackError) as error:

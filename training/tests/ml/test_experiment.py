@@ -80,13 +80,25 @@ def test_the_report_has_every_key_of_every_round(report) -> None:
         "heldout_taste_ceiling",
         "train_n_comparisons",
     }
-    policies = {"recommender", "quality_rerank", "rm_rerank", "best_of_n", "ppo", "qlearning", "served"}
+    policies = {
+        "recommender",
+        "quality_rerank",
+        "mmr",
+        "rm_rerank",
+        "best_of_n",
+        "rm_greedy",
+        "ppo",
+        "qlearning",
+        "served",
+    }
     assert set(entry["ndcg@10"]) == set(entry["recall@20"]) == policies
     assert set(entry["ndcg@10_difference"]) == set(entry["quality_difference"]) == policies - {"recommender"}
     assert set(entry["ndcg@10_difference"]["ppo"]) == {"mean", "low", "high", "n"}
     assert entry["served"] in policies and entry["gate"]["served"] == entry["served"]
     assert {c["name"] for c in entry["gate"]["candidates"]} == policies - {"recommender", "served"}
-    assert set(entry["settings"]) == {"quality_rerank", "rm_rerank", "best_of_n"}
+    assert set(entry["settings"]) == {"quality_rerank", "mmr", "rm_rerank", "best_of_n", "rm_greedy"}
+    assert "set_weights" not in entry["reward_model"]  # the taste population keeps the additive model
+    assert 0.0 <= report.data["annotator_agreement"]["strict_agreement"] <= 1.0
     assert entry["settings"]["best_of_n"] in ExperimentConfig().best_of_n
     assert {"seen_accuracy", "seen_normalised", "heldout_normalised"} <= set(entry["reward_model"])
     for policy in ("ppo", "qlearning"):
@@ -101,6 +113,28 @@ def test_the_report_has_every_key_of_every_round(report) -> None:
     assert set(entry["seconds"]) == {"reward_model", "ppo", "qlearning", "reward_model+ppo"}
     assert set(report.data["period_ratings"]) == {"train", "feedback", "test"}
     assert report.recommender["epochs"] == 2
+
+
+@pytest.mark.slow
+def test_the_norms_population_trains_a_set_aware_model_and_reports_what_it_learned(taste_world) -> None:
+    ratings, movies = taste_world
+    report = run_experiment(ratings, movies, tiny_config(population="norms"))
+    entry = report.rounds[0]
+    assert report.config["reward"]["set_features"] and report.config["population"] == "norms"
+    assert set(entry["reward_model"]["set_weights"]) == {
+        "redundancy",
+        "genre_variety",
+        "decade_variety",
+        "worst_item",
+    }
+    assert set(entry["reward_model"]["label_coefficients"]) == {
+        "taste",
+        "redundancy",
+        "genre_variety",
+        "decade_variety",
+        "floor_gap",
+    }
+    assert {"mmr", "rm_greedy"} <= set(entry["quality_difference"])
 
 
 def test_the_ceilings_count_strict_labels_that_each_oracle_agrees_with() -> None:

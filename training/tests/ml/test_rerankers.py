@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 
 from training.ml.env import ref_log_policy
+from training.ml.norms import ListAttributes, content_terms_batch
 from training.ml.rerankers import (
     BestOfN,
+    MMRRerank,
     QualityRerank,
+    RewardGreedy,
     RewardRerank,
     best_of_n_kl,
     reranker_export,
@@ -147,3 +150,37 @@ def test_reward_rerankers_keep_the_reward_models_arrays_and_their_setting() -> N
 def test_an_unknown_reranker_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="not a reranker"):
         reranker_from_export({}, {"kind": "ppo", "n_candidates": 3})
+
+
+# Twelve movies in six franchises of two (0-1, 2-3, ...); the recommender ranks both halves of a
+# franchise next to each other, so its top 4 is two pairs.
+FRANCHISES = ListAttributes(
+    genre=np.eye(6, dtype=np.float32)[np.arange(12) // 2],
+    decade=np.zeros(12, np.int64),
+    franchise=np.arange(12) // 2,
+)
+
+
+class PlantedSetReward(FixedRewardModel):
+    """Position-weighted item rewards minus 2 x the share of repeated-franchise pairs."""
+
+    def list_scores(self, ctx, slates):
+        slates = np.atleast_2d(slates)
+        return super().list_scores(ctx, slates) - 2.0 * content_terms_batch(FRANCHISES, slates)[:, 0]
+
+
+def test_greedy_construction_under_a_planted_set_reward_beats_sorting() -> None:
+    scores = np.linspace(1.0, 0.0, 12)
+    recommender, reward = FixedRecommender(scores), PlantedSetReward(scores)
+    sorted_list = RewardRerank(reward, weight=1.0, n_candidates=12).slate(recommender, Ctx(), 4)
+    greedy = RewardGreedy(reward, weight=4.0, n_candidates=12).slate(recommender, Ctx(), 4)
+    assert sorted_list.tolist() == [0, 1, 2, 3]
+    assert len(set(greedy.tolist())) == 4 and len(set((greedy // 2).tolist())) == 4  # no repeat
+    assert reward.list_scores(Ctx(), greedy[None])[0] > reward.list_scores(Ctx(), sorted_list[None])[0]
+
+
+def test_mmr_keeps_the_recommender_order_at_lambda_one_and_spreads_franchises_below() -> None:
+    recommender = FixedRecommender(np.linspace(1.0, 0.0, 12))
+    assert MMRRerank(FRANCHISES, 1.0, 12).slate(recommender, Ctx(), 4).tolist() == [0, 1, 2, 3]
+    varied = MMRRerank(FRANCHISES, 0.3, 12).slate(recommender, Ctx(), 4)
+    assert varied.tolist() == [0, 2, 4, 6]

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from feedback.agreement import cohen_kappa, krippendorff_alpha_nominal, percent_agreement
+from training.ml.agreement import cohen_kappa, krippendorff_alpha_nominal, percent_agreement
 
 
 def labels_from_table(table: dict[tuple[str, str], int]) -> tuple[list[str], list[str]]:
