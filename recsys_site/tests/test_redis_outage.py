@@ -35,7 +35,7 @@ pytestmark = [
 
 API_READS = ["/api/movies/", "/api/movies/1/", "/api/ratings/", "/api/recommendations/"]
 PAGE_READS = ["/movies/", "/movies/1/"]
-STAFF_PAGE_READS = ["/staff/leaderboard/"]
+STAFF_PAGE_READS = ["/staff/leaderboard/", "/staff/plots/ratings.png"]
 READ_THREADS = 3
 OUTAGE_SECONDS = 3.0
 LOAD_BEFORE_AND_AFTER_SECONDS = 1.5
