@@ -98,12 +98,13 @@ def private_redis(settings) -> Iterator[PrivateRedis]:
     """The cache and the broker on a private redis-server; the Celery app's pools are rebuilt around it."""
     redis = PrivateRedis()
     redis.start()
+    # The Celery app reads its configuration once, on first use: save it before the settings change,
+    # then point the app (and fresh connection pools) at this server.
+    saved = app.conf.broker_url, app.conf.broker_transport_options
     settings.CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis.url}
     }
     settings.CELERY_BROKER_URL = redis.url
-    # The Celery app read its configuration once; point it (and fresh connection pools) at this server.
-    saved = app.conf.broker_url, app.conf.broker_transport_options
     app.conf.broker_url, app.conf.broker_transport_options = redis.url, {}
     app._pool, app.amqp._producer_pool = None, None
     try:
