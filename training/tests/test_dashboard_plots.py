@@ -102,3 +102,14 @@ def test_the_plots_serve_while_the_cache_is_down(settings, client, sam, catalogu
     settings.CACHES = UNREACHABLE
     for url in ["/staff/dashboard/", *PLOT_URLS]:
         assert client.get(url).status_code == 200, url
+
+
+def test_the_training_task_draws_the_plots_after_a_successful_run_only(monkeypatch, finished_run):
+    from training.tasks import execute_training_run
+
+    drawn_ahead = []
+    monkeypatch.setattr("training.dashboard_plots.dashboard_plots_render", lambda: drawn_ahead.append(1))
+    monkeypatch.setattr("training.pipeline.training_run_execute", lambda run_id: finished_run)
+    assert execute_training_run(finished_run.pk) == "succeeded" and drawn_ahead == [1]
+    finished_run.status = TrainingRun.Status.FAILED
+    assert execute_training_run(finished_run.pk) == "failed" and drawn_ahead == [1]
