@@ -25,9 +25,14 @@ TRAINING_TIME_LIMIT = TRAINING_SOFT_TIME_LIMIT + 120
 )
 def execute_training_run(run_id: int) -> str:
     # TensorFlow is imported inside the pipeline's training functions, in this worker, never at import.
+    from .dashboard_plots import dashboard_plots_render
+    from .models import TrainingRun
     from .pipeline import training_run_execute
 
-    return training_run_execute(run_id=run_id).status
+    run = training_run_execute(run_id=run_id)
+    if run.status == TrainingRun.Status.SUCCEEDED:
+        dashboard_plots_render()  # the staff dashboard's first view after the run then serves files
+    return run.status
 
 
 @shared_task(name="training.tasks.training_runs_reap")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import numpy as np
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
@@ -12,17 +11,15 @@ from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.cache import cache_page
 from django.views.decorators.http import require_GET
 
 from feedback.selectors import item_feedback_kinds
 from movies import selectors as movie_selectors
-from movies.models import Movie, Rating
+from movies.models import Rating
 from movies.roles import is_annotator
 from movies.selectors import genre_list, watchlist_movie_ids
-from training.ml.algorithms import ALGORITHMS
 
-from . import registry
+from . import dashboard_plots, registry
 from .forms import SteeringForm
 from .models import ModelVersion, OnlineExperiment, TrainingRun
 from .online import online_experiment_results, reward_hacking_warning
@@ -162,12 +159,10 @@ def training_run_progress(request: HttpRequest, run_id: int) -> HttpResponse:
 @staff_member_required
 @require_GET
 def training_run_plot(request: HttpRequest, run_id: int) -> HttpResponse:
-    from . import plots  # matplotlib and seaborn load only when a plot is asked for
-
     run = get_object_or_404(TrainingRun, pk=run_id)
     if not run.history:
         raise Http404("This run recorded no curves.")
-    return HttpResponse(plots.run_curves(run.history), content_type="image/png")
+    return _png(dashboard_plots.run_plot(run))
 
 
 def _png(data: bytes) -> HttpResponse:
@@ -178,92 +173,20 @@ def _png(data: bytes) -> HttpResponse:
 
 @staff_member_required
 @require_GET
-@cache_page(60)
 def plot_ratings(request: HttpRequest) -> HttpResponse:
-    import pandas as pd
-
-    from . import plots
-
-    rows = Rating.objects.values_list("rating", "rater__movielens_id")
-    values = np.array(
-        [(value, movielens_id is None) for value, movielens_id in rows.iterator(chunk_size=50_000)],
-        dtype=float,
-    )
-    frame = pd.DataFrame(
-        {
-            "rating": values[:, 0] if len(values) else [],
-            "source": np.where(values[:, 1] > 0, "site accounts", "dataset") if len(values) else [],
-        }
-    )
-    return _png(plots.rating_distribution(frame))
+    return _png(dashboard_plots.ratings_plot())
 
 
 @staff_member_required
 @require_GET
 def plot_versions(request: HttpRequest) -> HttpResponse:
-    import pandas as pd
-
-    from . import plots
-
-    rows = [
-        {
-            "label": v.label,
-            "algorithm": v.algorithm,
-            "ndcg@10": v.metrics.get("ndcg@10"),
-            "win_rate": v.metrics.get("gate/win_rate"),
-            "accuracy": v.metrics.get("heldout/accuracy"),
-        }
-        for v in ModelVersion.objects.order_by("algorithm", "version")
-    ]
-    frame = pd.DataFrame(rows)
     metric = request.GET.get("metric", "win_rate")
-    if metric not in ("ndcg@10", "win_rate", "accuracy"):
+    if metric not in dashboard_plots.VERSION_METRICS:
         raise Http404("Unknown metric.")
-    titles = {
-        "ndcg@10": "Recommender NDCG@10 by version",
-        "win_rate": "Policy win rate vs the incumbent (gate)",
-        "accuracy": "Reward model held-out accuracy",
-    }
-    frame = frame.dropna(subset=[metric]) if not frame.empty else frame
-    return _png(plots.version_metric(frame, metric, titles[metric]))
+    return _png(dashboard_plots.versions_plot(metric))
 
 
 @staff_member_required
 @require_GET
-@cache_page(60)
 def plot_genre_mix(request: HttpRequest) -> HttpResponse:
-    import pandas as pd
-
-    from movies.models import Rater
-
-    from . import plots
-    from .offline import genre_shares
-    from .serving import recommend
-
-    raters = list(
-        Rater.objects.filter(movielens_id__isnull=False).order_by("id").values_list("id", flat=True)[:60]
-    )
-    genre_of: dict[int, set[str]] = {}
-    for movie_id, name in Movie.genres.through.objects.values_list("movie_id", "genre__name").iterator(
-        chunk_size=50_000
-    ):
-        genre_of.setdefault(movie_id, set()).add(name)
-    index = {movie_id: i for i, movie_id in enumerate(genre_of)}
-    genres = [frozenset(genre_of[m]) for m in genre_of]
-    rated: dict[int, list[int]] = {}
-    for rater_id, movie_id in Rating.objects.filter(rater_id__in=raters).values_list("rater_id", "movie_id"):
-        if movie_id in index:
-            rated.setdefault(rater_id, []).append(index[movie_id])
-    history = [np.array(rated.get(r, []), np.int64) for r in raters]
-    columns = {"users' histories": genre_shares(history, genres)}
-    for policy in [a.name for a in ALGORITHMS if a.servable and a.has_stage]:  # base, ppo, qlearning
-        lists = []
-        for rater in raters:
-            recs = recommend(rater_id=rater, policy=policy, k=10)
-            if recs.policy != policy:
-                break
-            lists.append(np.array([index[item.movie.pk] for item in recs.items if item.movie.pk in index]))
-        if lists:
-            columns[policy] = genre_shares(lists, genres)
-    frame = pd.DataFrame(columns).fillna(0.0).sort_values("users' histories", ascending=False)
-    return _png(plots.genre_mix(frame))
+    return _png(dashboard_plots.genre_mix_plot())

@@ -7,6 +7,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from training.dashboard_plots import dashboard_plots_render
 from training.exceptions import TrainingError
 from training.models import ModelVersion, TrainingRun
 from training.pipeline import training_run_execute
@@ -80,6 +81,7 @@ class Command(BaseCommand):
         bar.close()
         if run.status != TrainingRun.Status.SUCCEEDED:
             raise CommandError(f"Training run {run.pk} failed: {run.error}")
+        dashboard_plots_render()
         for version in run.versions.order_by("id"):
             verdict = version.gate.get("reason", "") if version.gate else ""
             self.stdout.write(
