@@ -401,7 +401,7 @@ class ServingApi(APIView):
 
 class OffPolicySerializer(serializers.Serializer):
     lists = serializers.IntegerField(help_text="Explored lists the estimate used.")
-    enough = serializers.BooleanField(help_text="At least OPE_MIN_LISTS lists, with matched positions.")
+    enough = serializers.BooleanField(help_text="At least OPE_MIN_LISTS lists and 30 matched positions.")
     summary = serializers.CharField()
     estimate = serializers.FloatField(required=False, allow_null=True)
     estimate_low = serializers.FloatField(required=False, allow_null=True)

@@ -23,14 +23,17 @@ from .serving import recommend_from
 from .store import models
 
 GOOD_RATING = 4.0
+MIN_MATCHES = 30  # (list, position) pairs where the candidate shows the logged movie: fewer, and
+# the bootstrap interval is as narrow as it is meaningless (one match gives [x, x])
 
 
 def off_policy_estimate(*, version: ModelVersion, k: int = 10, since=None, max_lists: int = 2000) -> dict:
     """The candidate's estimated value on the explored lists, against the logging policy's.
 
     Returns ``item_position_ips``'s numbers plus ``lists`` (explored lists used) and ``enough``
-    (at least ``OPE_MIN_LISTS`` lists and some lists where the candidate would have shown a logged
-    movie), or ``{"lists": 0, "enough": False, "reason": ...}`` when it cannot say anything.
+    (at least ``OPE_MIN_LISTS`` lists and ``MIN_MATCHES`` positions where the candidate would have
+    shown the logged movie), or ``{"lists": 0, "enough": False, "reason": ...}`` when it cannot say
+    anything.
     """
     loaded = models.version(version)
     if loaded is None:
@@ -50,7 +53,7 @@ def off_policy_estimate(*, version: ModelVersion, k: int = 10, since=None, max_l
         candidates.append([item.movie.pk for item in candidate.items])
     result = item_position_ips(logs, candidates, k=k, rounds=settings.GATE_BOOTSTRAP_ROUNDS)
     result["lists"] = len(logs)
-    result["enough"] = len(logs) >= settings.OPE_MIN_LISTS and result["matches"] > 0
+    result["enough"] = len(logs) >= settings.OPE_MIN_LISTS and result["matches"] >= MIN_MATCHES
     return result
 
 
@@ -72,10 +75,16 @@ def describe(result: dict) -> str:
     """One sentence for staff."""
     if not result.get("lists"):
         return result.get("reason", "No explored lists are logged yet.")
-    if not result["matches"]:
+    if result["matches"] < MIN_MATCHES:
+        matches = result["matches"]
+        shown = (
+            "would never have shown a logged movie at its position"
+            if not matches
+            else f"would have shown the logged movie at its position only {matches} time{'s' if matches != 1 else ''}"
+        )
         return (
-            f"On {result['lists']} explored lists the candidate would never have shown a logged movie "
-            "at its position: no evidence either way."
+            f"On {result['lists']} explored lists the candidate {shown}: too little evidence for an "
+            f"estimate (at least {MIN_MATCHES} are needed)."
         )
     verdict = "" if result["enough"] else f" Too few lists to rely on (fewer than {settings.OPE_MIN_LISTS})."
     return (

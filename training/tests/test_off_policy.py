@@ -42,20 +42,31 @@ def test_explored_lists_are_logged_with_each_movies_propensity(base_model, setti
 
 def test_a_candidate_is_estimated_on_what_people_did_with_the_explored_lists(base_model, settings):
     settings.FOR_YOU_EXPLORE_SHARE, settings.OPE_MIN_LISTS = 1.0, 10
-    users = viewers(12)
+    users = viewers(40)
     rng = np.random.default_rng(1)
     for user in users:
         shown = recommendations_for_user(user=user, k=5, rng=rng).items
         rating_set(user=user, movie_id=shown[0].movie.pk, value=5.0)  # each liked the first movie shown
     served = off_policy_estimate(version=base_model, k=5)
-    assert served["lists"] == 12 and served["enough"] and served["matches"] > 0
+    assert served["lists"] == 40 and served["matches"] >= 30 and served["enough"]
     assert served["logging"] == pytest.approx(1.0)  # position 1 (weight 1) was good in every list
-    assert 0 <= served["estimate"] <= served["estimate_high"]
-    assert describe(served).startswith("Off-policy on 12 explored lists: ")
-    # The candidate is rebuilt from each user's profile as it was: the later 5-star rating does not
-    # hide the movie from the list the candidate would have shown then.
+    assert served["estimate_low"] <= served["estimate"] <= served["estimate_high"]
+    assert describe(served).startswith("Off-policy on 40 explored lists: ")
+    # The candidate's lists are rebuilt from each profile as it was when the list was shown (the
+    # later 5-star ratings are not in it): another version is estimated on the same 40 lists.
     other = feedback_fixtures.register_recommender(version=2, seed=7, activate=False)
-    assert off_policy_estimate(version=other, k=5)["lists"] == 12
+    assert off_policy_estimate(version=other, k=5)["lists"] == 40
+
+
+def test_a_handful_of_matches_is_called_too_little_evidence_not_an_estimate():
+    few = {"lists": 8, "matches": 1, "enough": False, "estimate": 0.0, "estimate_low": 0.0}
+    assert describe(few) == (
+        "On 8 explored lists the candidate would have shown the logged movie at its position only 1 time: "
+        "too little evidence for an estimate (at least 30 are needed)."
+    )
+    assert "the candidate would never have shown a logged movie at its position: too little" in describe(
+        {**few, "matches": 0}
+    )
 
 
 def test_without_explored_lists_there_is_nothing_to_say(base_model):
