@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 
 from movies.roles import is_annotator
 from recsys_site.csv_safety import csv_writer
+from recsys_site.openapi import error
 
 from . import selectors, services
 from .exceptions import (
@@ -103,7 +104,9 @@ class NextComparisonApi(APIView):
 
     permission_classes = [IsAuthenticated, IsAnnotator]
 
-    @extend_schema(responses=NextComparisonOutputSerializer)
+    @extend_schema(
+        responses={200: NextComparisonOutputSerializer, 503: error("Nothing to compare yet.")},
+    )
     def get(self, request):
         try:
             task = services.comparison_task_next(annotator=request.user)
@@ -163,7 +166,11 @@ class ComparisonCreateApi(APIView):
 
     @extend_schema(
         request=ComparisonInputSerializer,
-        responses={201: ComparisonOutputSerializer, 200: ComparisonOutputSerializer},
+        responses={
+            201: ComparisonOutputSerializer,
+            200: ComparisonOutputSerializer,
+            409: error("The task has all the judgments it needs."),
+        },
     )
     def post(self, request):
         serializer = ComparisonInputSerializer(data=request.data)

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.generics import ListAPIView, RetrieveAPIView
+from rest_framework.generics import GenericAPIView, ListAPIView, RetrieveAPIView
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from recsys_site.pagination import PageNumberPagination
+from recsys_site.query import NUMBER_REQUIRED
 from recsys_site.throttling import LoginAccountThrottle, LoginAddressThrottle
 
 from . import selectors, services
@@ -47,14 +48,22 @@ class MovieOutputSerializer(serializers.ModelSerializer):
         ]
 
 
+def _filter_parameter(name: str, description: str = "") -> OpenApiParameter:
+    """A movie filter's query parameter, with the bounds its form field checks."""
+    field = MovieFilterForm.base_fields[name]
+    if isinstance(field, forms.IntegerField):
+        schema = {"type": "integer", "minimum": field.min_value, "maximum": field.max_value}
+    else:
+        schema = {"type": "string", "maxLength": field.max_length}
+    return OpenApiParameter(name, schema, description=description)
+
+
 MOVIE_FILTER_PARAMETERS = [
-    OpenApiParameter(
-        "q", str, description='Part of the title, case-insensitive; "the matrix" also finds "Matrix, The".'
-    ),
+    _filter_parameter("q", 'Part of the title, case-insensitive; "the matrix" also finds "Matrix, The".'),
     OpenApiParameter("genre", str, description="Genre name, e.g. Comedy."),
-    OpenApiParameter("year_min", int),
-    OpenApiParameter("year_max", int),
-    OpenApiParameter("min_ratings", int, description="Only movies with at least this many ratings."),
+    _filter_parameter("year_min"),
+    _filter_parameter("year_max", "Not before year_min."),
+    _filter_parameter("min_ratings", "Only movies with at least this many ratings."),
     OpenApiParameter("sort", str, enum=["popularity", "rating", "year", "title"]),
 ]
 
@@ -74,7 +83,18 @@ class MovieListApi(ListAPIView):
         params.pop("page_size", None)
         form = MovieFilterForm(params, genres=genres)
         if params and not form.is_valid():
-            raise serializers.ValidationError(form.errors.get_json_data())
+            raise serializers.ValidationError(
+                {name: list(messages) for name, messages in form.errors.items()}
+            )
+        # The form reads an empty number as "no filter" (the browse page sends every field); a
+        # client that sends ?min_ratings= meant a number.
+        empty = [
+            name
+            for name, field in form.fields.items()
+            if isinstance(field, forms.IntegerField) and name in params and not params[name].strip()
+        ]
+        if empty:
+            raise serializers.ValidationError({name: [NUMBER_REQUIRED] for name in empty})
         return selectors.movie_list(filters=form.filters())
 
 
@@ -144,14 +164,15 @@ def _rating_of_user(user, movie_id: int) -> Rating:
     return get_object_or_404(Rating.objects.select_related("movie"), rater__user=user, movie_id=movie_id)
 
 
-class RatingListCreateApi(APIView):
+class RatingListCreateApi(GenericAPIView):
+    """GET: your ratings, a page at a time (the default pagination); POST: rate a movie."""
+
     permission_classes = [IsAuthenticated]
 
     @extend_schema(responses=RatingOutputSerializer(many=True))
     def get(self, request):
-        paginator = PageNumberPagination()
-        page = paginator.paginate_queryset(selectors.user_ratings(user=request.user), request, view=self)
-        return paginator.get_paginated_response(RatingOutputSerializer(page, many=True).data)
+        page = self.paginate_queryset(selectors.user_ratings(user=request.user))
+        return self.get_paginated_response(RatingOutputSerializer(page, many=True).data)
 
     @extend_schema(request=RatingInputSerializer, responses={201: RatingOutputSerializer})
     def post(self, request):

@@ -262,7 +262,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_PAGINATION_CLASS": "recsys_site.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "recsys_site.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": [
         "recsys_site.throttling.AnonRateThrottle",
         "recsys_site.throttling.UserRateThrottle",

@@ -12,6 +12,8 @@ from rest_framework.views import APIView
 
 from movies.models import Movie, Rater
 from movies.selectors import genre_list, rater_for_user
+from recsys_site.openapi import error
+from recsys_site.query import QueryIntegerField
 
 from . import registry
 from .exceptions import BrokerUnavailable, InvalidRunConfig, RunAlreadyInFlight, VersionStateError
@@ -27,14 +29,33 @@ from .store import SERVABLE_ALGORITHMS, served_version_ids
 
 
 class RecommendationQuerySerializer(serializers.Serializer):
-    k = serializers.IntegerField(min_value=1, max_value=100, default=20)
-    policy = serializers.ChoiceField(choices=POLICY_CHOICES, default="active")
-    user = serializers.IntegerField(
-        min_value=1, required=False, help_text="A dataset (MovieLens) user id; staff only."
+    """The query parameters, which the schema shows with these bounds and help texts."""
+
+    k = QueryIntegerField(min_value=1, max_value=100, default=20, help_text="How many movies.")
+    policy = serializers.ChoiceField(
+        choices=POLICY_CHOICES, default="active", help_text="Staff only, except 'active'."
     )
-    popularity = serializers.ChoiceField(choices=["less", "more"], default="", allow_blank=True)
-    recency = serializers.ChoiceField(choices=["less", "more"], default="", allow_blank=True)
-    genre = serializers.CharField(max_length=64, default="", allow_blank=True)
+    user = QueryIntegerField(
+        min_value=1, required=False, help_text="Staff only: a MovieLens user id of the imported dataset."
+    )
+    popularity = serializers.ChoiceField(
+        choices=["less", "more"],
+        default="",
+        allow_blank=True,
+        help_text="Re-rank towards less or more popular titles; omit for the policy's order.",
+    )
+    recency = serializers.ChoiceField(
+        choices=["less", "more"],
+        default="",
+        allow_blank=True,
+        help_text="Re-rank towards older ('less') or newer ('more') titles; omit for as is.",
+    )
+    genre = serializers.CharField(
+        max_length=64,
+        default="",
+        allow_blank=True,
+        help_text="A genre name (e.g. 'Comedy') to put first; 400 for a genre the catalogue lacks.",
+    )
 
     def validate_genre(self, value: str) -> str:
         if value and not genre_list().filter(name=value).exists():
@@ -83,33 +104,8 @@ class RecommendationApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter("k", int, description="How many movies (1 to 100, default 20)."),
-            OpenApiParameter(
-                "policy", str, enum=list(POLICY_CHOICES), description="Staff only, except 'active'."
-            ),
-            OpenApiParameter(
-                "user", int, description="Staff only: a MovieLens user id of the imported dataset."
-            ),
-            OpenApiParameter(
-                "popularity",
-                str,
-                enum=["less", "more"],
-                description="Re-rank towards less or more popular titles; omit for the policy's order.",
-            ),
-            OpenApiParameter(
-                "recency",
-                str,
-                enum=["less", "more"],
-                description="Re-rank towards older ('less') or newer ('more') titles; omit for as is.",
-            ),
-            OpenApiParameter(
-                "genre",
-                str,
-                description="A genre name (e.g. 'Comedy') to put first; 400 for a genre the catalogue lacks.",
-            ),
-        ],
-        responses=RecommendationListSerializer,
+        parameters=[RecommendationQuerySerializer],
+        responses={200: RecommendationListSerializer, 404: error("No dataset user with that id.")},
     )
     def get(self, request):
         query = RecommendationQuerySerializer(data=request.query_params)
@@ -132,7 +128,7 @@ class RecommendationApi(APIView):
 
 
 class SimilarQuerySerializer(serializers.Serializer):
-    k = serializers.IntegerField(min_value=1, max_value=50, default=10)
+    k = QueryIntegerField(min_value=1, max_value=50, default=10, help_text="How many movies.")
 
 
 class SimilarMoviesApi(APIView):
@@ -141,7 +137,7 @@ class SimilarMoviesApi(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(
-        parameters=[OpenApiParameter("k", int, description="How many movies (1 to 50, default 10).")],
+        parameters=[SimilarQuerySerializer],
         responses=RecommendationListSerializer,
     )
     def get(self, request, movie_id: int):
@@ -160,6 +156,9 @@ class SimilarMoviesApi(APIView):
 class Conflict(APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The request conflicts with the current state."
+
+
+VERSION_CONFLICT = error("The version's state does not allow it (the message says why).")
 
 
 class BrokerDown(APIException):
@@ -275,7 +274,12 @@ class TrainingRunListApi(generics.ListAPIView):
         return TrainingRun.objects.prefetch_related("versions").filter(**filters)
 
     @extend_schema(
-        request=TrainingRunStartSerializer, responses={202: TrainingRunSerializer, 409: None, 503: None}
+        request=TrainingRunStartSerializer,
+        responses={
+            202: TrainingRunSerializer,
+            409: error("Another run is queued or running."),
+            503: error("The task broker is unreachable; Retry-After says when to try again."),
+        },
     )
     def post(self, request):
         start = TrainingRunStartSerializer(data=request.data)
@@ -422,7 +426,7 @@ class ModelVersionOffPolicyApi(APIView):
 
     permission_classes = [IsAdminUser]
 
-    @extend_schema(responses=OffPolicySerializer)
+    @extend_schema(responses={200: OffPolicySerializer, 409: error("The version makes no lists.")})
     def get(self, request, pk: int):
         version = get_object_or_404(ModelVersion, pk=pk)
         if version.algorithm not in registry.SERVABLE:
@@ -439,7 +443,7 @@ class ModelVersionPromoteApi(APIView):
 
     permission_classes = [IsAdminUser]
 
-    @extend_schema(request=PromoteSerializer, responses=ModelVersionSerializer)
+    @extend_schema(request=PromoteSerializer, responses={200: ModelVersionSerializer, 409: VERSION_CONFLICT})
     def post(self, request, pk: int):
         version = get_object_or_404(ModelVersion, pk=pk)
         body = PromoteSerializer(data=request.data)
@@ -462,7 +466,7 @@ class ModelVersionRetireApi(APIView):
 
     permission_classes = [IsAdminUser]
 
-    @extend_schema(request=NoteSerializer, responses=ModelVersionSerializer)
+    @extend_schema(request=NoteSerializer, responses={200: ModelVersionSerializer, 409: VERSION_CONFLICT})
     def post(self, request, pk: int):
         version = get_object_or_404(ModelVersion, pk=pk)
         body = NoteSerializer(data=request.data)
@@ -493,7 +497,7 @@ class ModelVersionRollbackApi(APIView):
 
     permission_classes = [IsAdminUser]
 
-    @extend_schema(request=RollbackSerializer, responses=ModelVersionSerializer)
+    @extend_schema(request=RollbackSerializer, responses={200: ModelVersionSerializer, 409: VERSION_CONFLICT})
     def post(self, request):
         body = RollbackSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -565,7 +569,10 @@ class OnlineExperimentListApi(APIView):
         experiments = OnlineExperiment.objects.select_related("control", "candidate")[:50]
         return Response(OnlineExperimentSerializer(experiments, many=True).data)
 
-    @extend_schema(request=OnlineExperimentStartSerializer, responses={201: OnlineExperimentSerializer})
+    @extend_schema(
+        request=OnlineExperimentStartSerializer,
+        responses={201: OnlineExperimentSerializer, 409: VERSION_CONFLICT},
+    )
     def post(self, request):
         body = OnlineExperimentStartSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -586,7 +593,7 @@ class OnlineExperimentStopApi(APIView):
 
     permission_classes = [IsAdminUser]
 
-    @extend_schema(request=None, responses=OnlineExperimentSerializer)
+    @extend_schema(request=None, responses={200: OnlineExperimentSerializer, 409: VERSION_CONFLICT})
     def post(self, request, pk: int):
         experiment = get_object_or_404(OnlineExperiment, pk=pk)
         try:
