@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from movies.roles import is_annotator
+from recsys_site.converters import MAX_ID
 from recsys_site.csv_safety import csv_writer
 from recsys_site.openapi import error
 
@@ -119,7 +120,7 @@ class NextComparisonApi(APIView):
 
 
 class ComparisonInputSerializer(serializers.Serializer):
-    task = serializers.IntegerField(min_value=1)
+    task = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     choice = serializers.ChoiceField(choices=Comparison.Choice.values)
     reason = serializers.CharField(
         required=False, allow_blank=True, max_length=services.MAX_TEXT_CHARS, default=""
@@ -195,7 +196,7 @@ class ComparisonCreateApi(APIView):
 
 
 class ItemFeedbackInputSerializer(serializers.Serializer):
-    movie = serializers.IntegerField(min_value=1, help_text="MovieLens id.")
+    movie = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="MovieLens id.")
     kind = serializers.ChoiceField(
         choices=[*ItemFeedback.Kind.values, "none"], help_text='"none" removes your reaction.'
     )
@@ -228,7 +229,7 @@ class ItemFeedbackApi(APIView):
 class ListFeedbackInputSerializer(serializers.Serializer):
     text = serializers.CharField(max_length=services.MAX_TEXT_CHARS)
     items = serializers.ListField(
-        child=serializers.IntegerField(min_value=1),
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
         required=False,
         default=list,
         max_length=200,

@@ -13,6 +13,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from recsys_site.converters import MAX_ID
 from recsys_site.query import NUMBER_REQUIRED
 from recsys_site.throttling import LoginAccountThrottle, LoginAddressThrottle
 
@@ -149,7 +150,7 @@ class RatingValueField(serializers.FloatField):
 
 
 class RatingInputSerializer(serializers.Serializer):
-    movie = serializers.IntegerField(min_value=1, help_text="MovieLens movie id.")
+    movie = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="MovieLens movie id.")
     rating = RatingValueField(
         min_value=RATING_MIN, max_value=RATING_MAX, help_text="0.5 to 5.0 in steps of 0.5."
     )

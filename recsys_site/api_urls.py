@@ -1,6 +1,10 @@
 """REST API routes, one include per app."""
 
-from django.urls import include, path
+from django.urls import include, path, register_converter
+
+from .converters import IdConverter
+
+register_converter(IdConverter, "id")  # before the apps' routes, which use <id:...>
 
 urlpatterns = [
     path("", include("movies.api_urls")),

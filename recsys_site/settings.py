@@ -292,6 +292,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # <id:...> in the API's routes (recsys_site/converters.py): 0 to MAX_ID
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}},
     "ENUM_NAME_OVERRIDES": {  # several models have a "kind" and a "status"
         "TrainingRunKindEnum": "training.models.TrainingRun.Kind",
         "TrainingRunStatusEnum": "training.models.TrainingRun.Status",

@@ -1,9 +1,10 @@
 """Top-level URLs: the site, the admin and the REST API."""
 
 from django.contrib import admin
-from django.http import HttpRequest, HttpResponsePermanentRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
 from django.templatetags.static import static
 from django.urls import include, path
+from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 
@@ -11,6 +12,15 @@ def favicon(request: HttpRequest) -> HttpResponsePermanentRedirect:
     """Browsers ask for /favicon.ico whatever the page's <link rel=icon> says."""
     return HttpResponsePermanentRedirect(static("favicon.svg"))
 
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """An API client gets JSON for a URL no route matches (``/api/movies/abc/``), as the API's own 404s."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+handler404 = not_found
 
 urlpatterns = [
     path("favicon.ico", favicon, name="favicon"),

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from movies.models import Movie, Rater
 from movies.selectors import genre_list, rater_for_user
+from recsys_site.converters import MAX_ID
 from recsys_site.openapi import error
 from recsys_site.query import QueryIntegerField
 
@@ -36,7 +37,10 @@ class RecommendationQuerySerializer(serializers.Serializer):
         choices=POLICY_CHOICES, default="active", help_text="Staff only, except 'active'."
     )
     user = QueryIntegerField(
-        min_value=1, required=False, help_text="Staff only: a MovieLens user id of the imported dataset."
+        min_value=1,
+        max_value=MAX_ID,
+        required=False,
+        help_text="Staff only: a MovieLens user id of the imported dataset.",
     )
     popularity = serializers.ChoiceField(
         choices=["less", "more"],

@@ -147,3 +147,19 @@ def test_an_empty_k_is_a_400_naming_it(api, alice, catalogue, path):
     api.force_authenticate(alice)
     response = api.get(path)
     assert response.status_code == 400 and "k" in response.json()
+
+
+def test_an_api_url_no_route_matches_is_a_json_404_and_a_page_stays_html(api):
+    response = api.get("/api/movies/abc/")
+    assert response.status_code == 404 and response.json() == {"detail": "Not found."}
+    assert response.headers["Content-Type"] == "application/json"
+    assert "text/html" in api.get("/no-such-page/").headers["Content-Type"]
+
+
+def test_an_id_larger_than_any_column_holds_is_a_404_not_a_database_error(api, alice, catalogue):
+    api.force_authenticate(alice)
+    assert api.get("/api/movies/2147483648/").status_code == 404
+    assert api.put("/api/ratings/214316999481890233647104/", {"rating": 4}, format="json").status_code == 404
+    assert api.get("/api/movies/2147483647/").status_code == 404  # the largest id still reaches the view
+    response = api.post("/api/ratings/", {"movie": 2**31, "rating": 4}, format="json")
+    assert response.status_code == 400 and "movie" in response.json()
