@@ -342,8 +342,13 @@ while :; do
   ((SECONDS < deadline)) || fail "training run $run_id is still $status after $TRAIN_TIMEOUT s"
   sleep 5
 done
-training_log=$(compose logs --no-color training-worker)
-[[ $training_log =~ execute_training_run\[[^]]*\]\ succeeded ]] || fail "the training worker's log does not show the run"
+# The run is marked succeeded before its task returns (the staff plots are drawn after it), so the
+# worker's "succeeded" line may come a few seconds later: wait for it.
+logged=$((SECONDS + 120))
+until [[ $(compose logs --no-color training-worker) =~ execute_training_run\[[^]]*\]\ succeeded ]]; do
+  ((SECONDS < logged)) || fail "the training worker's log does not show the run"
+  sleep 2
+done
 worker_log=$(compose logs --no-color worker)
 [[ $worker_log != *"execute_training_run["* ]] || fail "the default worker took the training task"
 ok "run $run_id succeeded on the training worker"
