@@ -34,9 +34,21 @@ def staff_token(sam):
 
 @pytest.fixture
 def api_schema(db, catalogue):
+    """The schema, and the app called straight through WSGI. As Django's test client does, the
+    requests keep the test's database connection: with ``CONN_MAX_AGE`` 0 (CI's setting) the end
+    of each request would otherwise close it, and the test's transaction with it."""
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
     from recsys_site.wsgi import application
 
-    return schemathesis.openapi.from_wsgi("/api/schema/", application)
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield schemathesis.openapi.from_wsgi("/api/schema/", application)
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
 
 
 def test_every_operation_answers_as_its_schema_says(api_schema, staff_token):
