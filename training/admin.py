@@ -184,7 +184,7 @@ class TrainingRunAdmin(ReadOnlyRecordAdmin):
         "progress_bar",
         "step",
         "trigger",
-        "created_by",
+        "by",
         "created",
         "duration",
     ]
@@ -220,6 +220,10 @@ class TrainingRunAdmin(ReadOnlyRecordAdmin):
     @admin.display(description="created", ordering="created_at")
     def created(self, run: TrainingRun) -> str:
         return _short_time(run.created_at)
+
+    @admin.display(description="by", ordering="created_by__username")
+    def by(self, run: TrainingRun) -> str:
+        return run.created_by.get_username() if run.created_by else "-"
 
     @admin.display(description="health")
     def health(self, run: TrainingRun) -> str:
