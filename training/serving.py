@@ -217,25 +217,20 @@ def recommend_from(
     """Top-k of one loaded model (popularity without one), never a movie the rater rated or hid;
     with ``before``, from the rater's profile as it was then (`rater_history`)."""
     algorithm = loaded.algorithm if loaded is not None else None
-    hidden: set[int] = set()
-    if rater_id:  # movies the account marked "not interested" never come back
-        not_interested = ItemFeedback.objects.filter(
-            user__rater__id=rater_id, kind=ItemFeedback.Kind.NOT_INTERESTED
-        )
-        hidden = set(not_interested.values_list("movie_id", flat=True))
     if loaded is None:
-        rated = (
-            set(Rating.objects.filter(rater_id=rater_id).values_list("movie_id", flat=True))
-            if rater_id
-            else set()
-        )
-        return RecommendationList("popularity", None, popular_diverse(exclude=rated | hidden, k=k))
-    history, rated_ids, thumbs = rater_history(rater_id=rater_id, loaded=loaded, before=before)
+        seen: set[int] = set()
+        if rater_id:  # rated, and "not interested": those never come back
+            seen = set(Rating.objects.filter(rater_id=rater_id).values_list("movie_id", flat=True))
+            seen |= set(
+                ItemFeedback.objects.filter(
+                    user__rater__id=rater_id, kind=ItemFeedback.Kind.NOT_INTERESTED
+                ).values_list("movie_id", flat=True)
+            )
+        return RecommendationList("popularity", None, popular_diverse(exclude=seen, k=k))
+    # The profile's ``seen`` holds every rated movie and every reaction, "not interested" included.
+    history, excluded, thumbs = rater_history(rater_id=rater_id, loaded=loaded, before=before)
     if not len(history):
-        return RecommendationList(
-            "popularity", None, popular_diverse(exclude=set(rated_ids.tolist()) | hidden, k=k)
-        )
-    excluded = np.union1d(rated_ids, np.fromiter(hidden, np.int64, len(hidden)))
+        return RecommendationList("popularity", None, popular_diverse(exclude=set(excluded.tolist()), k=k))
     # Rated movies in the history are excluded by the scorer; the others need spare slots.
     spare = len(np.setdiff1d(excluded, loaded.item_ids[history.item_idx]))
     moved_up: set[int] = set()  # by what the user said: ranked higher with their signals than without
