@@ -2,7 +2,7 @@
 
     snapshot feedback -> split the raters: learner, judge and gate users (``split_users``)
     -> reward model on the learner users' comparisons -> PPO / Q-learning on learner users, and the
-    reranker baselines (quality_rerank, rm_rerank, best_of_n) -> register every candidate
+    reranker baselines (quality_rerank, rm_rerank, best_of_n, mmr, rm_greedy) -> register every candidate
     -> judge reward model on the judge users' comparisons -> gate on the gate users -> serve the winner
 
 No comparison, signal or rating pair of a judge or gate user trains the learner, and no candidate is
@@ -45,10 +45,14 @@ from training.ml.metrics import wilson_interval
 from training.ml.overrides import settings_apply
 from training.ml.policy import NumpySlatePolicy
 from training.ml.ppo import PPOConfig
+from training.ml.norms import ListAttributes
 from training.ml.rerankers import (
     RERANKER_KINDS,
     BestOfN,
+    MMRRerank,
     QualityRerank,
+    Reranker,
+    RewardGreedy,
     RewardRerank,
     best_of_n_kl,
     reranker_export,
@@ -218,6 +222,7 @@ class FeedbackSnapshot:
     comparison_contexts: dict[Hashable, UserContext]  # per comparison: history + only earlier signals
     heldout_relevant: dict[int, set[int]]  # gate users: catalogue indices of their held-out liked movies
     item_quality: np.ndarray  # shrunk mean rating per movie, over the ratings the contexts hold
+    list_attributes: ListAttributes | None = None  # genres, decades, franchises: what list-level terms read
 
     def records(self, part: str) -> list[dict]:
         users = getattr(self.split, part)
@@ -345,7 +350,11 @@ def feedback_snapshot(
     item_quality = shrunk_mean_ratings(
         index[keep], ratings["rating"].to_numpy(np.float64)[known][keep], n_items
     )
-    return FeedbackSnapshot(world, split, comparisons, contexts, relevant, item_quality)
+    titles = movies["title"].fillna("").astype(str).tolist()
+    attributes = ListAttributes.from_catalogue(
+        world.item_features.genre_multi_hot, world.item_features.genres, years, titles
+    )
+    return FeedbackSnapshot(world, split, comparisons, contexts, relevant, item_quality, attributes)
 
 
 def comparison_records(rows: list[dict], base: LoadedModel) -> list[dict]:
@@ -385,7 +394,7 @@ def stage_reward(
     run = reporter.run
     start, end = span
     world, split = snapshot.world, snapshot.split
-    config = settings_apply(config or RewardModelConfig(seed=run.seed), run.config.get("reward"))
+    config = settings_apply(config or reward_config(run.seed), run.config.get("reward"))
     train = snapshot.records("learner")
     heldout = snapshot.records("judge") + snapshot.records("gate")
     check_trained_only_on(train, split.learner, "learner reward model")
@@ -412,6 +421,7 @@ def stage_reward(
         world.item_features,
         config,
         progress=on_epoch,
+        list_attributes=snapshot.list_attributes if config.set_features else None,
     )
     model = result.numpy_model()
     evaluation = evaluate_reward_model(model, heldout, snapshot.contexts_for(heldout, [])) if heldout else {}
@@ -464,6 +474,11 @@ class Candidate:
     source: SlateSource
     version: ModelVersion
     kl: float | None = None
+
+
+def reward_config(seed: int) -> RewardModelConfig:
+    """The product's reward model: the defaults, set-aware unless ``REWARD_SET_FEATURES`` is off."""
+    return RewardModelConfig(seed=seed, set_features=settings.REWARD_SET_FEATURES)
 
 
 def policy_users(snapshot: FeedbackSnapshot) -> list[Hashable]:
@@ -555,20 +570,25 @@ def policy_config(algorithm: str, run, config: PPOConfig | DQNConfig | None = No
 
 def rerankers(
     *, snapshot: FeedbackSnapshot, reward_model: NumpyRewardModel, ppo_config: PPOConfig, seed: int
-) -> list[QualityRerank | RewardRerank | BestOfN]:
-    """The three baselines at the settings' a, b and n, over the top candidates PPO re-ranks too;
-    best-of-n samples from the reference policy PPO is held to (its ``ref_temperature``)."""
+) -> list[Reranker]:
+    """The five baselines at the settings' a, b, n, lambda and b, over the top candidates PPO re-ranks
+    too; best-of-n samples from the reference policy PPO is held to (its ``ref_temperature``). MMR
+    needs the movies' attributes (every snapshot has them; a hand-built one may not)."""
     n_candidates = int(ppo_config.n_candidates)
-    return [
+    built: list[Reranker] = [
         QualityRerank(snapshot.item_quality, settings.RERANK_QUALITY_WEIGHT, n_candidates),
         RewardRerank(reward_model, settings.RERANK_REWARD_WEIGHT, n_candidates),
         BestOfN(reward_model, settings.RERANK_BEST_OF_N, ppo_config.ref_temperature, n_candidates, seed),
     ]
+    if snapshot.list_attributes is not None:
+        built.append(MMRRerank(snapshot.list_attributes, settings.RERANK_MMR_LAMBDA, n_candidates))
+    built.append(RewardGreedy(reward_model, settings.RERANK_GREEDY_WEIGHT, n_candidates))
+    return built
 
 
 def reranker_version_register(
     *,
-    reranker: QualityRerank | RewardRerank | BestOfN,
+    reranker: Reranker,
     base: LoadedModel,
     run=None,
     reward_version: ModelVersion | None = None,
@@ -577,7 +597,11 @@ def reranker_version_register(
     """Write a reranker's artifact (numpy arrays + manifest) and register it as a servable version."""
     kind = reranker.kind
     arrays, meta = reranker_export(reranker)
-    signal_dim = 0 if isinstance(reranker, QualityRerank) else reranker.reward_model.item_features.signal_dim
+    signal_dim = (
+        0
+        if isinstance(reranker, QualityRerank | MMRRerank)
+        else reranker.reward_model.item_features.signal_dim
+    )
     kl = best_of_n_kl(reranker.n) if isinstance(reranker, BestOfN) else None
     manifest = {
         **meta,
@@ -629,7 +653,12 @@ def train_judge(
         seed,
     )
     model = train_reward_model(
-        records, pairs, contexts, snapshot.world.item_features, judge_config
+        records,
+        pairs,
+        contexts,
+        snapshot.world.item_features,
+        judge_config,
+        list_attributes=snapshot.list_attributes if judge_config.set_features else None,
     ).numpy_model()
     return replace(credentials_on_gate_users(snapshot=snapshot, model=model), n_train=len(records))
 
@@ -857,7 +886,7 @@ def run_rlhf_stage(*, kind: str, reporter: RunReporter, configs: dict | None = N
         judge = train_judge(
             snapshot=snapshot,
             records=snapshot.records("judge"),
-            config=settings_apply(configs.get("reward") or RewardModelConfig(), run.config.get("reward")),
+            config=settings_apply(configs.get("reward") or reward_config(run.seed), run.config.get("reward")),
             seed=run.seed + 7,
         )
         reporter.log(

@@ -96,6 +96,8 @@ ALGORITHMS: tuple[Algorithm, ...] = (
     Algorithm("quality_rerank", "Quality re-rank", "policy", "reranker", learns_from_feedback=False),
     Algorithm("rm_rerank", "Reward re-rank", "policy", "reranker"),
     Algorithm("best_of_n", "Best-of-n", "policy", "reranker"),
+    Algorithm("mmr", "Diversity re-rank (MMR)", "policy", "reranker", learns_from_feedback=False),
+    Algorithm("rm_greedy", "Reward greedy", "policy", "reranker"),
 )
 BY_NAME: dict[str, Algorithm] = {algorithm.name: algorithm for algorithm in ALGORITHMS}
 

@@ -37,7 +37,7 @@ import numpy as np
 from training.ml.algorithms import RERANKERS
 from training.ml.env import ReferenceRecommender, RewardModel
 
-RERANKER_KINDS = RERANKERS  # the ones the product can serve (mmr and rm_greedy are the experiment's)
+RERANKER_KINDS = RERANKERS  # all five: the product serves each, as the experiment compares them
 
 
 def zscore(values: np.ndarray) -> np.ndarray:
@@ -220,11 +220,15 @@ class BestOfN:
         return best_of_n_kl(self.n)
 
 
-def reranker_export(reranker: QualityRerank | RewardRerank | BestOfN) -> tuple[dict[str, np.ndarray], dict]:
+Reranker = QualityRerank | RewardRerank | BestOfN | MMRRerank | RewardGreedy
+
+
+def reranker_export(reranker: Reranker) -> tuple[dict[str, np.ndarray], dict]:
     """(arrays, manifest meta) of a reranker, for ``artifacts.write_artifact``; numpy and JSON only.
 
-    ``quality_rerank`` keeps the shrunk mean ratings; ``rm_rerank`` and ``best_of_n`` keep the reward
-    model's arrays (``NumpyRewardModel.export_arrays``) under ``reward/``.
+    ``quality_rerank`` keeps the shrunk mean ratings; ``mmr`` the movies' genres, decades and
+    franchises (``norms.ListAttributes``) under ``set/``; ``rm_rerank``, ``best_of_n`` and
+    ``rm_greedy`` keep the reward model's arrays (``NumpyRewardModel.export_arrays``) under ``reward/``.
     """
     meta: dict[str, Any] = {"kind": reranker.kind, "n_candidates": int(reranker.n_candidates)}
     if isinstance(reranker, QualityRerank):
@@ -232,8 +236,10 @@ def reranker_export(reranker: QualityRerank | RewardRerank | BestOfN) -> tuple[d
             **meta,
             "weight": float(reranker.weight),
         }
+    if isinstance(reranker, MMRRerank):
+        return reranker.attributes.to_arrays("set/"), {**meta, "weight": float(reranker.weight)}
     arrays = {f"reward/{key}": value for key, value in reranker.reward_model.export_arrays().items()}
-    if isinstance(reranker, RewardRerank):
+    if isinstance(reranker, RewardRerank | RewardGreedy):
         return arrays, {**meta, "weight": float(reranker.weight)}
     return arrays, {
         **meta,
@@ -243,16 +249,18 @@ def reranker_export(reranker: QualityRerank | RewardRerank | BestOfN) -> tuple[d
     }
 
 
-def reranker_from_export(
-    arrays: dict[str, np.ndarray], meta: dict[str, Any]
-) -> QualityRerank | RewardRerank | BestOfN:
+def reranker_from_export(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Reranker:
     """The reranker ``reranker_export`` wrote; KeyError or ValueError when something is missing."""
     kind, n_candidates = meta["kind"], int(meta["n_candidates"])
     if kind == "quality_rerank":
         return QualityRerank(np.asarray(arrays["item_quality"]), float(meta["weight"]), n_candidates)
-    if kind not in ("rm_rerank", "best_of_n"):
+    # Imported on use: the web process loads these modules only to serve the rerankers that need them.
+    if kind == "mmr":
+        from training.ml.norms import ListAttributes
+
+        return MMRRerank(ListAttributes.from_arrays(arrays, "set/"), float(meta["weight"]), n_candidates)
+    if kind not in ("rm_rerank", "best_of_n", "rm_greedy"):
         raise ValueError(f"{kind!r} is not a reranker")
-    # Imported on use: the web process loads the reward model's module only to serve these two.
     from training.ml.reward_model import NumpyRewardModel
 
     prefix = "reward/"
@@ -261,4 +269,6 @@ def reranker_from_export(
     )
     if kind == "rm_rerank":
         return RewardRerank(reward_model, float(meta["weight"]), n_candidates)
+    if kind == "rm_greedy":
+        return RewardGreedy(reward_model, float(meta["weight"]), n_candidates)
     return BestOfN(reward_model, int(meta["n"]), float(meta["temperature"]), n_candidates, int(meta["seed"]))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from feedback.models import Comparison
+from training.ml.artifacts import load_artifact
 from training.ml.dqn import DQNConfig
 from training.ml.ppo import PPOConfig
 from training.ml.reward_model import RewardModelConfig
@@ -13,11 +14,12 @@ from training.models import ModelVersion, TrainingRun
 from training.pipeline import training_run_execute
 from training.runs import training_run_create
 from training.serving import recommend
+from training.store import artifact_path
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 TINY = {
-    "reward": RewardModelConfig(epochs=8, batch_size=64, seed=0),
+    "reward": RewardModelConfig(epochs=8, batch_size=64, seed=0, set_features=True),
     "ppo": PPOConfig(iterations=4, users_per_iteration=32, n_candidates=30, slate_size=5, seed=1),
     "qlearning": DQNConfig(
         total_steps=30,
@@ -69,7 +71,7 @@ def test_the_norms_population_answers_through_the_same_services(taste_world, ora
     assert {j.choice for j in judgments} <= {"left", "right", "tie", "both_bad"}
 
 
-CANDIDATES = {"ppo", "qlearning", "quality_rerank", "rm_rerank", "best_of_n"}
+CANDIDATES = {"ppo", "qlearning", "quality_rerank", "rm_rerank", "best_of_n", "mmr", "rm_greedy"}
 
 
 def test_the_full_pipeline_gates_every_policy_kind_with_a_full_report(with_feedback, settings):
@@ -79,6 +81,8 @@ def test_the_full_pipeline_gates_every_policy_kind_with_a_full_report(with_feedb
     versions = {v.algorithm: v for v in run.versions.all()}
     assert set(versions) == {"reward", *CANDIDATES}
     assert {"heldout/accuracy", "heldout/n", "train/accuracy"} <= set(versions["reward"].metrics)
+    reward_arrays, _ = load_artifact(artifact_path(versions["reward"].artifact))
+    assert reward_arrays["set/weights"].shape == (4,)  # the product's reward model reads whole lists
     served = None
     for algorithm in CANDIDATES:
         gate = versions[algorithm].gate
@@ -93,7 +97,7 @@ def test_the_full_pipeline_gates_every_policy_kind_with_a_full_report(with_feedb
         served = gate["served"]
     assert sum(versions[a].gate["chosen"] for a in CANDIDATES) == (served in CANDIDATES)
     kl = {entry["name"]: entry["kl"] for entry in versions["ppo"].gate["candidates"]}
-    assert kl["quality_rerank"] is None and kl["rm_rerank"] is None
+    assert kl["quality_rerank"] is None and kl["rm_rerank"] is None and kl["mmr"] is None
     n = settings.RERANK_BEST_OF_N
     assert kl["best_of_n"] == pytest.approx(np.log(n) - (n - 1) / n) and kl["ppo"] is not None
     ppo_history = run.history["ppo"]
@@ -152,7 +156,7 @@ def test_every_baseline_is_servable_through_the_api_and_the_export_command(with_
     rated = set(Rating.objects.filter(rater=rater).values_list("movie_id", flat=True))
     client = APIClient()
     client.force_authenticate(sam)
-    for algorithm in ("quality_rerank", "rm_rerank", "best_of_n"):
+    for algorithm in ("quality_rerank", "rm_rerank", "mmr", "rm_greedy", "best_of_n"):
         version = ModelVersion.objects.get(algorithm=algorithm)
         model_version_promote(version=version, actor=sam, note="test", override_gate=True)
         response = client.get(f"/api/recommendations/?policy={algorithm}&user={rater.movielens_id}&k=7")

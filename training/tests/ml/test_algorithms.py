@@ -17,12 +17,13 @@ def test_every_name_is_listed_once_with_a_label():
 
 
 def test_the_derived_lists_are_the_ones_the_project_used_to_spell_out():
-    assert algorithms.SERVABLE == ("base", "ppo", "qlearning", "quality_rerank", "rm_rerank", "best_of_n")
-    assert algorithms.POLICIES == ("ppo", "qlearning", "quality_rerank", "rm_rerank", "best_of_n")
+    rerankers = ("quality_rerank", "rm_rerank", "best_of_n", "mmr", "rm_greedy")
+    assert algorithms.SERVABLE == ("base", "ppo", "qlearning", *rerankers)
+    assert algorithms.POLICIES == ("ppo", "qlearning", *rerankers)
     assert algorithms.SLATE_POLICIES == ("ppo", "qlearning")
-    assert algorithms.RERANKERS == ("quality_rerank", "rm_rerank", "best_of_n")
+    assert algorithms.RERANKERS == rerankers
     assert algorithms.STAGES == ("base", "reward", "ppo", "qlearning")
-    assert algorithms.FEEDBACK_FREE_POLICIES == ("quality_rerank",)
+    assert algorithms.FEEDBACK_FREE_POLICIES == ("quality_rerank", "mmr")
 
 
 def test_every_stage_names_a_config_dataclass_whose_fields_all_have_defaults():

@@ -184,3 +184,16 @@ def test_mmr_keeps_the_recommender_order_at_lambda_one_and_spreads_franchises_be
     assert MMRRerank(FRANCHISES, 1.0, 12).slate(recommender, Ctx(), 4).tolist() == [0, 1, 2, 3]
     varied = MMRRerank(FRANCHISES, 0.3, 12).slate(recommender, Ctx(), 4)
     assert varied.tolist() == [0, 2, 4, 6]
+
+
+def test_the_list_builders_come_back_from_their_arrays_with_the_same_lists() -> None:
+    recommender = FixedRecommender(np.linspace(1.0, 0.0, 12))
+    mmr = MMRRerank(FRANCHISES, 0.3, 12)
+    arrays, meta = reranker_export(mmr)
+    assert meta == {"kind": "mmr", "n_candidates": 12, "weight": 0.3}
+    assert set(arrays) == {"set/genre", "set/decade", "set/franchise", "set/min_shared_genres"}
+    assert reranker_from_export(arrays, meta).slate(recommender, Ctx(), 4).tolist() == [0, 2, 4, 6]
+    greedy = RewardGreedy(ExportableRewards(np.linspace(1.0, 0.0, 12)), weight=0.5, n_candidates=9)
+    arrays, meta = reranker_export(greedy)
+    assert set(arrays) == {"reward/item/rewards"}
+    assert meta == {"kind": "rm_greedy", "n_candidates": 9, "weight": 0.5}
