@@ -42,10 +42,10 @@ from training.ml.gate import (
     summarise,
 )
 from training.ml.metrics import wilson_interval
+from training.ml.norms import ListAttributes
 from training.ml.overrides import settings_apply
 from training.ml.policy import NumpySlatePolicy
 from training.ml.ppo import PPOConfig
-from training.ml.norms import ListAttributes
 from training.ml.rerankers import (
     RERANKER_KINDS,
     BestOfN,

@@ -18,10 +18,10 @@ def test_every_name_is_listed_once_with_a_label():
 
 def test_the_derived_lists_are_the_ones_the_project_used_to_spell_out():
     rerankers = ("quality_rerank", "rm_rerank", "best_of_n", "mmr", "rm_greedy")
-    assert algorithms.SERVABLE == ("base", "ppo", "qlearning", *rerankers)
-    assert algorithms.POLICIES == ("ppo", "qlearning", *rerankers)
+    assert ("base", "ppo", "qlearning", *rerankers) == algorithms.SERVABLE
+    assert ("ppo", "qlearning", *rerankers) == algorithms.POLICIES
     assert algorithms.SLATE_POLICIES == ("ppo", "qlearning")
-    assert algorithms.RERANKERS == rerankers
+    assert rerankers == algorithms.RERANKERS
     assert algorithms.STAGES == ("base", "reward", "ppo", "qlearning")
     assert algorithms.FEEDBACK_FREE_POLICIES == ("quality_rerank", "mmr")
 
