@@ -211,7 +211,7 @@ def queries_per_submission(samples: int = 20) -> tuple[float, float, int, float,
     rng = np.random.default_rng(1)
     for i in range(samples):
         # counted with an execute wrapper: CaptureQueriesContext formats each query for the log,
-        # which the raw "strftime('%s', ...)" of training.serving.rater_history cannot survive on SQLite
+        # which the raw "strftime('%s', ...)" of training.profiles.profile_for cannot survive on SQLite
         executed: list[str] = []
 
         def count(execute, sql, params, many, context, executed=executed):

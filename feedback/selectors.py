@@ -8,7 +8,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import combinations
 
 from django.conf import settings
@@ -22,7 +22,7 @@ from recsys_site.cache import cache_get, cache_set
 from training.ml.agreement import cohen_kappa, krippendorff_alpha_nominal, percent_agreement
 
 from .exceptions import NotAssigned
-from .models import AnnotatorStatus, Comparison, ComparisonTask, ItemFeedback, TaskAssignment
+from .models import AnnotatorStatus, Comparison, ComparisonTask, ItemFeedback, ListFeedback, TaskAssignment
 
 PERSONA_FAVOURITES = 5
 PERSONA_RECENT = 5
@@ -610,3 +610,31 @@ def not_interested_movie_ids(*, user) -> set[int]:
             "movie_id", flat=True
         )
     )
+
+
+def rater_reactions(*, rater_id: int, before=None) -> list[tuple[int, str, datetime]]:
+    """The reactions (thumbs, "not interested") a rater's account gave, as ``(movie id, kind, when)``;
+    with ``before`` (a datetime), only those given by then."""
+    reactions = ItemFeedback.objects.filter(user__rater__id=rater_id, kind__in=ItemFeedback.Kind.values)
+    if before is not None:
+        reactions = reactions.filter(created_at__lt=before)
+    return list(reactions.values_list("movie_id", "kind", "created_at"))
+
+
+def rater_signals(*, rater_id: int) -> list[dict]:
+    """Text-feedback signals about a rater's taste: reasons given in comparisons of their lists
+    (their own or as a persona) and comments the account wrote about its recommendations."""
+    signals: list[dict] = []
+    for batch in (
+        Comparison.objects.filter(task__context_rater_id=rater_id)
+        .exclude(signals=[])
+        .values_list("signals", flat=True)
+    ):
+        signals.extend(batch)
+    for batch in (
+        ListFeedback.objects.filter(user__rater__id=rater_id)
+        .exclude(signals=[])
+        .values_list("signals", flat=True)
+    ):
+        signals.extend(batch)
+    return signals

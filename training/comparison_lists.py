@@ -26,9 +26,9 @@ from django.db.models import F
 
 from feedback.exceptions import NoComparisonAvailable
 from feedback.lists import Slate, SourceSpec
-from movies.models import Rating
 
 from .models import ModelVersion
+from .profiles import profile_for
 from .serving import UnknownPolicy, popular_diverse, slate_for
 from .store import SERVABLE_ALGORITHMS, models
 
@@ -87,8 +87,8 @@ class ServedLists:
 
     def slate(self, spec: SourceSpec, *, rater_id: int, k: int, rng: np.random.Generator) -> Slate:
         if spec.policy == "popularity":
-            rated = set(Rating.objects.filter(rater_id=rater_id).values_list("movie_id", flat=True))
-            movie_ids = [rec.movie.pk for rec in popular_diverse(exclude=rated, k=k)]
+            rated = profile_for(rater_id=rater_id, reactions=False).rated
+            movie_ids = [rec.movie.pk for rec in popular_diverse(exclude=set(rated), k=k)]
             return Slate(movie_ids, "popularity", None, None, False, 1.0)
         version = None
         policy = spec.policy

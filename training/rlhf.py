@@ -25,26 +25,20 @@ from django.conf import settings
 
 from feedback.models import Comparison, ListFeedback
 from training.ml.algorithms import FEEDBACK_FREE_POLICIES
-from training.ml.algorithms import algorithm as algorithm_row
 from training.ml.artifacts import load_artifact
 from training.ml.data import History
 from training.ml.dqn import DQNConfig
-from training.ml.evaluation import ndcg_difference
 from training.ml.gate import (
     CandidateEvidence,
     GateDecision,
     GateRules,
     candidate_verdicts,
     gate_decide,
-    judge_outcomes,
-    replay_outcomes,
     reward_model_verdict,
-    summarise,
 )
 from training.ml.metrics import wilson_interval
 from training.ml.norms import ListAttributes
 from training.ml.overrides import settings_apply
-from training.ml.policy import NumpySlatePolicy
 from training.ml.ppo import PPOConfig
 from training.ml.rerankers import (
     RERANKER_KINDS,
@@ -62,10 +56,9 @@ from training.ml.reward_model import (
     NumpyRewardModel,
     RewardModelConfig,
     evaluate_reward_model,
-    sample_rating_pairs,
-    train_reward_model,
 )
 from training.ml.rlhf import OUTCOME_OF_CHOICE, SlateSource, World, build_world, kl_from_reference
+from training.ml.stages import candidate_evidence, fit_policy, fit_reward_model, judge_trusted
 from training.ml.user_features import UserContext, make_user_context
 
 from . import registry
@@ -399,9 +392,6 @@ def stage_reward(
     heldout = snapshot.records("judge") + snapshot.records("gate")
     check_trained_only_on(train, split.learner, "learner reward model")
     learner_contexts = {r: world.contexts[r] for r in sorted(split.learner) if r in world.contexts}
-    rating_pairs = sample_rating_pairs(
-        learner_contexts, config.pairs_per_user, config.min_rating_gap, config.seed
-    )
     reporter.log(
         f"Reward model: {len(train)} comparisons of {len(split.learner)} learner users; "
         f"{len(heldout)} comparisons of judge and gate users held out"
@@ -414,16 +404,16 @@ def stage_reward(
         )
         reporter.record_history("reward_model", {"epoch": epoch, **{k: float(v) for k, v in metrics.items()}})
 
-    result = train_reward_model(
+    fit = fit_reward_model(
         train,
-        rating_pairs,
-        snapshot.contexts_for(train, learner_contexts),
-        world.item_features,
-        config,
+        raters=learner_contexts,
+        contexts=snapshot.contexts_for(train, learner_contexts),
+        item_features=world.item_features,
+        config=config,
         progress=on_epoch,
         list_attributes=snapshot.list_attributes if config.set_features else None,
     )
-    model = result.numpy_model()
+    model, result, rating_pairs = fit.model, fit.result, fit.rating_pairs
     evaluation = evaluate_reward_model(model, heldout, snapshot.contexts_for(heldout, [])) if heldout else {}
     metrics = {f"train/{k}": float(v) for k, v in result.final_metrics.items()}
     metrics.update({f"heldout/{k}": float(v) for k, v in evaluation.items()})
@@ -525,10 +515,9 @@ def stage_policy(
         )
 
     reporter.log(f"{algorithm}: {len(contexts)} learner users")
-    result = algorithm_row(algorithm).train(
-        contexts, world.recommender, reward_model, world.item_features.matrix, config, progress=on_iteration
+    policy, result = fit_policy(
+        algorithm, contexts, world.recommender, reward_model, world.item_features.matrix, config, on_iteration
     )
-    policy = NumpySlatePolicy.from_arrays(result.arrays, kind=algorithm)
     gate_contexts = [world.context(key) for key in sorted(snapshot.split.gate) if key in world.contexts]
     kl = kl_from_reference(
         policy,
@@ -646,20 +635,14 @@ def train_judge(
     judge_config = replace(config, seed=seed, validation_fraction=0.0)
     raters = sorted({c["rater"] for c in records})
     contexts = snapshot.contexts_for(records, raters)
-    pairs = sample_rating_pairs(
-        {r: contexts[r] for r in raters if r in contexts},
-        judge_config.pairs_per_user,
-        judge_config.min_rating_gap,
-        seed,
-    )
-    model = train_reward_model(
+    model = fit_reward_model(
         records,
-        pairs,
-        contexts,
-        snapshot.world.item_features,
-        judge_config,
+        raters={r: contexts[r] for r in raters if r in contexts},
+        contexts=contexts,
+        item_features=snapshot.world.item_features,
+        config=judge_config,
         list_attributes=snapshot.list_attributes if judge_config.set_features else None,
-    ).numpy_model()
+    ).model
     return replace(credentials_on_gate_users(snapshot=snapshot, model=model), n_train=len(records))
 
 
@@ -719,42 +702,22 @@ def gate_evidence(
     replayed = [(c["rater"], c["slate_a"], c["slate_b"], c["outcome"]) for c in snapshot.records("gate")]
     evidence = []
     for candidate in candidates:
-        candidate_lists = lists(candidate.source)
         own = learner if learner is not None and candidate.name in FEEDBACK_FREE else None
         scorer = own or judge
-        if scorer is None:
-            judged = summarise([], rules)
-        else:
-            judged = summarise(
-                judge_outcomes(
-                    lambda user, slate, scorer=scorer: scorer.model.list_score(world.contexts[user], slate),
-                    candidate_lists,
-                    served_lists,
-                ),
-                rules,
-            )
-        trusted = None
-        if own is not None:
-            trusted = (
-                own.accuracy is not None
-                and own.n_strict >= rules.min_judge_comparisons
-                and own.accuracy >= rules.min_judge_accuracy
-            )
         evidence.append(
-            CandidateEvidence(
+            candidate_evidence(
                 name=candidate.name,
-                judge=judged,
+                lists=lists(candidate.source),
+                served=served_lists,
+                judge=None
+                if scorer is None
+                else lambda user, slate, scorer=scorer: scorer.model.list_score(world.contexts[user], slate),
                 judge_name="learner's reward model" if own is not None else "independent judge",
-                judge_trusted=trusted,
-                replay=summarise(replay_outcomes(replayed, candidate_lists, served_lists), rules),
-                ndcg_difference=ndcg_difference(
-                    candidate_lists,
-                    served_lists,
-                    snapshot.heldout_relevant,
-                    GATE_SLATE_SIZE,
-                    rules.bootstrap_rounds,
-                    rules.seed,
-                ),
+                judge_trusted=None if own is None else judge_trusted(own.accuracy, own.n_strict, rules),
+                replayed=replayed,
+                relevant=snapshot.heldout_relevant,
+                slate_size=GATE_SLATE_SIZE,
+                rules=rules,
                 kl=candidate.kl,
             )
         )

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import NamedTuple
 
 import numpy as np
 from django.conf import settings
-from django.db import connection
 from django.db.models import Count, F, Q, prefetch_related_objects
 from django.utils import timezone
 
@@ -26,7 +24,7 @@ from training.ml.steering import POOL_FACTOR, Steering, steer
 
 from .models import ModelVersion, ShownList
 from .online import INTERLEAVED_POLICY, in_experiment, interleave, running_experiment
-from .snapshots import epoch_sql
+from .profiles import Profile, profile_for
 from .store import POLICY_ALGORITHMS, SERVABLE_ALGORITHMS, LoadedModel, models
 
 POLICY_CHOICES = ("active", "popularity", *SERVABLE_ALGORITHMS)
@@ -51,55 +49,18 @@ class RecommendationList:
     items: list[Recommendation]
 
 
-class Profile(NamedTuple):
-    """What a rater's list is built from at request time."""
+@dataclass(frozen=True)
+class Ranked:
+    """A list chosen for a profile, as movie ids: what the pure selector `rank` returns."""
 
-    history: History  # ratings, and thumbs on movies not rated, in the model's catalogue indices
-    seen: np.ndarray  # every movie id rated or given a thumb: not recommended again
-    thumbs: dict[int, str]  # movie id -> "up" or "down", for the thumbs in the history
-
-
-def rater_history(*, rater_id: int | None, loaded: LoadedModel, before=None) -> Profile:
-    """The rater's ratings, and the thumbs their account gave movies it has not rated.
-
-    A reaction counts at once, as a rating would (``THUMB_UP_RATING``, ``THUMB_DOWN_RATING``,
-    ``NOT_INTERESTED_RATING``): the next list already reflects it, without retraining. A rating of
-    the same movie wins over a reaction. (Measured: ``manage.py item_feedback_experiment``.)
-    ``before`` (a datetime) keeps only what the rater had done by then: the profile a logged list
-    was made from, for off-policy evaluation.
-    """
-    if rater_id is None:
-        return Profile(History.empty(), np.zeros(0, np.int64), {})
-    query = (
-        f"SELECT movie_id, rating, {epoch_sql('rated_at')} FROM {Rating._meta.db_table} WHERE rater_id = %s"
-    )
-    params: list = [rater_id]
-    if before is not None:
-        query += " AND rated_at < %s"
-        params.append(before)
-    with connection.cursor() as cursor:
-        cursor.execute(query, params)
-        rows = cursor.fetchall()
-    rated = {row[0] for row in rows}
-    thumbs: dict[int, str] = {}
-    value = {
-        ItemFeedback.Kind.UP: settings.THUMB_UP_RATING,
-        ItemFeedback.Kind.DOWN: settings.THUMB_DOWN_RATING,
-        ItemFeedback.Kind.NOT_INTERESTED: settings.NOT_INTERESTED_RATING,
-    }
-    reactions = ItemFeedback.objects.filter(user__rater__id=rater_id, kind__in=list(value))
-    if before is not None:
-        reactions = reactions.filter(created_at__lt=before)
-    for movie_id, kind, at in reactions.values_list("movie_id", "kind", "created_at"):
-        if movie_id not in rated:
-            thumbs[movie_id] = kind
-            rows.append((movie_id, value[kind], at.timestamp()))
-    if not rows:
-        return Profile(History.empty(), np.zeros(0, np.int64), {})
-    data = np.array(rows, dtype=np.float64)
-    movie_ids = data[:, 0].astype(np.int64)
-    index, known = loaded.indices(movie_ids)
-    return Profile(History(index, data[known, 1], data[known, 2].astype(np.int64)), movie_ids, thumbs)
+    policy: str  # the model's algorithm, or "popularity"
+    version: int | None
+    movie_ids: tuple[int, ...] = ()  # best first
+    scores: tuple[float, ...] = ()
+    because: tuple[int, ...] = ()  # per movie: the rated or liked movie that explains it best
+    moved: frozenset[int] = frozenset()  # movies ranked higher with the rater's text signals than without
+    fallback: bool = False  # no model list for this profile: the popularity list, without ``exclude``
+    exclude: frozenset[int] = frozenset()
 
 
 def popular_diverse(*, exclude: set[int], k: int, pool_factor: int = 8) -> list[Recommendation]:
@@ -143,37 +104,22 @@ def popular_diverse(*, exclude: set[int], k: int, pool_factor: int = 8) -> list[
     ]
 
 
-def rater_signals(rater_id: int) -> list[dict]:
-    """Text-feedback signals about a rater's taste: reasons given in comparisons of their lists
-    (their own or as a persona) and comments the account wrote about its recommendations."""
-    from feedback.models import Comparison, ListFeedback
-
-    signals: list[dict] = []
-    for batch in (
-        Comparison.objects.filter(task__context_rater_id=rater_id)
-        .exclude(signals=[])
-        .values_list("signals", flat=True)
-    ):
-        signals.extend(batch)
-    for batch in (
-        ListFeedback.objects.filter(user__rater__id=rater_id)
-        .exclude(signals=[])
-        .values_list("signals", flat=True)
-    ):
-        signals.extend(batch)
-    return signals
+def needs_signals(loaded: LoadedModel | None) -> bool:
+    """Whether a loaded model reads the rater's text signals: a policy with signal inputs."""
+    return (
+        loaded is not None
+        and loaded.algorithm in POLICY_ALGORITHMS
+        and bool(getattr(loaded.scorer, "signal_dim", 0))
+    )
 
 
-def rater_signal_vector(
-    rater_id: int | None, loaded: LoadedModel, signals: list[dict] | None = None
-) -> np.ndarray | None:
-    """The signal vector a policy with text-signal inputs reads (``signals``: the rater's, when known)."""
-    if rater_id is None or not getattr(loaded.scorer, "signal_dim", 0):
+def signal_vector(loaded: LoadedModel, profile: Profile) -> np.ndarray | None:
+    """The signal vector a policy with text-signal inputs reads; None without signals."""
+    if profile.rater_id is None or not needs_signals(loaded) or not profile.signals:
         return None
     from training.ml.user_features import GENRES, signal_features
 
-    signals = rater_signals(rater_id) if signals is None else signals
-    return signal_features(signals, GENRES) if signals else None
+    return signal_features(list(profile.signals), GENRES)
 
 
 def signal_reason(movie: Movie, signals: list[dict]) -> str:
@@ -215,29 +161,36 @@ def recommend_from(
     loaded: LoadedModel | None, *, rater_id: int | None, k: int = 20, with_genres: bool = False, before=None
 ) -> RecommendationList:
     """Top-k of one loaded model (popularity without one), never a movie the rater rated or hid;
-    with ``before``, from the rater's profile as it was then (`rater_history`)."""
-    algorithm = loaded.algorithm if loaded is not None else None
-    if loaded is None:
-        seen: set[int] = set()
-        if rater_id:  # rated, and "not interested": those never come back
-            seen = set(Rating.objects.filter(rater_id=rater_id).values_list("movie_id", flat=True))
-            seen |= set(
-                ItemFeedback.objects.filter(
-                    user__rater__id=rater_id, kind=ItemFeedback.Kind.NOT_INTERESTED
-                ).values_list("movie_id", flat=True)
-            )
-        return RecommendationList("popularity", None, popular_diverse(exclude=seen, k=k))
-    # The profile's ``seen`` holds every rated movie and every reaction, "not interested" included.
-    history, excluded, thumbs = rater_history(rater_id=rater_id, loaded=loaded, before=before)
+    with ``before``, from the rater's profile as it was then (`training.profiles.profile_for`)."""
+    profile = profile_for(rater_id=rater_id, signals=needs_signals(loaded), before=before)
+    return recommend_for(loaded, profile, k=k, with_genres=with_genres)
+
+
+def recommend_for(
+    loaded: LoadedModel | None, profile: Profile, *, k: int = 20, with_genres: bool = False
+) -> RecommendationList:
+    """`rank`'s list for the profile, with its movies read and each one's reason written."""
+    return present(rank(loaded, profile, k=k), profile, k=k, with_genres=with_genres)
+
+
+def rank(loaded: LoadedModel | None, profile: Profile, *, k: int) -> Ranked:
+    """Top-k movie ids of one loaded model for a profile: never a movie the profile rated or reacted
+    to. A pure selector: what it needs comes as arguments, and it never queries the database.
+
+    Without a model, or for a profile the model knows nothing of, the answer is the popularity list
+    (`Ranked.fallback`) without the movies rated or hidden.
+    """
+    if loaded is None:  # rated, and "not interested": those never come back
+        return Ranked("popularity", None, fallback=True, exclude=profile.rated | profile.hidden)
+    history, excluded = profile.history(loaded), profile.seen  # seen: every rating and reaction
     if not len(history):
-        return RecommendationList("popularity", None, popular_diverse(exclude=set(excluded.tolist()), k=k))
+        return Ranked("popularity", None, fallback=True, exclude=frozenset(excluded.tolist()))
     # Rated movies in the history are excluded by the scorer; the others need spare slots.
     spare = len(np.setdiff1d(excluded, loaded.item_ids[history.item_idx]))
     moved_up: set[int] = set()  # by what the user said: ranked higher with their signals than without
-    signals: list[dict] = []
-    if algorithm in POLICY_ALGORITHMS:
-        signals = rater_signals(rater_id) if rater_id and getattr(loaded.scorer, "signal_dim", 0) else []
-        vector = rater_signal_vector(rater_id, loaded, signals)
+    rater_id = profile.rater_id
+    if loaded.algorithm in POLICY_ALGORITHMS:
+        vector = signal_vector(loaded, profile)
         best, scores = loaded.scorer.top_k(history, k=k + spare, signals=vector, key=rater_id)
         if vector is not None:
             plain, _ = loaded.scorer.top_k(history, k=k + spare, signals=None, key=rater_id)
@@ -253,22 +206,37 @@ def recommend_from(
     keep = ~np.isin(movie_ids, excluded)  # also drop rated movies the model's catalogue lacks
     best, scores, movie_ids = best[keep][:k], scores[keep][:k], movie_ids[keep][:k]
     because = loaded.item_ids[loaded.scorer.explain_many(history, best)].tolist()
-    moved = {int(loaded.item_ids[index]) for index in moved_up}
+    return Ranked(
+        loaded.algorithm,
+        loaded.version,
+        tuple(movie_ids.tolist()),
+        tuple(scores.tolist()),
+        tuple(because),
+        frozenset(int(loaded.item_ids[index]) for index in moved_up),
+    )
+
+
+def present(ranked: Ranked, profile: Profile, *, k: int, with_genres: bool = False) -> RecommendationList:
+    """The ranked movies read from the catalogue, each with why it is there (the popularity list
+    for a fallback)."""
+    if ranked.fallback:
+        return RecommendationList("popularity", None, popular_diverse(exclude=set(ranked.exclude), k=k))
+    moved, thumbs = ranked.moved, profile.thumbs
     queryset = Movie.objects.prefetch_related("genres") if with_genres or moved else Movie.objects.all()
-    movies = queryset.in_bulk([*movie_ids.tolist(), *because])
+    movies = queryset.in_bulk([*ranked.movie_ids, *ranked.because])
     items = []
-    for movie_id, score, reason_id in zip(movie_ids.tolist(), scores.tolist(), because, strict=True):
+    for movie_id, score, reason_id in zip(ranked.movie_ids, ranked.scores, ranked.because, strict=True):
         if movie_id not in movies:
             continue  # removed from the catalogue since the model was trained
         reason_movie = movies.get(reason_id)
         reason = ""
         if movie_id in moved:
-            reason = signal_reason(movies[movie_id], signals)
+            reason = signal_reason(movies[movie_id], list(profile.signals))
         elif reason_movie is not None:
             verb = "liked" if thumbs.get(reason_id) == ItemFeedback.Kind.UP else "rated"
             reason = f"Because you {verb} {reason_movie.display_title}"
         items.append(Recommendation(movies[movie_id], float(score), reason))
-    return RecommendationList(loaded.algorithm, loaded.version, items)
+    return RecommendationList(ranked.policy, ranked.version, items)
 
 
 def recommendations_for_user(
@@ -442,7 +410,8 @@ def interleaved_for(*, rater_id: int, k: int) -> RecommendationList | None:
     control, candidate = models.version(experiment.control), models.version(experiment.candidate)
     if control is None or candidate is None:
         return None
-    lists = [recommend_from(side, rater_id=rater_id, k=k, with_genres=True) for side in (control, candidate)]
+    profile = profile_for(rater_id=rater_id, signals=needs_signals(control) or needs_signals(candidate))
+    lists = [recommend_for(side, profile, k=k, with_genres=True) for side in (control, candidate)]
     if any(side.policy == "popularity" for side in lists):
         return None  # a user the models know nothing about yet: no comparison to make
     by_movie = {item.movie.pk: item for side in reversed(lists) for item in side.items}
@@ -558,18 +527,9 @@ def slate_for(
     """
     rng = rng or np.random.default_rng()
     if policy == "random":
-        rated = set(Rating.objects.filter(rater_id=rater_id).values_list("movie_id", flat=True))
-        pool = np.array(
-            [
-                m
-                for m in Movie.objects.filter(num_ratings__gt=0).values_list("id", flat=True)
-                if m not in rated
-            ],
-            np.int64,
-        )
-        picks = rng.choice(pool, size=min(k, len(pool)), replace=False)
-        probability = float(np.exp(-np.sum(np.log(len(pool) - np.arange(len(picks))))))
-        return Slate(picks.tolist(), "random", None, None, True, probability)
+        profile = profile_for(rater_id=rater_id, reactions=False)
+        catalogue = list(Movie.objects.filter(num_ratings__gt=0).values_list("id", flat=True))
+        return random_slate(catalogue, profile, k=k, rng=rng)
     if version is not None:
         loaded = models.version(version)
     elif policy == "active":
@@ -578,20 +538,60 @@ def slate_for(
         loaded = models.active("base" if policy == "worst" else policy)
     if loaded is None:
         raise UnknownPolicy(f"No servable model for {policy!r}.")
-    history, rated_ids, _ = rater_history(rater_id=rater_id, loaded=loaded)
-    scores = loaded.scorer.score(history).astype(np.float64)
-    scores[history.item_idx] = -np.inf
-    scores[np.isin(loaded.item_ids, rated_ids)] = -np.inf
+    profile = profile_for(rater_id=rater_id)
     if policy == "worst":
         popular = list(
             Movie.objects.filter(num_ratings__gt=0)
             .order_by("-num_ratings")
             .values_list("id", flat=True)[:500]
         )
-        index, _ = loaded.indices(np.asarray(popular, np.int64))
-        pool = index[np.isfinite(scores[index])]
-        picks = pool[np.argsort(scores[pool], kind="stable")[:k]]
-        return Slate(loaded.item_ids[picks].tolist(), "worst", loaded.version, loaded.version_id, False, 1.0)
+        return worst_slate(loaded, profile, popular=popular, k=k)
+    return model_slate(
+        loaded, profile, k=k, explore=explore, temperature=temperature, candidates=candidates, rng=rng
+    )
+
+
+def random_slate(catalogue: list[int], profile: Profile, *, k: int, rng: np.random.Generator) -> Slate:
+    """k movies of ``catalogue`` drawn uniformly, none the profile rated, with the list's probability."""
+    rated = profile.rated
+    pool = np.array([m for m in catalogue if m not in rated], np.int64)
+    picks = rng.choice(pool, size=min(k, len(pool)), replace=False)
+    probability = float(np.exp(-np.sum(np.log(len(pool) - np.arange(len(picks))))))
+    return Slate(picks.tolist(), "random", None, None, True, probability)
+
+
+def _slate_scores(loaded: LoadedModel, profile: Profile) -> tuple[History, np.ndarray, np.ndarray]:
+    """The profile's history, what it has seen, and the model's scores with seen movies at -inf."""
+    history, seen = profile.history(loaded), profile.seen
+    scores = loaded.scorer.score(history).astype(np.float64)
+    scores[history.item_idx] = -np.inf
+    scores[np.isin(loaded.item_ids, seen)] = -np.inf
+    return history, seen, scores
+
+
+def worst_slate(loaded: LoadedModel, profile: Profile, *, popular: list[int], k: int) -> Slate:
+    """The model's k lowest-scored movies among ``popular`` (the most-rated), none seen: a clearly
+    worse list for gold tasks."""
+    _, _, scores = _slate_scores(loaded, profile)
+    index, _ = loaded.indices(np.asarray(popular, np.int64))
+    pool = index[np.isfinite(scores[index])]
+    picks = pool[np.argsort(scores[pool], kind="stable")[:k]]
+    return Slate(loaded.item_ids[picks].tolist(), "worst", loaded.version, loaded.version_id, False, 1.0)
+
+
+def model_slate(
+    loaded: LoadedModel,
+    profile: Profile,
+    *,
+    k: int,
+    explore: bool = False,
+    temperature: float = 0.3,
+    candidates: int = 200,
+    rng: np.random.Generator,
+) -> Slate:
+    """One model's list for a comparison task, none of it seen by the profile (see `slate_for`).
+    A pure selector: it never queries the database."""
+    history, rated_ids, scores = _slate_scores(loaded, profile)
     if explore:
         top = np.argpartition(-scores, min(candidates, len(scores) - 1))[:candidates]
         top = top[np.isfinite(scores[top])]

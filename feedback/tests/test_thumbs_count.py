@@ -118,3 +118,74 @@ def test_reactions_count_as_the_item_feedback_experiment_measured_them(settings)
         measured.dislike_rating,
         measured.not_interested_rating,
     ) == (settings.THUMB_UP_RATING, settings.THUMB_DOWN_RATING, settings.NOT_INTERESTED_RATING)
+
+
+HORROR_SIGNAL = {"aspect": "genre", "value": "Horror", "polarity": 0.8, "span": "horror"}
+
+
+def test_the_selectors_take_a_planted_hidden_movie_as_an_argument_and_read_no_database(
+    base_model, alice, django_assert_num_queries
+):
+    from dataclasses import replace
+
+    from training.profiles import profile_for
+    from training.serving import model_slate, rank
+    from training.store import models
+
+    for movie_id in (1, 2, 3, 4, 5):
+        rating_set(user=alice, movie_id=movie_id, value=4.0)
+    loaded = models.served()
+    profile = profile_for(rater_id=alice.rater.pk)
+    with django_assert_num_queries(0):
+        plain = rank(loaded, profile, k=10)
+        first = plain.movie_ids[0]
+        planted = replace(profile, reactions=(*profile.reactions, (first, "not_interested", 0.0)))
+        hidden = rank(loaded, planted, k=10)
+        slate = model_slate(loaded, planted, k=10, rng=np.random.default_rng(0))
+    assert planted.hidden == {first} and not profile.hidden
+    assert first not in hidden.movie_ids and first not in slate.movie_ids
+    assert len(hidden.movie_ids) == 10 and hidden.movie_ids != plain.movie_ids
+
+
+def test_the_selector_takes_planted_text_signals_as_an_argument_and_reads_no_database(
+    base_model, alice, django_assert_num_queries
+):
+    from dataclasses import replace
+
+    from movies.models import Movie
+    from training.profiles import profile_for
+    from training.serving import rank
+    from training.store import LoadedModel
+
+    for movie_id in (1, 3, 4, 5):
+        rating_set(user=alice, movie_id=movie_id, value=4.0)
+    item_ids = np.array(sorted(Movie.objects.values_list("id", flat=True)), np.int64)
+    horror_ids = set(Movie.objects.filter(genres__name="Horror").values_list("id", flat=True))
+    horror = {int(np.searchsorted(item_ids, m)) for m in horror_ids}
+    loaded = LoadedModel(99, "ppo", 1, SignalMinded(horror, len(item_ids)), item_ids)
+    profile = profile_for(rater_id=alice.rater.pk, signals=True)  # none in the database
+    with django_assert_num_queries(0):
+        plain = rank(loaded, profile, k=5)
+        said = rank(loaded, replace(profile, signals=(HORROR_SIGNAL,)), k=5)
+    assert not profile.signals and not plain.moved
+    assert said.moved and said.moved <= horror_ids and said.moved <= set(said.movie_ids)
+    assert said.movie_ids != plain.movie_ids
+
+
+def test_for_you_reads_the_profile_once_and_a_few_rows_more(base_model, alice, settings):
+    """Eight queries for a list of ten: the online comparison, the served decision, the ratings, the
+    reactions, the movies and their genres, the served version's id and the shown list written.
+    Reading the profile in one place must not make it more."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.FOR_YOU_EXPLORE_SHARE = 0.0
+    for movie_id in (1, 2, 3, 4, 5):
+        rating_set(user=alice, movie_id=movie_id, value=4.0)
+    services.item_feedback_set(user=alice, movie_id=6, kind="up")
+    services.item_feedback_set(user=alice, movie_id=7, kind="not_interested")
+    recommendations_for_user(user=alice, k=10)  # the model store loads the served version
+    with CaptureQueriesContext(connection) as queries:
+        shown = recommendations_for_user(user=alice, k=10)
+    assert len(shown.items) == 10 and not {6, 7} & {item.movie.pk for item in shown.items}
+    assert len(queries) <= 8, [query["sql"] for query in queries.captured_queries]

@@ -164,3 +164,34 @@ def test_the_project_has_no_import_cycles():
     for component in cycles:
         print(_describe(component, graph))
     assert not cycles, "import cycles:\n" + "\n".join(_describe(c, graph) for c in cycles)
+
+
+def test_the_product_and_the_experiment_train_through_the_same_stage_functions():
+    """``training.rlhf`` and ``training.ml.experiment`` fit the reward model and the policies, and
+    assemble the gate's evidence, through ``training.ml.stages``, never by calling a trainer themselves."""
+    modules = project_modules()
+    trainers = {
+        "training.ml.reward_model.train_reward_model",
+        "training.ml.reward_model.sample_rating_pairs",
+        "training.ml.ppo.train_ppo",
+        "training.ml.dqn.train_dqn",
+        "training.ml.gate.judge_outcomes",
+        "training.ml.gate.replay_outcomes",
+    }
+    for name in ("training.rlhf", "training.ml.experiment"):
+        names = imported_names(name, modules[name])
+        assert "training.ml.stages.fit_reward_model" in names and "training.ml.stages.fit_policy" in names
+        assert "training.ml.stages.candidate_evidence" in names
+        assert not names & trainers, f"{name} calls a trainer itself: {sorted(names & trainers)}"
+
+
+def test_a_rater_s_profile_is_read_in_one_place():
+    """Only ``training.profiles`` reads a rater's reactions and text signals for their lists; the
+    list builders in ``training.serving`` take the profile as an argument."""
+    readers = sorted(
+        name
+        for name, path in project_modules().items()
+        if {"feedback.selectors.rater_reactions", "feedback.selectors.rater_signals"}
+        & imported_names(name, path)
+    )
+    assert readers == ["training.profiles"]

@@ -50,16 +50,12 @@ import numpy as np
 import pandas as pd
 
 from training.ml.data import History, Snapshot, item_genres
-from training.ml.dqn import DQNConfig, train_dqn
+from training.ml.dqn import DQNConfig
 from training.ml.evaluation import ndcg_difference
 from training.ml.gate import (
-    CandidateEvidence,
     GateDecision,
     GateRules,
     gate_decide,
-    judge_outcomes,
-    replay_outcomes,
-    summarise,
 )
 from training.ml.metrics import bootstrap_mean, ndcg_at_k, recall_at_k
 from training.ml.norms import (
@@ -75,7 +71,7 @@ from training.ml.norms import (
     population_norms,
 )
 from training.ml.policy import NumpySlatePolicy
-from training.ml.ppo import PPOConfig, train_ppo
+from training.ml.ppo import PPOConfig
 from training.ml.recommender import RecommenderConfig, train_recommender
 from training.ml.rerankers import (
     BestOfN,
@@ -92,12 +88,11 @@ from training.ml.reward_model import (
     NumpyRewardModel,
     RewardModelConfig,
     evaluate_reward_model,
-    sample_rating_pairs,
-    train_reward_model,
 )
 from training.ml.rlhf import SlateSource, World, bootstrap_win_rate, build_world, kl_from_reference
 from training.ml.scoring import NumpyRecommender
 from training.ml.simulator import OracleTaste, SimulatedAnnotator, make_annotators
+from training.ml.stages import candidate_evidence, fit_policy, fit_reward_model, judge_trusted
 from training.ml.user_features import UserContext, make_user_context
 
 TRAIN, FEEDBACK, TEST, BEFORE_TEST = 0, 1, 2, 3
@@ -660,25 +655,19 @@ def _train_reward(
         log, heldout_users, reward_users, config.seen_heldout_fraction, config.seed
     )
     started = time.perf_counter()
-    rating_pairs = sample_rating_pairs(
-        {u: user_contexts[u] for u in sorted(reward_users)},
-        config.reward.pairs_per_user,
-        config.reward.min_rating_gap,
-        config.reward.seed,
-    )
     contexts: dict[Hashable, UserContext] = {
         **{u: user_contexts[u] for u in reward_users},
         **comparison_contexts(world, train_histories, log, train_rows),
     }
-    result = train_reward_model(
+    fit = fit_reward_model(
         [log.comparisons[j] for j in train_rows],
-        rating_pairs,
-        contexts,
-        world.item_features,
-        config.reward,
+        raters={u: user_contexts[u] for u in sorted(reward_users)},
+        contexts=contexts,
+        item_features=world.item_features,
+        config=config.reward,
         list_attributes=list_attributes,
     )
-    model = result.numpy_model()
+    model, result, rating_pairs = fit.model, fit.result, fit.rating_pairs
     seconds = time.perf_counter() - started
     heldout = [log.comparisons[j] for j in heldout_rows]
     evaluation = evaluate_reward_model(
@@ -982,27 +971,27 @@ class ClosedLoop:
     def retrain_ppo(self) -> tuple[Any, float]:
         """PPO from scratch against the current reward model; (PPOResult, seconds)."""
         started = time.perf_counter()
-        result = train_ppo(
+        self.ppo_policy, result = fit_policy(
+            "ppo",
             self.policy_users(),
             self.recommender,
             self.reward_model,
             self.world.item_features.matrix,
             self.config.ppo,
         )
-        self.ppo_policy = NumpySlatePolicy.from_arrays(result.arrays, kind="ppo")
         return result, time.perf_counter() - started
 
     def retrain_dqn(self) -> tuple[Any, float]:
         """Q-learning from scratch against the current reward model; (DQNResult, seconds)."""
         started = time.perf_counter()
-        result = train_dqn(
+        self.dqn_policy, result = fit_policy(
+            "qlearning",
             self.policy_users(),
             self.recommender,
             self.reward_model,
             self.world.item_features.matrix,
             self.config.dqn,
         )
-        self.dqn_policy = NumpySlatePolicy.from_arrays(result.arrays, kind="qlearning")
         return result, time.perf_counter() - started
 
     def sources(self) -> dict[str, SlateSource]:
@@ -1102,15 +1091,14 @@ class ClosedLoop:
             if not rows:
                 continue
             contexts = comparison_contexts(self.world, contexts_of, self.log, rows)
-            result = train_reward_model(
+            model = fit_reward_model(
                 [self.log.comparisons[j] for j in rows],
-                None,
-                contexts,
-                self.world.item_features,
-                self.config.reward,
+                raters=None,
+                contexts=contexts,
+                item_features=self.world.item_features,
+                config=self.config.reward,
                 list_attributes=self.list_attributes if self.config.reward.set_features else None,
-            )
-            model = result.numpy_model()
+            ).model
             evaluation = evaluate_reward_model(
                 model,
                 [self.log.comparisons[j] for j in held],
@@ -1145,9 +1133,8 @@ class ClosedLoop:
         # The learner's reward model never saw a validation user, and a policy that learned nothing
         # from comparisons was not optimised against it: it may judge those (with its own credentials).
         learner = self.reward_metrics
-        learner_trusted = (
-            learner.get("heldout_n_strict", 0) >= rules.min_judge_comparisons
-            and learner.get("heldout_accuracy", 0.0) >= rules.min_judge_accuracy
+        learner_trusted = judge_trusted(
+            learner.get("heldout_accuracy", 0.0), learner.get("heldout_n_strict", 0), rules
         )
 
         replayed = [
@@ -1158,31 +1145,19 @@ class ClosedLoop:
         feedback_relevant = relevant_items(self.periods.feedback)
         served = lists["recommender"]
         evidence = [
-            CandidateEvidence(
+            candidate_evidence(
                 name=name,
-                judge=summarise(
-                    judge_outcomes(
-                        learner_score if name in FEEDBACK_FREE else score,
-                        {
-                            u: lists[name][u]
-                            for u in (self.validation_users if name in FEEDBACK_FREE else users)
-                        },
-                        served,
-                    ),
-                    rules,
-                ),
+                lists=lists[name],
+                served=served,
+                judge=learner_score if name in FEEDBACK_FREE else score,
                 judge_name="learner's reward model" if name in FEEDBACK_FREE else "cross-fitted judge",
                 judge_trusted=learner_trusted if name in FEEDBACK_FREE else None,
-                replay=summarise(replay_outcomes(replayed, lists[name], served), rules),
-                ndcg_difference=ndcg_difference(
-                    lists[name],
-                    served,
-                    feedback_relevant,
-                    config.slate_size,
-                    config.bootstrap_rounds,
-                    config.seed,
-                ),
+                replayed=replayed,
+                relevant=feedback_relevant,
+                slate_size=config.slate_size,
+                rules=rules,
                 kl=kls.get(name),
+                judged_users=self.validation_users if name in FEEDBACK_FREE else users,
             )
             for name in lists
             if name != "recommender"

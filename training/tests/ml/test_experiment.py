@@ -309,11 +309,14 @@ def test_the_user_split_holds_for_every_stage(loop: ClosedLoop, monkeypatch) -> 
 
         return run
 
-    import training.ml.experiment as experiment
+    import training.ml.dqn as dqn
+    import training.ml.ppo as ppo
+    import training.ml.stages as stages
 
-    monkeypatch.setattr(experiment, "train_reward_model", spy("reward", experiment.train_reward_model))
-    monkeypatch.setattr(experiment, "train_ppo", spy("ppo", experiment.train_ppo))
-    monkeypatch.setattr(experiment, "train_dqn", spy("dqn", experiment.train_dqn))
+    # The experiment trains through the stages the product calls (``training.ml.stages``).
+    monkeypatch.setattr(stages, "train_reward_model", spy("reward", stages.train_reward_model))
+    monkeypatch.setattr(ppo, "train_ppo", spy("ppo", ppo.train_ppo))
+    monkeypatch.setattr(dqn, "train_dqn", spy("dqn", dqn.train_dqn))
     loop.retrain_reward_model()
     loop.retrain_ppo()
     loop.retrain_dqn()
