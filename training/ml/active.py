@@ -38,7 +38,6 @@ from training.ml.reward_model import (
     NumpyRewardModel,
     UserPart,
     as_comparison,
-    comparison_label,
     position_weights,
 )
 from training.ml.user_features import UserContext, user_vector
@@ -159,8 +158,7 @@ def fit_posterior(
     precision = config.prior_precision * np.eye(size)
     for row in rows:
         mu, g = _pair_arrays(model, contexts[row.user], row.slate_a, row.slate_b)
-        a_is_chosen, _ = comparison_label(row.outcome)
-        p = 1.0 / (1.0 + np.exp(-mu[0]))
+        p = 1.0 / (1.0 + np.exp(-mu[0]))  # the curvature p(1 - p) is the same for either label
         precision += row.weight * p * (1 - p) * np.outer(g[0], g[0])
     covariance = np.linalg.inv(precision)
     return {
