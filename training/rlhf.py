@@ -14,6 +14,7 @@ comes with. The gate's rules are the pure functions of ``training.ml.gate``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -24,6 +25,7 @@ import pandas as pd
 from django.conf import settings
 
 from feedback.models import Comparison, ListFeedback
+from training.ml.active import fit_posterior
 from training.ml.algorithms import FEEDBACK_FREE_POLICIES
 from training.ml.algorithms import algorithm as algorithm_row
 from training.ml.artifacts import load_artifact
@@ -405,15 +407,18 @@ def stage_reward(
         )
         reporter.record_history("reward_model", {"epoch": epoch, **{k: float(v) for k, v in metrics.items()}})
 
+    train_contexts = snapshot.contexts_for(train, learner_contexts)
     result = train_reward_model(
-        train,
-        rating_pairs,
-        snapshot.contexts_for(train, learner_contexts),
-        world.item_features,
-        config,
-        progress=on_epoch,
+        train, rating_pairs, train_contexts, world.item_features, config, progress=on_epoch
     )
-    model = result.numpy_model()
+    # The last-layer posterior active comparisons score pairs with (training.ml.active), in the artifact.
+    posterior_started = time.perf_counter()
+    model = NumpyRewardModel.from_arrays(
+        {**result.arrays, **fit_posterior(result.numpy_model(), train, train_contexts)}
+    )
+    reporter.log(
+        f"Reward model posterior (active comparisons): {time.perf_counter() - posterior_started:.1f} s"
+    )
     evaluation = evaluate_reward_model(model, heldout, snapshot.contexts_for(heldout, [])) if heldout else {}
     metrics = {f"train/{k}": float(v) for k, v in result.final_metrics.items()}
     metrics.update({f"heldout/{k}": float(v) for k, v in evaluation.items()})

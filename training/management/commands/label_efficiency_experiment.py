@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from training.management.commands.rlhf_experiment import parse_seeds
+from training.ml.active import PosteriorConfig
 from training.ml.data import read_movielens
 from training.ml.experiment import ExperimentConfig
 from training.ml.label_efficiency import LabelEfficiencyConfig, run_seed, write
@@ -41,9 +43,18 @@ class Command(BaseCommand):
         parser.add_argument("--pool", type=int, default=defaults.pool, help="Candidate pairs per seed.")
         parser.add_argument("--validation", type=int, default=defaults.validation)
         parser.add_argument("--out", default="docs/experiment/label_efficiency")
+        parser.add_argument(
+            "--combine",
+            default=None,
+            help="Comma-separated output folders of earlier runs (e.g. seeds run in parallel): write their "
+            "seeds' summary to --out instead of running anything.",
+        )
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **options) -> None:
+        if options["combine"]:
+            self.combine(options["combine"].split(","), options["out"], options["population"])
+            return
         data = Path(options["data"] or Path(settings.BASE_DIR) / "data" / "ml-latest-small")
         if not (data / "ratings.csv").is_file():
             raise CommandError(f"{data} has no ratings.csv and movies.csv")
@@ -86,5 +97,27 @@ class Command(BaseCommand):
             shlex.quote(a) for a in sys.argv[2:]
         )
         paths = write(runs, options["out"], command, options["population"], efficiency)
+        self.stdout.write(paths["summary"].read_text())
+        self.stdout.write(self.style.SUCCESS(f"wrote {', '.join(str(p) for p in paths.values())}"))
+
+    def combine(self, folders: list[str], out: str, population: str) -> None:
+        runs, commands, config = [], [], None
+        for folder in folders:
+            path = Path(folder) / "results.json"
+            if not path.is_file():
+                raise CommandError(f"{path} does not exist")
+            document = json.loads(path.read_text())
+            runs.extend(document["runs"])
+            commands.append(document["command"])
+            config = config or document["config"]
+        if {run["population"] for run in runs} != {population}:
+            raise CommandError(f"the runs are not all of population {population!r}")
+        runs.sort(key=lambda run: run["seed"])
+        efficiency = LabelEfficiencyConfig(
+            **{key: tuple(value) if isinstance(value, list) else value for key, value in config.items()}
+            | {"posterior": PosteriorConfig(**config["posterior"])}
+        )
+        command = "; ".join(commands)
+        paths = write(runs, out, command, population, efficiency)
         self.stdout.write(paths["summary"].read_text())
         self.stdout.write(self.style.SUCCESS(f"wrote {', '.join(str(p) for p in paths.values())}"))
