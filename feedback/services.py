@@ -11,6 +11,12 @@ The lists come from the configured `feedback.lists.ListSource` (the served model
 ``training.comparison_lists``): its default pair for an ordinary task, its (good, bad) pair for a
 gold task; the side of the bad list is ``gold_worse``.
 
+Active tasks: once the active reward model carries an uncertainty estimate (the list source's
+``can_choose_actively``), a share ``COMPARISON_ACTIVE_SHARE`` of new non-gold tasks is the one of
+``ACTIVE_PROPOSALS`` proposals (context rater, default sources, lists) the reward model is least
+sure about (the list source's ``disagreement``); the rest are made as before. Each task records
+its ``selection`` ("random" or "active"), so estimates that must be unbiased use the random ones.
+
 Simulated annotators (the ``simulate_feedback`` command) create tasks with
 ``comparison_task_create(..., simulated=True)`` and answer them with
 ``comparison_record_simulated(task=..., simulator="name", choice=..., reason=...)``; such tasks are
