@@ -117,6 +117,7 @@ def comparison_rows(*, include_simulated: bool = True) -> list[dict]:
             "task__context_rater_id",
             "task__left_items",
             "task__right_items",
+            "task__selection",
         ).order_by("id")
     )
 
@@ -367,6 +368,7 @@ def comparison_records(rows: list[dict], base: LoadedModel) -> list[dict]:
                 "slate_a": left,
                 "slate_b": right,
                 "outcome": OUTCOME_OF_CHOICE[row["choice"]],
+                "selection": row.get("task__selection", "random"),  # "active": chosen for disagreement
             }
         )
     return records
@@ -389,7 +391,10 @@ def stage_reward(
     world, split = snapshot.world, snapshot.split
     config = settings_apply(config or RewardModelConfig(seed=run.seed), run.config.get("reward"))
     train = snapshot.records("learner")
-    heldout = snapshot.records("judge") + snapshot.records("gate")
+    # Held-out accuracy on the randomly chosen tasks only: active ones are picked where the model is
+    # unsure, so counting them would understate its accuracy on the tasks it will meet.
+    heldout_all = snapshot.records("judge") + snapshot.records("gate")
+    heldout = [c for c in heldout_all if c.get("selection", "random") == "random"]
     check_trained_only_on(train, split.learner, "learner reward model")
     learner_contexts = {r: world.contexts[r] for r in sorted(split.learner) if r in world.contexts}
     rating_pairs = sample_rating_pairs(
@@ -397,7 +402,8 @@ def stage_reward(
     )
     reporter.log(
         f"Reward model: {len(train)} comparisons of {len(split.learner)} learner users; "
-        f"{len(heldout)} comparisons of judge and gate users held out"
+        f"{len(heldout_all)} comparisons of judge and gate users held out "
+        f"({len(heldout)} of randomly chosen tasks, which measure its accuracy)"
     )
 
     def on_epoch(epoch: int, metrics: dict) -> None:
@@ -423,6 +429,7 @@ def stage_reward(
     metrics = {f"train/{k}": float(v) for k, v in result.final_metrics.items()}
     metrics.update({f"heldout/{k}": float(v) for k, v in evaluation.items()})
     metrics["heldout/n"] = len(heldout)
+    metrics["heldout/n_active_left_out"] = len(heldout_all) - len(heldout)
     accuracy = evaluation.get("accuracy")
     strict = int(evaluation.get("n_strict", 0))
     if accuracy is not None and strict:
@@ -445,7 +452,8 @@ def stage_reward(
         seed=config.seed,
         data_snapshot={
             "comparisons": len(train),
-            "heldout": len(heldout),
+            "heldout": len(heldout_all),
+            "heldout_random": len(heldout),  # what the held-out accuracy is measured on
             "rating_pairs": len(rating_pairs),
             "users": split.describe(),
             "learner_raters": learner_raters,  # the gate keeps these out of its judges and users

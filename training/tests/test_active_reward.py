@@ -17,8 +17,17 @@ pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 
 def test_the_reward_stage_saves_a_posterior_that_scores_pairs_in_numpy(with_feedback):
+    from feedback.models import ComparisonTask
+
+    tasks = list(ComparisonTask.objects.order_by("id").values_list("id", flat=True))
+    ComparisonTask.objects.filter(id__in=tasks[::3]).update(selection=ComparisonTask.Selection.ACTIVE)
     run = run_pipeline("reward")
     version = run.versions.get(algorithm="reward")
+    # active tasks train the model but never measure it
+    left_out = version.metrics["heldout/n_active_left_out"]
+    assert left_out > 0
+    assert version.data_snapshot["heldout_random"] + left_out == version.data_snapshot["heldout"]
+    assert version.metrics["heldout/n"] == version.data_snapshot["heldout_random"]
     arrays, _ = load_artifact(artifact_path(version.artifact))
     assert has_posterior(arrays)
     covariance = arrays["posterior/covariance"]
