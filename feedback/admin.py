@@ -50,10 +50,11 @@ class ComparisonTaskAdmin(admin.ModelAdmin):
         "is_gold",
         "gold_worse",
         "required_judgments",
+        "selection",
         "simulated",
         "created_at",
     ]
-    list_filter = ["context_kind", "is_gold", "simulated", "required_judgments", "created_at"]
+    list_filter = ["context_kind", "is_gold", "selection", "simulated", "required_judgments", "created_at"]
     search_fields = ["=id", "=context_rater__movielens_id", "context_rater__user__username"]
     raw_id_fields = ["context_rater"]
     list_select_related = ["context_rater"]

@@ -6,6 +6,10 @@ importing it from here would make the two apps import each other. Instead this m
 a task needs (`ListSource`: two sources for a task and one list per source) and the setting
 ``COMPARISON_LIST_SOURCE`` names the class that provides it (``training.comparison_lists.ServedLists``
 in this project; a test may name its own).
+
+Active comparisons (``COMPARISON_ACTIVE_SHARE``): a source that can say how unsure the reward
+model is about a pair implements ``can_choose_actively`` and ``disagreement`` too. They are
+optional: a source without them (or one whose ``can_choose_actively`` is False) gets random tasks only.
 """
 
 from __future__ import annotations
@@ -74,6 +78,21 @@ class ListSource(Protocol):
 
     def slate(self, spec: SourceSpec, *, rater_id: int, k: int, rng: np.random.Generator) -> Slate:
         """``k`` movies from ``spec`` for ``rater_id``; raises NoComparisonAvailable when it cannot."""
+
+    # Optional (active comparisons):
+
+    def can_choose_actively(self) -> bool:
+        """Whether ``disagreement`` can score pairs now (a reward model with an uncertainty estimate)."""
+
+    def disagreement(self, *, rater_id: int, left: Slate, right: Slate) -> float | None:
+        """How much the reward model's plausible versions disagree on which list ``rater_id`` prefers
+        (higher: a label teaches it more); None when it cannot say."""
+
+
+def can_choose_actively(lists: ListSource) -> bool:
+    """True when ``lists`` implements the optional active-comparison methods and can score now."""
+    check = getattr(lists, "can_choose_actively", None)
+    return bool(check is not None and hasattr(lists, "disagreement") and check())
 
 
 @cache

@@ -21,6 +21,10 @@ class ComparisonTask(models.Model):
         OWN = "own", "annotator's own taste"
         PERSONA = "persona", "dataset user persona"
 
+    class Selection(models.TextChoices):
+        RANDOM = "random", "random"
+        ACTIVE = "active", "by reward-model disagreement"
+
     context_kind = models.CharField(max_length=16, choices=Context.choices)
     context_rater = models.ForeignKey(Rater, on_delete=models.CASCADE, related_name="comparison_tasks")
     left_items = models.JSONField(help_text="MovieLens ids, in display order.")
@@ -33,6 +37,13 @@ class ComparisonTask(models.Model):
     gold_worse = models.CharField(max_length=8, blank=True, help_text="left or right, for gold tasks.")
     required_judgments = models.PositiveSmallIntegerField(default=1)
     simulated = models.BooleanField(default=False, help_text="Created for simulated annotators.")
+    selection = models.CharField(
+        max_length=8,
+        choices=Selection.choices,
+        default=Selection.RANDOM,
+        help_text="How the pair was chosen: at random, or the proposal the reward model was least sure about. "
+        "Unbiased estimates use the random ones.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

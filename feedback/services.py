@@ -11,6 +11,12 @@ The lists come from the configured `feedback.lists.ListSource` (the served model
 ``training.comparison_lists``): its default pair for an ordinary task, its (good, bad) pair for a
 gold task; the side of the bad list is ``gold_worse``.
 
+Active tasks: once the active reward model carries an uncertainty estimate (the list source's
+``can_choose_actively``), a share ``COMPARISON_ACTIVE_SHARE`` of new non-gold tasks is the one of
+``ACTIVE_PROPOSALS`` proposals (context rater, default sources, lists) the reward model is least
+sure about (the list source's ``disagreement``); the rest are made as before. Each task records
+its ``selection`` ("random" or "active"), so estimates that must be unbiased use the random ones.
+
 Simulated annotators (the ``simulate_feedback`` command) create tasks with
 ``comparison_task_create(..., simulated=True)`` and answer them with
 ``comparison_record_simulated(task=..., simulator="name", choice=..., reason=...)``; such tasks are
@@ -38,7 +44,7 @@ from .exceptions import (
     TaskAlreadyJudged,
     UndoUnavailable,
 )
-from .lists import Slate, SourceSpec, list_source
+from .lists import Slate, SourceSpec, can_choose_actively, list_source
 from .models import AnnotatorStatus, Comparison, ComparisonTask, ItemFeedback, ListFeedback, TaskAssignment
 from .text_signals import parse_text
 
@@ -47,6 +53,7 @@ MAX_TEXT_CHARS = 2000  # reasons and list comments
 MAX_DECISION_MS = 24 * 3600 * 1000  # longer is a tab left open, not a decision time
 IDENTICAL_RETRIES = 3  # resample a side with exploration when both lists came out the same
 PERSONA_TRIES = 5  # personas tried before giving up when lists come out empty
+ACTIVE_PROPOSALS = 4  # proposals scored for an active task: each costs two lists and one score
 OVERLAP_CANDIDATES = 5  # waiting overlap tasks tried (others may fill them meanwhile) before a new task
 SIMULATOR_MAX_CHARS = 64
 
@@ -102,6 +109,25 @@ def comparison_task_create(
     Scoring happens before the one INSERT, outside any transaction.
     """
     rng = rng if rng is not None else np.random.default_rng()
+    lists = _task_lists(context_rater=context_rater, sources=sources, k=k, is_gold=is_gold, rng=rng)
+    return _task_save(
+        context_rater=context_rater,
+        lists=lists,
+        is_gold=is_gold,
+        required_judgments=required_judgments,
+        simulated=simulated,
+        selection=ComparisonTask.Selection.RANDOM,
+    )
+
+
+def _task_lists(
+    *,
+    context_rater: Rater,
+    sources: tuple[SourceSpec | str, SourceSpec | str] | None,
+    k: int,
+    is_gold: bool,
+    rng: np.random.Generator,
+) -> _Lists:
     if sources is None:
         lists = list_source()
         pair = lists.gold_pair(rng=rng) if is_gold else lists.default_pair(rng=rng)
@@ -110,6 +136,18 @@ def comparison_task_create(
     lists = _two_lists(rater_id=context_rater.pk, sources=pair, k=k, is_gold=is_gold, rng=rng)
     if not lists.left.movie_ids or not lists.right.movie_ids:
         raise NoComparisonAvailable(f"{context_rater} has no unrated movies left for one of the lists.")
+    return lists
+
+
+def _task_save(
+    *,
+    context_rater: Rater,
+    lists: _Lists,
+    is_gold: bool,
+    required_judgments: int,
+    simulated: bool,
+    selection: str,
+) -> ComparisonTask:
     return ComparisonTask.objects.create(
         context_kind=ComparisonTask.Context.PERSONA
         if context_rater.is_dataset_user
@@ -123,6 +161,39 @@ def comparison_task_create(
         gold_worse=lists.gold_worse,
         required_judgments=max(1, required_judgments),
         simulated=simulated,
+        selection=selection,
+    )
+
+
+def _active_task_create(
+    *, own: Rater | None, plan: TaskPlan, rng: np.random.Generator
+) -> ComparisonTask | None:
+    """Of ``ACTIVE_PROPOSALS`` proposals (context rater, default sources, lists), the one the reward
+    model disagrees most about, saved as an active task; None when no proposal could be scored."""
+    lists_source = list_source()
+    best: tuple[float, Rater, _Lists] | None = None
+    for _ in range(ACTIVE_PROPOSALS):
+        persona = plan.context == ComparisonTask.Context.PERSONA or own is None
+        rater = _random_persona(rng=rng, avoid=set()) if persona else own
+        if rater is None:
+            break
+        try:
+            lists = _task_lists(context_rater=rater, sources=None, k=LIST_LENGTH, is_gold=False, rng=rng)
+        except NoComparisonAvailable:
+            continue
+        score = lists_source.disagreement(rater_id=rater.pk, left=lists.left, right=lists.right)
+        if score is not None and (best is None or score > best[0]):
+            best = (float(score), rater, lists)
+    if best is None:
+        return None
+    _, rater, lists = best
+    return _task_save(
+        context_rater=rater,
+        lists=lists,
+        is_gold=False,
+        required_judgments=plan.required_judgments if rater.is_dataset_user else 1,
+        simulated=False,
+        selection=ComparisonTask.Selection.ACTIVE,
     )
 
 
@@ -204,15 +275,29 @@ def _overlap_task_claim(*, task: ComparisonTask, annotator) -> bool:
         return True
 
 
+def _choose_actively(*, rng: np.random.Generator) -> bool:
+    """A share ``COMPARISON_ACTIVE_SHARE`` of new non-gold tasks, once the list source can score pairs.
+
+    Without a reward model that carries an uncertainty estimate no random number is drawn, so task
+    creation is exactly what it was before active comparisons.
+    """
+    share = settings.COMPARISON_ACTIVE_SHARE
+    return share > 0 and can_choose_actively(list_source()) and rng.random() < share
+
+
 def _comparison_task_new(*, annotator, rng: np.random.Generator) -> ComparisonTask:
     can_use_own = selectors.account_rating_count(user=annotator) >= settings.ONBOARDING_MIN_RATINGS
     own = rater_get_or_create(user=annotator) if can_use_own else None
     plan = comparison_task_plan(can_use_own_taste=can_use_own, rng=rng)
     own_kind, persona_kind = ComparisonTask.Context.OWN, ComparisonTask.Context.PERSONA
     task = None
+    if not plan.is_gold and _choose_actively(rng=rng):
+        task = _active_task_create(own=own, plan=plan, rng=rng)  # None: fall back to a random task
     tried: set[int] = set()
     # the planned context first, the other one when it cannot make a task (no personas, no unrated movies)
     for context in (plan.context, persona_kind if plan.context == own_kind else own_kind):
+        if task is not None:
+            break
         for _ in range(1 if context == own_kind else PERSONA_TRIES):
             rater = own if context == own_kind else _random_persona(rng=rng, avoid=tried)
             if rater is None:

@@ -343,6 +343,12 @@ COMPARISON_GOLD_SHARE = env_float("COMPARISON_GOLD_SHARE", 0.1)
 COMPARISON_PERSONA_SHARE = env_float(
     "COMPARISON_PERSONA_SHARE", 0.5
 )  # of new tasks, when own taste is possible
+# Of new non-gold tasks, the share chosen by the reward model's disagreement (when its artifact has an
+# uncertainty estimate; training.ml.active); the rest stay uniformly random, and each task says which.
+# Off by default: on the norms population it reached no better reward-model accuracy than random pairs
+# (docs/experiment.md, "Active comparisons and label efficiency"), and the gate measures accuracy on
+# randomly chosen tasks only, so every active task is one the gate cannot use.
+COMPARISON_ACTIVE_SHARE = env_float("COMPARISON_ACTIVE_SHARE", 0.0)
 # Who makes the two lists of a comparison task (feedback.lists.ListSource): the served models.
 COMPARISON_LIST_SOURCE = "training.comparison_lists.ServedLists"
 

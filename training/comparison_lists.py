@@ -15,10 +15,17 @@ In a share ``EXPLORE_SHARE`` of tasks the first model's list is sampled (Placket
 per model and persona.
 Gold tasks pit the served policy's deterministic top-k (popularity without a model) against
 "worst" (the model's lowest-scored popular movies for the context rater) or "random".
+
+Active comparisons: when the active reward model's artifact carries a last-layer posterior
+(``posterior/*``, written by ``rlhf.stage_reward``), `ServedLists.disagreement` scores a proposed
+pair by BALD under it (``training.ml.active``, NumPy only); feedback keeps the proposal with the
+highest score for a share ``COMPARISON_ACTIVE_SHARE`` of new tasks.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import replace
 
 import numpy as np
@@ -26,11 +33,16 @@ from django.db.models import F
 
 from feedback.exceptions import NoComparisonAvailable
 from feedback.lists import Slate, SourceSpec
+from training.ml.active import PosteriorRewardModel, has_posterior
+from training.ml.artifacts import ArtifactError, load_artifact
+from training.ml.user_features import make_user_context
 
 from .models import ModelVersion
 from .profiles import profile_for
 from .serving import UnknownPolicy, popular_diverse, slate_for
-from .store import SERVABLE_ALGORITHMS, models
+from .store import SERVABLE_ALGORITHMS, LoadedModel, artifact_path, models
+
+logger = logging.getLogger(__name__)
 
 EXPLORE_SHARE = 0.25  # of default-source tasks with a model: its list sampled rather than its top k
 
@@ -59,6 +71,46 @@ def servable_sources() -> list[SourceSpec]:
         if models.version(version) is not None:
             sources.append(SourceSpec(policy=algorithm, version_id=version.pk))
     return sources
+
+
+_posteriors: dict[tuple[int, str], tuple[PosteriorRewardModel, int | None] | None] = {}  # (id, artifact) ->
+_posteriors_lock = threading.Lock()  # (model with its posterior, base version id), or None without one
+
+
+def active_reward_posterior() -> tuple[PosteriorRewardModel, LoadedModel] | None:
+    """The active reward model with its last-layer posterior, and the recommender version it reads
+    users through; None without an active reward model, a posterior in its artifact, or its base."""
+    row = (
+        ModelVersion.objects.filter(algorithm="reward", status=ModelVersion.Status.ACTIVE)
+        .values_list("id", "artifact")
+        .first()
+    )
+    if row is None:
+        return None
+    version_id, relative = row
+    key = (version_id, relative)
+    if key not in _posteriors:
+        loaded = None
+        try:
+            arrays, meta = load_artifact(artifact_path(relative))
+            arrays.pop("item_ids", None)
+            if has_posterior(arrays):
+                loaded = (PosteriorRewardModel.from_arrays(arrays), meta.get("base_version_id"))
+        except (ArtifactError, KeyError, ValueError) as error:
+            logger.error("Reward model v%s has no usable posterior: %s", version_id, error)
+        with _posteriors_lock:
+            if len(_posteriors) >= 4:
+                _posteriors.pop(next(iter(_posteriors)))
+            _posteriors[key] = loaded
+    loaded = _posteriors[key]
+    if loaded is None:
+        return None
+    posterior, base_version_id = loaded
+    base_row = ModelVersion.objects.filter(pk=base_version_id).first() if base_version_id else None
+    base = models.version(base_row) if base_row is not None else None
+    if base is None or len(base.item_ids) != posterior.model.n_items:
+        return None
+    return posterior, base
 
 
 class ServedLists:
@@ -103,3 +155,26 @@ class ServedLists:
             )
         except UnknownPolicy as error:
             raise NoComparisonAvailable(str(error)) from None
+
+    def can_choose_actively(self) -> bool:
+        return active_reward_posterior() is not None
+
+    def disagreement(self, *, rater_id: int, left: Slate, right: Slate) -> float | None:
+        """BALD of the pair for this rater under the active reward model's posterior (None without one)."""
+        loaded = active_reward_posterior()
+        if loaded is None:
+            return None
+        posterior, base = loaded
+        profile = profile_for(rater_id=rater_id, signals=True)
+        ctx = make_user_context(
+            profile.history(base),
+            base.scorer,
+            posterior.model.item_features,
+            signals=list(profile.signals) or None,
+            key=rater_id,
+        )
+        first, _ = base.indices(np.asarray(left.movie_ids, np.int64))
+        second, _ = base.indices(np.asarray(right.movie_ids, np.int64))
+        if not len(first) or not len(second):
+            return 0.0
+        return float(posterior.disagreement(ctx, first[None], second[None])[0])

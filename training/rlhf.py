@@ -14,6 +14,7 @@ comes with. The gate's rules are the pure functions of ``training.ml.gate``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -24,6 +25,7 @@ import pandas as pd
 from django.conf import settings
 
 from feedback.models import Comparison, ListFeedback
+from training.ml.active import fit_posterior
 from training.ml.algorithms import FEEDBACK_FREE_POLICIES
 from training.ml.artifacts import load_artifact
 from training.ml.data import History
@@ -112,6 +114,7 @@ def comparison_rows(*, include_simulated: bool = True) -> list[dict]:
             "task__context_rater_id",
             "task__left_items",
             "task__right_items",
+            "task__selection",
         ).order_by("id")
     )
 
@@ -367,6 +370,7 @@ def comparison_records(rows: list[dict], base: LoadedModel) -> list[dict]:
                 "slate_a": left,
                 "slate_b": right,
                 "outcome": OUTCOME_OF_CHOICE[row["choice"]],
+                "selection": row.get("task__selection", "random"),  # "active": chosen for disagreement
             }
         )
     return records
@@ -389,12 +393,16 @@ def stage_reward(
     world, split = snapshot.world, snapshot.split
     config = settings_apply(config or reward_config(run.seed), run.config.get("reward"))
     train = snapshot.records("learner")
-    heldout = snapshot.records("judge") + snapshot.records("gate")
+    # Held-out accuracy on the randomly chosen tasks only: active ones are picked where the model is
+    # unsure, so counting them would understate its accuracy on the tasks it will meet.
+    heldout_all = snapshot.records("judge") + snapshot.records("gate")
+    heldout = [c for c in heldout_all if c.get("selection", "random") == "random"]
     check_trained_only_on(train, split.learner, "learner reward model")
     learner_contexts = {r: world.contexts[r] for r in sorted(split.learner) if r in world.contexts}
     reporter.log(
         f"Reward model: {len(train)} comparisons of {len(split.learner)} learner users; "
-        f"{len(heldout)} comparisons of judge and gate users held out"
+        f"{len(heldout_all)} comparisons of judge and gate users held out "
+        f"({len(heldout)} of randomly chosen tasks, which measure its accuracy)"
     )
 
     def on_epoch(epoch: int, metrics: dict) -> None:
@@ -404,20 +412,28 @@ def stage_reward(
         )
         reporter.record_history("reward_model", {"epoch": epoch, **{k: float(v) for k, v in metrics.items()}})
 
+    train_contexts = snapshot.contexts_for(train, learner_contexts)
     fit = fit_reward_model(
         train,
         raters=learner_contexts,
-        contexts=snapshot.contexts_for(train, learner_contexts),
+        contexts=train_contexts,
         item_features=world.item_features,
         config=config,
         progress=on_epoch,
         list_attributes=snapshot.list_attributes if config.set_features else None,
     )
-    model, result, rating_pairs = fit.model, fit.result, fit.rating_pairs
+    result, rating_pairs = fit.result, fit.rating_pairs
+    # The last-layer posterior active comparisons score pairs with (training.ml.active), in the artifact.
+    posterior_started = time.perf_counter()
+    model = NumpyRewardModel.from_arrays({**result.arrays, **fit_posterior(fit.model, train, train_contexts)})
+    reporter.log(
+        f"Reward model posterior (active comparisons): {time.perf_counter() - posterior_started:.1f} s"
+    )
     evaluation = evaluate_reward_model(model, heldout, snapshot.contexts_for(heldout, [])) if heldout else {}
     metrics = {f"train/{k}": float(v) for k, v in result.final_metrics.items()}
     metrics.update({f"heldout/{k}": float(v) for k, v in evaluation.items()})
     metrics["heldout/n"] = len(heldout)
+    metrics["heldout/n_active_left_out"] = len(heldout_all) - len(heldout)
     accuracy = evaluation.get("accuracy")
     strict = int(evaluation.get("n_strict", 0))
     if accuracy is not None and strict:
@@ -440,7 +456,8 @@ def stage_reward(
         seed=config.seed,
         data_snapshot={
             "comparisons": len(train),
-            "heldout": len(heldout),
+            "heldout": len(heldout_all),
+            "heldout_random": len(heldout),  # what the held-out accuracy is measured on
             "rating_pairs": len(rating_pairs),
             "users": split.describe(),
             "learner_raters": learner_raters,  # the gate keeps these out of its judges and users
