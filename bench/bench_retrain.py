@@ -3,11 +3,15 @@
     .venv/bin/python bench/bench_retrain.py                      # target: < 120 s on 2 shared cores
     .venv/bin/python bench/bench_retrain.py --comparisons 4000   # scaling
     .venv/bin/python bench/bench_retrain.py --product-defaults   # RewardModelConfig() and PPOConfig() as the product runs them
+    .venv/bin/python bench/bench_retrain.py --population norms   # norms annotators, the set-aware reward model
 
 Setup (not timed): the experiment's periods, the recommender trained on the train period, and
 ``--comparisons`` judgements of the simulated annotators (``training.ml.experiment.ClosedLoop``).
 Timed: the reward model from scratch (rating pairs included) and PPO from scratch, with the
-experiment's default configs. Peak RSS is the whole process's (TensorFlow included).
+experiment's default configs. Peak RSS is the whole process's (TensorFlow included). With
+``--population norms`` the comparisons come from the norms annotators and the reward model is the
+set-aware one (``RewardModelConfig.set_features``, as the experiment trains it for that population);
+PPO is trained once, at ``PPOConfig``'s KL target.
 """
 
 from __future__ import annotations
@@ -46,9 +50,15 @@ def main() -> None:
         action="store_true",
         help="train with the product's default reward-model and PPO configs instead of the experiment's",
     )
+    parser.add_argument(
+        "--population",
+        choices=("taste", "norms"),
+        default="taste",
+        help="'norms': list-level annotators and the set-aware reward model (docs/experiment.md)",
+    )
     cli = parser.parse_args()
 
-    config = ExperimentConfig(seed=cli.seed)
+    config = ExperimentConfig(seed=cli.seed, population=cli.population)
     if cli.recommender_epochs is not None:
         config = replace(config, recommender=replace(config.recommender, epochs=cli.recommender_epochs))
     if cli.product_defaults:  # rating pairs, 200 candidates; held-out users still replace the random split
@@ -69,7 +79,8 @@ def main() -> None:
     print(
         f"reward model: {reward_seconds:.1f} s ({reward_metrics['train_n_comparisons']} comparisons + "
         f"{reward_metrics['train_n_rating_pairs']} rating pairs, {config.reward.epochs} epochs; "
-        f"held-out accuracy {reward_metrics['heldout_accuracy']:.3f})"
+        f"held-out accuracy {reward_metrics['heldout_accuracy']:.3f}; "
+        f"set-aware: {'yes' if loop.config.reward.set_features else 'no'})"
     )
     print(
         f"PPO: {ppo_seconds:.1f} s ({config.ppo.iterations} iterations x {config.ppo.users_per_iteration} users, "

@@ -159,6 +159,27 @@ class ExperimentConfig:
     reward_weights: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.0)  # rm_rerank's b, chosen on validation
     best_of_n: tuple[int, ...] = (4, 8, 16, 32, 64)  # best_of_n's n, chosen on validation
     mmr_weights: tuple[float, ...] = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)  # mmr's lambda, chosen on validation
+    norms_mmr_weights: tuple[float, ...] = (
+        1.0,
+        0.9,
+        0.8,
+        0.7,
+        0.6,
+        0.5,
+        0.4,
+        0.3,
+        0.2,
+        0.1,
+    )  # mmr's lambda for `norms`: 0.5, the first grid's edge, won in 7 of 10 seeds (docs/experiment.md)
+    ppo_kl_targets: tuple[
+        float, ...
+    ] = ()  # PPO's KL targets chosen on validation after the last round; () = ppo's own
+    norms_ppo_kl_targets: tuple[float, ...] = (
+        2.0,
+        4.0,
+        6.0,
+        8.0,
+    )  # ppo_kl_targets for `norms` (4 came from `taste`); above 8 the controller's horizon saturates
     greedy_weights: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)  # rm_greedy's b, chosen on validation
     max_ndcg_loss: float = 0.003  # a baseline's setting may cost at most this validation NDCG@10
     pseudo_ratings: float = 5.0  # shrinkage of quality_rerank's mean ratings
@@ -182,6 +203,18 @@ class ExperimentConfig:
     reward: RewardModelConfig = field(default_factory=default_reward_config)  # reward model
     ppo: PPOConfig = field(default_factory=default_ppo_config)  # PPO slate policy
     dqn: DQNConfig = field(default_factory=default_dqn_config)  # Q-learning slate policy
+
+    @property
+    def mmr_grid(self) -> tuple[float, ...]:
+        """mmr's lambdas tried on validation: the wider grid for `norms`, the first one for `taste`."""
+        return self.norms_mmr_weights if self.population == "norms" else self.mmr_weights
+
+    @property
+    def kl_target_grid(self) -> tuple[float, ...]:
+        """PPO's KL targets tried on validation; () keeps ``ppo.target_kl_for_controller`` (`taste`)."""
+        if self.ppo_kl_targets:
+            return self.ppo_kl_targets
+        return self.norms_ppo_kl_targets if self.population == "norms" else ()
 
 
 def seeded(config: ExperimentConfig) -> ExperimentConfig:
@@ -715,6 +748,13 @@ def _train_reward(
     return model, metrics, seconds
 
 
+def choose_on_validation(results: dict[str, dict[str, Any]], max_ndcg_loss: float) -> str:
+    """The setting with the best validation ``quality_gain`` among those whose ``ndcg_difference`` to
+    the recommender is at least ``-max_ndcg_loss``; the first (mildest) setting when none is."""
+    keeping = [v for v in results if results[v]["ndcg_difference"] >= -max_ndcg_loss]
+    return max(keeping, key=lambda v: results[v]["quality_gain"]) if keeping else next(iter(results))
+
+
 def split_users(
     loop_users: np.ndarray,
     test_eligible: np.ndarray,
@@ -777,6 +817,7 @@ class ClosedLoop:
     reward_model: NumpyRewardModel | None = None
     reward_metrics: dict[str, Any] = field(default_factory=dict)  # the reward model's latest held-out metrics
     settings: dict[str, float] = field(default_factory=dict)  # baselines' settings chosen on validation
+    kl_targets_tried: dict[str, Any] = field(default_factory=dict)  # PPO's KL targets on validation (norms)
 
     @classmethod
     def prepare(cls, ratings: pd.DataFrame, movies: pd.DataFrame, config: ExperimentConfig) -> ClosedLoop:
@@ -1029,6 +1070,33 @@ class ClosedLoop:
             sources["qlearning"] = SlateSource("qlearning", self.dqn_policy)
         return sources
 
+    def validation_baseline(
+        self,
+    ) -> tuple[dict[int, np.ndarray], dict[int, set[int]], dict[int, float], float]:
+        """The recommender's validation lists, the feedback-period relevant movies, and the lists'
+        judged quality and NDCG@10: what every setting chosen on validation is measured against."""
+        contexts, K = self.world.contexts, self.config.slate_size
+        reference = policy_lists(SlateSource("recommender"), self.world, contexts, self.validation_users, K)
+        relevant = relevant_items(self.periods.feedback)
+        base_quality = {u: self.feedback_judge.quality(u, slate) for u, slate in reference.items()}
+        return reference, relevant, base_quality, mean_ndcg(reference, relevant, K)
+
+    def validation_effect(
+        self,
+        source: SlateSource,
+        baseline: tuple[dict[int, np.ndarray], dict[int, set[int]], dict[int, float], float],
+    ) -> dict[str, float]:
+        """A policy's mean judged quality gain and NDCG@10 difference over the recommender, on validation users."""
+        _, relevant, base_quality, base_ndcg = baseline
+        K = self.config.slate_size
+        lists = policy_lists(source, self.world, self.world.contexts, self.validation_users, K)
+        return {
+            "quality_gain": float(
+                np.mean([self.feedback_judge.quality(u, s) - base_quality[u] for u, s in lists.items()])
+            ),
+            "ndcg_difference": mean_ndcg(lists, relevant, K) - base_ndcg,
+        }
+
     def choose_settings(self) -> dict[str, dict[str, dict[str, float]]]:
         """Each baseline's setting with the best mean oracle quality gain on validation users, among
         the settings that keep validation NDCG@10 within ``max_ndcg_loss`` of the recommender's.
@@ -1037,17 +1105,12 @@ class ClosedLoop:
         validation users, whom nothing trained on; the test period is never read here. When no
         setting keeps NDCG, the mildest one (first in the grid) is used.
         """
-        contexts, K = self.world.contexts, self.config.slate_size
-        users = self.validation_users
-        reference = policy_lists(SlateSource("recommender"), self.world, contexts, users, K)
-        relevant = relevant_items(self.periods.feedback)
-        base_quality = {u: self.feedback_judge.quality(u, slate) for u, slate in reference.items()}
-        base_ndcg = mean_ndcg(reference, relevant, K)
+        baseline = self.validation_baseline()
         grids = {
             "quality_rerank": self.config.quality_weights,
             "rm_rerank": self.config.reward_weights if self.reward_model is not None else (),
             "best_of_n": self.config.best_of_n if self.reward_model is not None else (),
-            "mmr": self.config.mmr_weights,
+            "mmr": self.config.mmr_grid,
             "rm_greedy": self.config.greedy_weights if self.reward_model is not None else (),
         }
         tried: dict[str, dict[str, dict[str, float]]] = {}
@@ -1055,23 +1118,69 @@ class ClosedLoop:
             results: dict[str, dict[str, float]] = {}
             for value in grid:
                 self.settings[name] = value
-                lists = policy_lists(self.sources()[name], self.world, contexts, users, K)
-                results[str(value)] = {
-                    "quality_gain": float(
-                        np.mean(
-                            [self.feedback_judge.quality(u, s) - base_quality[u] for u, s in lists.items()]
-                        )
-                    ),
-                    "ndcg_difference": mean_ndcg(lists, relevant, K) - base_ndcg,
-                }
-            keeping = [v for v in results if results[v]["ndcg_difference"] >= -self.config.max_ndcg_loss]
+                results[str(value)] = self.validation_effect(self.sources()[name], baseline)
             if results:
-                best = (
-                    max(keeping, key=lambda v: results[v]["quality_gain"]) if keeping else next(iter(results))
-                )
+                best = choose_on_validation(results, self.config.max_ndcg_loss)
                 self.settings[name] = float(best) if name != "best_of_n" else int(best)
             tried[name] = results
         return tried
+
+    def choose_ppo_kl_target(self, trained: Any | None = None) -> dict[str, Any]:
+        """PPO at each of ``config.kl_target_grid``'s KL targets against the current reward model; the
+        one chosen on validation users by the baselines' rule becomes ``ppo_policy``.
+
+        Run once, after the last round (as Q-learning and the baselines' settings): the on-policy
+        comparisons of earlier rounds come from PPO at ``config.ppo``'s own target. ``trained`` is
+        that round's PPOResult, reused for its own target instead of training it twice. Returns,
+        per target, the validation effect, the validation KL, the final PPO metrics and seconds.
+        """
+        grid = self.config.kl_target_grid
+        if not grid:
+            return {}
+        self.refresh_contexts()
+        baseline = self.validation_baseline()
+        kl_users = [self.world.contexts[u] for u in self.validation_users[: self.config.kl_users]]
+        own_target = self.config.ppo.target_kl_for_controller
+        policies: dict[str, NumpySlatePolicy] = {}
+        tried: dict[str, dict[str, Any]] = {}
+        for target in grid:
+            started = time.perf_counter()
+            if trained is not None and own_target == target:
+                result = trained
+            else:
+                result = self.train_ppo_at(float(target))
+            seconds = time.perf_counter() - started
+            policy = NumpySlatePolicy.from_arrays(result.arrays, kind="ppo")
+            policies[str(target)] = policy
+            tried[str(target)] = {
+                **self.validation_effect(SlateSource("ppo", policy), baseline),
+                "kl": kl_from_reference(
+                    policy,
+                    self.world,
+                    kl_users,
+                    k=self.config.slate_size,
+                    samples=self.config.kl_samples,
+                    ref_temperature=self.config.ppo.ref_temperature,
+                    seed=self.config.seed,
+                ),
+                "ppo_final": {k: float(v) for k, v in result.metrics.items()},
+                "seconds": seconds,
+            }
+        best = choose_on_validation(tried, self.config.max_ndcg_loss)
+        self.ppo_policy = policies[best]
+        self.settings["ppo_kl_target"] = float(best)
+        self.kl_targets_tried = tried
+        return tried
+
+    def train_ppo_at(self, target: float) -> Any:
+        """PPO from scratch against the current reward model at KL target ``target`` (same seed)."""
+        return train_ppo(
+            self.policy_users(),
+            self.recommender,
+            self.reward_model,
+            self.world.item_features.matrix,
+            replace(self.config.ppo, target_kl_for_controller=target),
+        )
 
     def judge_models(self) -> tuple[dict[int, NumpyRewardModel], dict[str, Any]]:
         """Two reward models over the validation users' comparisons, each judging the other half.
@@ -1181,6 +1290,8 @@ class ClosedLoop:
         features = self.world.item_features
         contexts = self.refresh_contexts()
         tried = self.choose_settings()
+        if self.kl_targets_tried:
+            tried["ppo_kl_target"] = self.kl_targets_tried
         test_world = World(
             self.recommender, features, loop_contexts(self.world, self.test_histories, self.log.signals)
         )
@@ -1423,6 +1534,18 @@ def run_experiment(
             continue
         dqn, dqn_seconds = loop.retrain_dqn()
         advance(f"round {round_number}: Q-learning")
+        if config.kl_target_grid:
+            started_grid = time.perf_counter()
+            tried_targets = loop.choose_ppo_kl_target(ppo)
+            entry["seconds"]["ppo_kl_targets"] = time.perf_counter() - started_grid
+            say(
+                f"round {round_number}: PPO's KL target {loop.settings['ppo_kl_target']:g} on validation ("
+                + ", ".join(
+                    f"{t}: gain {r['quality_gain']:+.4f}, NDCG {r['ndcg_difference']:+.4f}, KL {r['kl']:.1f}"
+                    for t, r in tried_targets.items()
+                )
+                + f") in {entry['seconds']['ppo_kl_targets']:.1f} s"
+            )
         say(
             f"round {round_number}: PPO {ppo_seconds:.1f} s, Q-learning {dqn_seconds:.1f} s; "
             f"reward model + PPO {reward_seconds + ppo_seconds:.1f} s"
@@ -1824,7 +1947,7 @@ def aggregate_seeds(reports: Sequence[ExperimentReport]) -> dict[str, Any]:
         "served": served,
         "settings": {
             name: [f["settings"].get(name) for f in finals]
-            for name in ("quality_rerank", "mmr", "rm_rerank", "best_of_n", "rm_greedy")
+            for name in ("quality_rerank", "mmr", "rm_rerank", "best_of_n", "rm_greedy", "ppo_kl_target")
         },
         "retrain_seconds": seed_interval([f["seconds"]["reward_model+ppo"] for f in finals]),
         "data": reports[0].data,
@@ -1901,6 +2024,21 @@ def targets_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def settings_table(summary: dict[str, Any]) -> str:
+    """Each setting chosen on validation, one column per seed (settings never chosen are left out)."""
+    chosen = {
+        name: values for name, values in summary["settings"].items() if any(v is not None for v in values)
+    }
+    seeds = summary["seeds"]
+    lines = [
+        "| setting | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+        "|---|" + "---:|" * len(seeds),
+    ]
+    for name, values in chosen.items():
+        lines.append(f"| {name} | " + " | ".join("" if v is None else f"{v:g}" for v in values) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def write_summary(
     reports: Sequence[ExperimentReport], out_dir: str | Path, command: str | None = None
 ) -> dict[str, Path]:
@@ -1915,7 +2053,12 @@ def write_summary(
     population = "" if summary["population"] == "taste" else f", {summary['population']} population"
     paths["table"].write_text(
         f"## {len(reports)} seeds, {summary['split']} split{population}, round {summary['rounds']} "
-        f"({summary['comparisons']} comparisons)\n\n" + summary_table(summary) + "\n" + targets_table(summary)
+        f"({summary['comparisons']} comparisons)\n\n"
+        + summary_table(summary)
+        + "\n"
+        + targets_table(summary)
+        + "\nSettings chosen on validation:\n\n"
+        + settings_table(summary)
     )
     return paths
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ from training.ml.experiment import (
     ClosedLoop,
     ExperimentConfig,
     FeedbackLog,
+    choose_on_validation,
     comparison_contexts,
     label_ceiling,
     markdown_table,
@@ -135,6 +137,9 @@ def test_the_norms_population_trains_a_set_aware_model_and_reports_what_it_learn
         "floor_gap",
     }
     assert {"mmr", "rm_greedy"} <= set(entry["quality_difference"])
+    assert entry["settings"]["ppo_kl_target"] in (2.0, 4.0, 6.0, 8.0)
+    assert set(entry["settings_tried"]["ppo_kl_target"]) == {"2.0", "4.0", "6.0", "8.0"}
+    assert set(entry["settings_tried"]["mmr"]) == {str(w) for w in ExperimentConfig().norms_mmr_weights}
 
 
 def test_the_ceilings_count_strict_labels_that_each_oracle_agrees_with() -> None:
@@ -498,3 +503,55 @@ def test_the_combined_table_has_a_row_per_policy_and_split(report) -> None:
     row = user["policies"]["ppo"]["ndcg@10"]
     assert row["low"] == pytest.approx(row["mean"]) == pytest.approx(row["high"])
     assert user["targets"]["served_minus_quality_rerank"]["quality"]["seeds_not_worse"] in (0, 2)
+
+
+def test_the_kl_target_is_the_best_validation_gain_that_keeps_ndcg(loop: ClosedLoop, monkeypatch) -> None:
+    """Planted validation effects: 8 gains most but costs 0.004 NDCG@10, so 6 (the best that keeps
+    NDCG within 0.003) is chosen and becomes the PPO policy; the round's own target is not retrained."""
+    import training.ml.experiment as experiment
+
+    planted = {2.0: (0.010, 0.000), 4.0: (0.020, -0.001), 6.0: (0.030, -0.0029), 8.0: (0.050, -0.004)}
+    trained_targets: list[float] = []
+
+    def train_at(target: float):
+        trained_targets.append(target)
+        return SimpleNamespace(arrays={"target": target}, metrics={"target": target})
+
+    def effect(source, baseline) -> dict[str, float]:
+        gain, ndcg = planted[source.policy]
+        return {"quality_gain": gain, "ndcg_difference": ndcg}
+
+    monkeypatch.setattr(loop, "config", replace(loop.config, ppo_kl_targets=tuple(planted)))
+    monkeypatch.setattr(loop, "settings", {})
+    monkeypatch.setattr(loop, "ppo_policy", None)
+    monkeypatch.setattr(loop, "kl_targets_tried", {})
+    monkeypatch.setattr(loop, "train_ppo_at", train_at)
+    monkeypatch.setattr(loop, "validation_effect", effect)
+    monkeypatch.setattr(
+        experiment.NumpySlatePolicy, "from_arrays", staticmethod(lambda arrays, kind: arrays["target"])
+    )
+    monkeypatch.setattr(experiment, "kl_from_reference", lambda policy, *args, **kwargs: policy)
+    own = SimpleNamespace(arrays={"target": 4.0}, metrics={"target": 4.0})
+
+    tried = loop.choose_ppo_kl_target(own)
+
+    assert loop.settings["ppo_kl_target"] == 6.0 and loop.ppo_policy == 6.0
+    assert trained_targets == [2.0, 6.0, 8.0]  # 4.0 is the config's own target: reused
+    assert [tried[t]["kl"] for t in tried] == [2.0, 4.0, 6.0, 8.0]
+    assert loop.kl_targets_tried is tried
+
+
+def test_when_no_setting_keeps_ndcg_the_mildest_is_chosen() -> None:
+    results = {
+        "2.0": {"quality_gain": 0.01, "ndcg_difference": -0.01},
+        "8.0": {"quality_gain": 0.05, "ndcg_difference": -0.02},
+    }
+    assert choose_on_validation(results, max_ndcg_loss=0.003) == "2.0"
+    assert choose_on_validation(results, max_ndcg_loss=0.05) == "8.0"
+
+
+def test_only_the_norms_population_widens_mmr_and_chooses_the_kl_target() -> None:
+    taste, norms = ExperimentConfig(), ExperimentConfig(population="norms")
+    assert taste.kl_target_grid == () and taste.mmr_grid == (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
+    assert norms.kl_target_grid == (2.0, 4.0, 6.0, 8.0) and min(norms.mmr_grid) == 0.1
+    assert ExperimentConfig(ppo_kl_targets=(1.0, 2.0)).kl_target_grid == (1.0, 2.0)
