@@ -1174,13 +1174,15 @@ class ClosedLoop:
 
     def train_ppo_at(self, target: float) -> Any:
         """PPO from scratch against the current reward model at KL target ``target`` (same seed)."""
-        return train_ppo(
+        _policy, result = fit_policy(
+            "ppo",
             self.policy_users(),
             self.recommender,
             self.reward_model,
             self.world.item_features.matrix,
             replace(self.config.ppo, target_kl_for_controller=target),
         )
+        return result
 
     def judge_models(self) -> tuple[dict[int, NumpyRewardModel], dict[str, Any]]:
         """Two reward models over the validation users' comparisons, each judging the other half.
