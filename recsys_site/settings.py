@@ -369,9 +369,10 @@ GATE_MIN_HELDOUT_COMPARISONS = env_int("GATE_MIN_HELDOUT_COMPARISONS", 10)  # ..
 RERANK_QUALITY_WEIGHT = env_float("RERANK_QUALITY_WEIGHT", 0.25)  # quality_rerank's a (7 of 20)
 RERANK_REWARD_WEIGHT = env_float("RERANK_REWARD_WEIGHT", 0.5)  # rm_rerank's b (7 of 20)
 RERANK_BEST_OF_N = env_int("RERANK_BEST_OF_N", 32)  # best_of_n's n (6 of 20)
-# The two list builders of issue 15, chosen on validation users of the norms population (10 seeds):
-RERANK_MMR_LAMBDA = env_float("RERANK_MMR_LAMBDA", 0.5)  # mmr's lambda (7 of 10)
-RERANK_GREEDY_WEIGHT = env_float("RERANK_GREEDY_WEIGHT", 0.5)  # rm_greedy's b (4 of 10; 0.25 also 4)
+# The two list builders of issue 15: what validation users of the norms population chose most often
+# (docs/experiment.md, second run, seeds 10-19, lambda's grid 1.0 to 0.1).
+RERANK_MMR_LAMBDA = env_float("RERANK_MMR_LAMBDA", 0.4)  # mmr's lambda (3 of 10; 0.5 and 0.6 twice each)
+RERANK_GREEDY_WEIGHT = env_float("RERANK_GREEDY_WEIGHT", 0.5)  # rm_greedy's b (5 of 10; first run 4 of 10)
 # The reward model scores a list as a whole (redundancy, genre and decade variety, its worst movie)
 # as well as movie by movie; off, it is the additive model (docs/experiment.md, "norms").
 REWARD_SET_FEATURES = env_bool("REWARD_SET_FEATURES", True)
