@@ -78,6 +78,7 @@ from training.ml.rerankers import (
     MMRRerank,
     QualityRerank,
     RewardGreedy,
+    RewardMMR,
     RewardRerank,
     best_of_n_kl,
     shrunk_mean_ratings,
@@ -181,6 +182,13 @@ class ExperimentConfig:
         8.0,
     )  # ppo_kl_targets for `norms` (4 came from `taste`); above 8 the controller's horizon saturates
     greedy_weights: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)  # rm_greedy's b, chosen on validation
+    norms_rm_mmr_weights: tuple[float, ...] = (
+        0.0,
+        0.25,
+        0.5,
+        1.0,
+        2.0,
+    )  # rm_mmr's b for `norms` (0 = mmr itself), at mmr's chosen lambda; () elsewhere
     max_ndcg_loss: float = 0.003  # a baseline's setting may cost at most this validation NDCG@10
     pseudo_ratings: float = 5.0  # shrinkage of quality_rerank's mean ratings
     mean_rating_feature: bool = True  # the reward model and policies see each movie's shrunk mean rating
@@ -208,6 +216,11 @@ class ExperimentConfig:
     def mmr_grid(self) -> tuple[float, ...]:
         """mmr's lambdas tried on validation: the wider grid for `norms`, the first one for `taste`."""
         return self.norms_mmr_weights if self.population == "norms" else self.mmr_weights
+
+    @property
+    def rm_mmr_grid(self) -> tuple[float, ...]:
+        """rm_mmr's b tried on validation: `norms` only (the policy was added after seeds 0-19)."""
+        return self.norms_rm_mmr_weights if self.population == "norms" else ()
 
     @property
     def kl_target_grid(self) -> tuple[float, ...]:
@@ -1064,6 +1077,17 @@ class ClosedLoop:
             sources["rm_greedy"] = SlateSource(
                 "rm_greedy", RewardGreedy(self.reward_model, settings.get("rm_greedy", 1.0), candidates)
             )
+            if config.rm_mmr_grid:
+                sources["rm_mmr"] = SlateSource(
+                    "rm_mmr",
+                    RewardMMR(
+                        self.reward_model,
+                        self.list_attributes,
+                        settings.get("mmr", 1.0),
+                        settings.get("rm_mmr", 0.0),
+                        candidates,
+                    ),
+                )
         if self.ppo_policy is not None:
             sources["ppo"] = SlateSource("ppo", self.ppo_policy)
         if self.dqn_policy is not None:
@@ -1112,6 +1136,7 @@ class ClosedLoop:
             "best_of_n": self.config.best_of_n if self.reward_model is not None else (),
             "mmr": self.config.mmr_grid,
             "rm_greedy": self.config.greedy_weights if self.reward_model is not None else (),
+            "rm_mmr": self.config.rm_mmr_grid if self.reward_model is not None else (),  # after mmr
         }
         tried: dict[str, dict[str, dict[str, float]]] = {}
         for name, grid in grids.items():
@@ -1309,6 +1334,7 @@ class ClosedLoop:
             "rm_rerank": None,
             "mmr": None,
             "rm_greedy": None,
+            "rm_mmr": None,
         }
         if "best_of_n" in sources:
             kls["best_of_n"] = best_of_n_kl(int(self.settings["best_of_n"]))
@@ -1601,6 +1627,7 @@ POLICY_NAMES = (
     "rm_rerank",
     "best_of_n",
     "rm_greedy",
+    "rm_mmr",
     "ppo",
     "qlearning",
     "served",
@@ -1702,6 +1729,7 @@ COLOURS = {
     "quality_rerank": "tab:brown",
     "mmr": "tab:pink",
     "rm_greedy": "tab:cyan",
+    "rm_mmr": "tab:olive",
     "rm_rerank": "tab:purple",
     "best_of_n": "tab:green",
     "ppo": "tab:blue",
@@ -1894,12 +1922,14 @@ def aggregate_seeds(reports: Sequence[ExperimentReport]) -> dict[str, Any]:
             },
         },
     }
-    if "rm_greedy" in policies:  # the set-aware construction against the no-feedback baselines
+    for builder in ("rm_greedy", "rm_mmr"):  # the set-aware constructions against the no-feedback baselines
+        if builder not in policies:
+            continue
         for baseline in ("quality_rerank", "mmr"):
             if baseline in policies:
-                targets[f"rm_greedy_minus_{baseline}"] = {
-                    "ndcg@10": paired("ndcg@10_difference", "rm_greedy", baseline),
-                    "quality": paired("quality_difference", "rm_greedy", baseline),
+                targets[f"{builder}_minus_{baseline}"] = {
+                    "ndcg@10": paired("ndcg@10_difference", builder, baseline),
+                    "quality": paired("quality_difference", builder, baseline),
                 }
     if "ppo" in policies:
         for other in ("rm_rerank", "best_of_n", "rm_greedy"):
@@ -1949,7 +1979,15 @@ def aggregate_seeds(reports: Sequence[ExperimentReport]) -> dict[str, Any]:
         "served": served,
         "settings": {
             name: [f["settings"].get(name) for f in finals]
-            for name in ("quality_rerank", "mmr", "rm_rerank", "best_of_n", "rm_greedy", "ppo_kl_target")
+            for name in (
+                "quality_rerank",
+                "mmr",
+                "rm_rerank",
+                "best_of_n",
+                "rm_greedy",
+                "rm_mmr",
+                "ppo_kl_target",
+            )
         },
         "retrain_seconds": seed_interval([f["seconds"]["reward_model+ppo"] for f in finals]),
         "data": reports[0].data,

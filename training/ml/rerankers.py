@@ -169,6 +169,41 @@ class RewardGreedy:
         return items[chosen]
 
 
+@dataclass
+class RewardMMR:
+    """MMR with the reward model's say added: at each slot the candidate maximising the MMR gain
+    (lambda * z(recommender score) - (1 - lambda) * highest similarity to a chosen movie) + b *
+    z(the reward model's score of the list with it added). b = 0 is ``MMRRerank`` itself, so the
+    feedback is added on top of the best no-feedback list builder rather than in place of it."""
+
+    reward_model: Any  # NumpyRewardModel (set-aware or not): ``list_scores(ctx, slates)``
+    attributes: Any  # norms.ListAttributes, as MMRRerank's
+    diversity: float = 0.5  # lambda, MMR's own (chosen for ``mmr`` first)
+    weight: float = 1.0  # b: how much the reward model's list score counts
+    n_candidates: int = 50
+    kind: str = "rm_mmr"
+
+    def slate(self, recommender: ReferenceRecommender, ctx: Any, k: int) -> np.ndarray:
+        items, ref = _candidates(recommender, ctx, self.n_candidates)
+        relevance = zscore(ref)
+        similarity = MMRRerank(self.attributes).similarity(items)
+        chosen: list[int] = []
+        closest = np.zeros(len(items))
+        available = np.ones(len(items), bool)
+        for _ in range(min(k, len(items))):
+            rest = np.flatnonzero(available)
+            gain = self.diversity * relevance[rest] - (1.0 - self.diversity) * closest[rest]
+            if self.weight:
+                slates = np.column_stack([np.tile(items[chosen], (len(rest), 1)), items[rest]])
+                scores = np.asarray(self.reward_model.list_scores(ctx, slates), np.float64)
+                gain = gain + self.weight * zscore(scores)
+            j = int(rest[np.argmax(gain)])
+            chosen.append(j)
+            available[j] = False
+            closest = np.maximum(closest, similarity[j])
+        return items[chosen]
+
+
 def user_seed(seed: int, key: Hashable) -> np.random.Generator:
     """A generator fixed by (seed, user key): the same user gets the same samples every time."""
     return np.random.default_rng([seed, zlib.crc32(repr(key).encode())])

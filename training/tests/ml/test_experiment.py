@@ -136,7 +136,9 @@ def test_the_norms_population_trains_a_set_aware_model_and_reports_what_it_learn
         "decade_variety",
         "floor_gap",
     }
-    assert {"mmr", "rm_greedy"} <= set(entry["quality_difference"])
+    assert {"mmr", "rm_greedy", "rm_mmr"} <= set(entry["quality_difference"])
+    assert "rm_mmr" in {c["name"] for c in entry["gate"]["candidates"]}
+    assert set(entry["settings_tried"]["rm_mmr"]) == {str(b) for b in ExperimentConfig().norms_rm_mmr_weights}
     assert entry["settings"]["ppo_kl_target"] in (2.0, 4.0, 6.0, 8.0)
     assert set(entry["settings_tried"]["ppo_kl_target"]) == {"2.0", "4.0", "6.0", "8.0"}
     assert set(entry["settings_tried"]["mmr"]) == {str(w) for w in ExperimentConfig().norms_mmr_weights}

@@ -197,3 +197,16 @@ def test_the_list_builders_come_back_from_their_arrays_with_the_same_lists() -> 
     arrays, meta = reranker_export(greedy)
     assert set(arrays) == {"reward/item/rewards"}
     assert meta == {"kind": "rm_greedy", "n_candidates": 9, "weight": 0.5}
+
+
+def test_reward_mmr_is_mmr_at_b_zero_and_follows_the_reward_model_above() -> None:
+    from training.ml.rerankers import RewardMMR
+
+    recommender = FixedRecommender(np.linspace(1.0, 0.0, 12))
+    mmr = MMRRerank(FRANCHISES, 0.6, 12).slate(recommender, Ctx(), 4)
+    rewards = np.zeros(12)
+    rewards[[5, 7, 9, 11]] = 5.0  # the second half of four franchises: the reward model's own taste
+    reward = FixedRewardModel(rewards)
+    assert np.array_equal(RewardMMR(reward, FRANCHISES, 0.6, 0.0, 12).slate(recommender, Ctx(), 4), mmr)
+    steered = RewardMMR(reward, FRANCHISES, 0.6, 4.0, 12).slate(recommender, Ctx(), 4)
+    assert sorted(steered.tolist()) == [5, 7, 9, 11]
