@@ -373,6 +373,9 @@ RERANK_BEST_OF_N = env_int("RERANK_BEST_OF_N", 32)  # best_of_n's n (6 of 20)
 # (docs/experiment.md, second run, seeds 10-19, lambda's grid 1.0 to 0.1).
 RERANK_MMR_LAMBDA = env_float("RERANK_MMR_LAMBDA", 0.4)  # mmr's lambda (3 of 10; 0.5 and 0.6 twice each)
 RERANK_GREEDY_WEIGHT = env_float("RERANK_GREEDY_WEIGHT", 0.5)  # rm_greedy's b (5 of 10; first run 4 of 10)
+RERANK_RM_MMR_WEIGHT = env_float(
+    "RERANK_RM_MMR_WEIGHT", 0.25
+)  # rm_mmr's b at mmr's lambda (0.25, 0: 4 of 10 each; 0 is mmr)
 # The reward model scores a list as a whole (redundancy, genre and decade variety, its worst movie)
 # as well as movie by movie; off, it is the additive model (docs/experiment.md, "norms").
 REWARD_SET_FEATURES = env_bool("REWARD_SET_FEATURES", True)

@@ -107,7 +107,7 @@ class ModelVersion(models.Model):
     algorithm = models.CharField(
         max_length=16,
         choices=ALGORITHM_CHOICES,
-        help_text="base, reward, or a policy: ppo, qlearning, quality_rerank, rm_rerank, best_of_n, mmr or rm_greedy.",
+        help_text="base, reward, or a policy: ppo, qlearning, quality_rerank, rm_rerank, best_of_n, mmr, rm_greedy or rm_mmr.",
     )
     version = models.PositiveIntegerField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.CANDIDATE, db_index=True)

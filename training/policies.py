@@ -1,5 +1,5 @@
 """Serving adapters for the policies over the reference recommender: the Scorer interface over a
-PPO or Q-learning NumpySlatePolicy, and over the reranker baselines (quality_rerank, rm_rerank, best_of_n, mmr, rm_greedy)."""
+PPO or Q-learning NumpySlatePolicy, and over the reranker baselines (quality_rerank, rm_rerank, best_of_n, mmr, rm_greedy, rm_mmr)."""
 
 from __future__ import annotations
 

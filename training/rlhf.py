@@ -2,7 +2,7 @@
 
     snapshot feedback -> split the raters: learner, judge and gate users (``split_users``)
     -> reward model on the learner users' comparisons -> PPO / Q-learning on learner users, and the
-    reranker baselines (quality_rerank, rm_rerank, best_of_n, mmr, rm_greedy) -> register every candidate
+    reranker baselines (quality_rerank, rm_rerank, best_of_n, mmr, rm_greedy, rm_mmr) -> register every candidate
     -> judge reward model on the judge users' comparisons -> gate on the gate users -> serve the winner
 
 No comparison, signal or rating pair of a judge or gate user trains the learner, and no candidate is
@@ -49,6 +49,7 @@ from training.ml.rerankers import (
     QualityRerank,
     Reranker,
     RewardGreedy,
+    RewardMMR,
     RewardRerank,
     best_of_n_kl,
     reranker_export,
@@ -577,7 +578,7 @@ def policy_config(algorithm: str, run, config: PPOConfig | DQNConfig | None = No
 def rerankers(
     *, snapshot: FeedbackSnapshot, reward_model: NumpyRewardModel, ppo_config: PPOConfig, seed: int
 ) -> list[Reranker]:
-    """The five baselines at the settings' a, b, n, lambda and b, over the top candidates PPO re-ranks
+    """The six baselines at the settings' a, b, n, lambda, b and b, over the top candidates PPO re-ranks
     too; best-of-n samples from the reference policy PPO is held to (its ``ref_temperature``). MMR
     needs the movies' attributes (every snapshot has them; a hand-built one may not)."""
     n_candidates = int(ppo_config.n_candidates)
@@ -586,9 +587,20 @@ def rerankers(
         RewardRerank(reward_model, settings.RERANK_REWARD_WEIGHT, n_candidates),
         BestOfN(reward_model, settings.RERANK_BEST_OF_N, ppo_config.ref_temperature, n_candidates, seed),
     ]
-    if snapshot.list_attributes is not None:
-        built.append(MMRRerank(snapshot.list_attributes, settings.RERANK_MMR_LAMBDA, n_candidates))
+    attributes = snapshot.list_attributes
+    if attributes is not None:
+        built.append(MMRRerank(attributes, settings.RERANK_MMR_LAMBDA, n_candidates))
     built.append(RewardGreedy(reward_model, settings.RERANK_GREEDY_WEIGHT, n_candidates))
+    if attributes is not None:
+        built.append(
+            RewardMMR(
+                reward_model,
+                attributes,
+                settings.RERANK_MMR_LAMBDA,
+                settings.RERANK_RM_MMR_WEIGHT,
+                n_candidates,
+            )
+        )
     return built
 
 

@@ -98,6 +98,7 @@ ALGORITHMS: tuple[Algorithm, ...] = (
     Algorithm("best_of_n", "Best-of-n", "policy", "reranker"),
     Algorithm("mmr", "Diversity re-rank (MMR)", "policy", "reranker", learns_from_feedback=False),
     Algorithm("rm_greedy", "Reward greedy", "policy", "reranker"),
+    Algorithm("rm_mmr", "Reward MMR", "policy", "reranker"),
 )
 BY_NAME: dict[str, Algorithm] = {algorithm.name: algorithm for algorithm in ALGORITHMS}
 

@@ -37,7 +37,7 @@ import numpy as np
 from training.ml.algorithms import RERANKERS
 from training.ml.env import ReferenceRecommender, RewardModel
 
-RERANKER_KINDS = RERANKERS  # all five: the product serves each, as the experiment compares them
+RERANKER_KINDS = RERANKERS  # all of them: the product serves each, as the experiment compares them
 
 
 def zscore(values: np.ndarray) -> np.ndarray:
@@ -255,7 +255,7 @@ class BestOfN:
         return best_of_n_kl(self.n)
 
 
-Reranker = QualityRerank | RewardRerank | BestOfN | MMRRerank | RewardGreedy
+Reranker = QualityRerank | RewardRerank | BestOfN | MMRRerank | RewardGreedy | RewardMMR
 
 
 def reranker_export(reranker: Reranker) -> tuple[dict[str, np.ndarray], dict]:
@@ -263,7 +263,8 @@ def reranker_export(reranker: Reranker) -> tuple[dict[str, np.ndarray], dict]:
 
     ``quality_rerank`` keeps the shrunk mean ratings; ``mmr`` the movies' genres, decades and
     franchises (``norms.ListAttributes``) under ``set/``; ``rm_rerank``, ``best_of_n`` and
-    ``rm_greedy`` keep the reward model's arrays (``NumpyRewardModel.export_arrays``) under ``reward/``.
+    ``rm_greedy`` keep the reward model's arrays (``NumpyRewardModel.export_arrays``) under ``reward/``;
+    ``rm_mmr`` keeps both.
     """
     meta: dict[str, Any] = {"kind": reranker.kind, "n_candidates": int(reranker.n_candidates)}
     if isinstance(reranker, QualityRerank):
@@ -274,6 +275,9 @@ def reranker_export(reranker: Reranker) -> tuple[dict[str, np.ndarray], dict]:
     if isinstance(reranker, MMRRerank):
         return reranker.attributes.to_arrays("set/"), {**meta, "weight": float(reranker.weight)}
     arrays = {f"reward/{key}": value for key, value in reranker.reward_model.export_arrays().items()}
+    if isinstance(reranker, RewardMMR):
+        arrays |= reranker.attributes.to_arrays("set/")
+        return arrays, {**meta, "weight": float(reranker.weight), "diversity": float(reranker.diversity)}
     if isinstance(reranker, RewardRerank | RewardGreedy):
         return arrays, {**meta, "weight": float(reranker.weight)}
     return arrays, {
@@ -294,7 +298,7 @@ def reranker_from_export(arrays: dict[str, np.ndarray], meta: dict[str, Any]) ->
         from training.ml.norms import ListAttributes
 
         return MMRRerank(ListAttributes.from_arrays(arrays, "set/"), float(meta["weight"]), n_candidates)
-    if kind not in ("rm_rerank", "best_of_n", "rm_greedy"):
+    if kind not in ("rm_rerank", "best_of_n", "rm_greedy", "rm_mmr"):
         raise ValueError(f"{kind!r} is not a reranker")
     from training.ml.reward_model import NumpyRewardModel
 
@@ -306,4 +310,11 @@ def reranker_from_export(arrays: dict[str, np.ndarray], meta: dict[str, Any]) ->
         return RewardRerank(reward_model, float(meta["weight"]), n_candidates)
     if kind == "rm_greedy":
         return RewardGreedy(reward_model, float(meta["weight"]), n_candidates)
+    if kind == "rm_mmr":
+        from training.ml.norms import ListAttributes
+
+        attributes = ListAttributes.from_arrays(arrays, "set/")
+        return RewardMMR(
+            reward_model, attributes, float(meta["diversity"]), float(meta["weight"]), n_candidates
+        )
     return BestOfN(reward_model, int(meta["n"]), float(meta["temperature"]), n_candidates, int(meta["seed"]))

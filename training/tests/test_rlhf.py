@@ -71,7 +71,7 @@ def test_the_norms_population_answers_through_the_same_services(taste_world, ora
     assert {j.choice for j in judgments} <= {"left", "right", "tie", "both_bad"}
 
 
-CANDIDATES = {"ppo", "qlearning", "quality_rerank", "rm_rerank", "best_of_n", "mmr", "rm_greedy"}
+CANDIDATES = {"ppo", "qlearning", "quality_rerank", "rm_rerank", "best_of_n", "mmr", "rm_greedy", "rm_mmr"}
 
 
 def test_the_full_pipeline_gates_every_policy_kind_with_a_full_report(with_feedback, settings):
@@ -156,7 +156,7 @@ def test_every_baseline_is_servable_through_the_api_and_the_export_command(with_
     rated = set(Rating.objects.filter(rater=rater).values_list("movie_id", flat=True))
     client = APIClient()
     client.force_authenticate(sam)
-    for algorithm in ("quality_rerank", "rm_rerank", "mmr", "rm_greedy", "best_of_n"):
+    for algorithm in ("quality_rerank", "rm_rerank", "mmr", "rm_greedy", "rm_mmr", "best_of_n"):
         version = ModelVersion.objects.get(algorithm=algorithm)
         model_version_promote(version=version, actor=sam, note="test", override_gate=True)
         response = client.get(f"/api/recommendations/?policy={algorithm}&user={rater.movielens_id}&k=7")

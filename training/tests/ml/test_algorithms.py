@@ -17,7 +17,7 @@ def test_every_name_is_listed_once_with_a_label():
 
 
 def test_the_derived_lists_are_the_ones_the_project_used_to_spell_out():
-    rerankers = ("quality_rerank", "rm_rerank", "best_of_n", "mmr", "rm_greedy")
+    rerankers = ("quality_rerank", "rm_rerank", "best_of_n", "mmr", "rm_greedy", "rm_mmr")
     assert ("base", "ppo", "qlearning", *rerankers) == algorithms.SERVABLE
     assert ("ppo", "qlearning", *rerankers) == algorithms.POLICIES
     assert algorithms.SLATE_POLICIES == ("ppo", "qlearning")

@@ -210,3 +210,12 @@ def test_reward_mmr_is_mmr_at_b_zero_and_follows_the_reward_model_above() -> Non
     assert np.array_equal(RewardMMR(reward, FRANCHISES, 0.6, 0.0, 12).slate(recommender, Ctx(), 4), mmr)
     steered = RewardMMR(reward, FRANCHISES, 0.6, 4.0, 12).slate(recommender, Ctx(), 4)
     assert sorted(steered.tolist()) == [5, 7, 9, 11]
+
+
+def test_reward_mmr_comes_back_from_its_arrays_with_both_halves() -> None:
+    from training.ml.rerankers import RewardMMR
+
+    reranker = RewardMMR(ExportableRewards(np.linspace(1.0, 0.0, 12)), FRANCHISES, 0.6, 2.0, 10)
+    arrays, meta = reranker_export(reranker)
+    assert meta == {"kind": "rm_mmr", "n_candidates": 10, "weight": 2.0, "diversity": 0.6}
+    assert {"reward/item/rewards", "set/genre", "set/franchise"} <= set(arrays)
